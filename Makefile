@@ -1,0 +1,45 @@
+# The two commands a new user needs: `make demo` and `make test`.
+# Each creates (or reuses) .venv and installs what it needs; nothing is installed by hand.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PHOTO ?= examples/astronaut.jpg
+MOTION ?= subtle blink, slight head tilt, gentle breathing
+
+.PHONY: demo test lint typecheck unit bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Base install: the CLI, service, bots and the CPU warp backend (no torch).
+$(VENV)/.base: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+# Everything the tests need, including the CPU build of torch and diffusers.
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.base
+
+demo: $(VENV)/.base
+	$(BIN)/livingphoto animate $(PHOTO) "$(MOTION)" --consent --out livingphoto-out/demo
+	@echo "Clips and contact sheet: livingphoto-out/demo/"
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy
+
+unit: $(VENV)/.dev
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q
+
+test: lint typecheck unit
+
+bench: $(VENV)/.base
+	$(BIN)/python benchmarks/animate_cpu.py
+
+clean:
+	rm -rf $(VENV) livingphoto-out .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,101 @@
+"""The one backend interface that both ``warp`` (CPU) and ``diffusers`` (GPU) implement.
+
+A backend loads what it needs once in ``setup()`` and then serves many ``render()`` calls
+(the cog pattern). It receives a sanitised, cropped, resized RGB photo and a parsed motion spec,
+and returns raw frames for each variation. Export (ffmpeg), scoring and ranking happen after,
+on one path shared by every backend (``generation.animator``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from generation.motion import MotionSpec
+from livingphoto.errors import Cancelled
+
+# Frames of one take: shape (T, H, W, 3), dtype uint8, RGB.
+Frames = NDArray[np.uint8]
+# An RGB image: shape (H, W, 3), dtype uint8.
+Image = NDArray[np.uint8]
+
+# progress(fraction in 0..1, short stage label)
+ProgressFn = Callable[[float, str], None]
+
+
+def no_progress(fraction: float, stage: str) -> None:
+    """A progress callback that ignores reports."""
+
+
+class CancelToken:
+    """Set from any thread to cancel a running job; backends call ``check()`` between steps."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        """Raise ``Cancelled`` if the job was cancelled."""
+        if self._event.is_set():
+            raise Cancelled("the job was cancelled")
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """Where the main face and its features are, in pixel coordinates of ``RenderRequest.image``."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    # Eye centres (x, y); None when the detector found no eyes.
+    left_eye: tuple[float, float] | None = None
+    right_eye: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    image: Image
+    spec: MotionSpec
+    variations: int
+    frames: int
+    fps: int
+    seed: int
+    face: FaceBox | None = None
+
+
+@dataclass
+class Take:
+    """One variation as produced by a backend, before export and scoring."""
+
+    frames: Frames
+    seed: int
+    # Backend-specific facts worth reporting (e.g. the prompt actually sent to a model).
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    name: str
+
+    def setup(self) -> None:
+        """Load weights/detectors once per process. Idempotent."""
+
+    def render(
+        self, request: RenderRequest, progress: ProgressFn, cancel: CancelToken
+    ) -> list[Take]:
+        """Produce ``request.variations`` takes of ``request.frames`` frames each.
+
+        Raises ``Cancelled`` (re-raised, never swallowed) or ``GenerationFailed``.
+        """
+        ...

@@ -1,0 +1,3 @@
+from livingphoto.cli import run
+
+run()
