@@ -63,30 +63,43 @@ class ParentRef:
 
 @dataclass(frozen=True)
 class JobRequest:
+    """The ``request`` part of ``POST /v1/jobs``; a child (``parent`` set) may omit the prompt
+    and the image: the service then reuses its parent's."""
+
     prompt: str
     requester: Requester
     consent_attested: bool
     consent_at: str = ""  # ISO 8601 time of the attestation
+    wording_version: str = ""  # version of the consent text the user confirmed
     variations: int = 3
     seconds: float = 3.0
     motion_scale: float = 1.0
+    size: int = 0  # long side in px; 0: the service's default
     seed: int | None = None
     parent: ParentRef | None = None
     idempotency_key: str = ""
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "prompt": self.prompt,
             "variations": self.variations,
             "seconds": self.seconds,
-            "motion_scale": self.motion_scale,
             "requester": {
                 "platform": self.requester.platform,
                 "user_id": self.requester.user_id,
                 "chat_id": self.requester.chat_id,
             },
-            "consent": {"attested": self.consent_attested, "at": self.consent_at},
+            "consent": {"attested": self.consent_attested},
         }
+        if self.prompt:
+            body["prompt"] = self.prompt
+        if self.consent_at:
+            body["consent"]["at"] = self.consent_at
+        if self.wording_version:
+            body["consent"]["wording_version"] = self.wording_version
+        if self.motion_scale != 1.0:
+            body["motion_scale"] = self.motion_scale
+        if self.size:
+            body["size"] = self.size
         if self.seed is not None:
             body["seed"] = self.seed
         if self.parent is not None:
@@ -166,12 +179,13 @@ class ServiceClient:
         self._base = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
 
-    async def submit(self, image: bytes, filename: str, request: JobRequest) -> Submitted:
+    async def submit(self, image: bytes | None, filename: str, request: JobRequest) -> Submitted:
         form = aiohttp.FormData()
-        form.add_field("image", image, filename=filename, content_type="application/octet-stream")
-        form.add_field(
-            "request", json.dumps(request.to_json()), content_type="application/json"
-        )
+        if image is not None:
+            form.add_field(
+                "image", image, filename=filename, content_type="application/octet-stream"
+            )
+        form.add_field("request", json.dumps(request.to_json()), content_type="application/json")
         body = await self._json("POST", "/v1/jobs", data=form)
         return Submitted(
             job_id=str(body["job_id"]),
@@ -234,11 +248,7 @@ class ServiceClient:
         body = await self._json(
             "PUT",
             _user_path(requester) + "/consent",
-            json_body={
-                "attested": True,
-                "wording_version": wording_version,
-                "chat_id": requester.chat_id,
-            },
+            json_body={"wording_version": wording_version, "chat_id": requester.chat_id},
         )
         return _consent_from_json(body)
 

@@ -22,6 +22,7 @@ PORT (what a skin implements; every id is an opaque ``str`` the skin chose)::
     class ChatPort(Protocol):
         platform: str                      # "telegram" | "discord" (requester.platform at the service)
         max_image_bytes: int               # the platform's download limit (Telegram: 20 MB)
+        clips_per_message: int             # Telegram 1 (sendAnimation each), Discord up to 10
         async def send_text(chat, text, *, reply_to="", private=False) -> message_id
         async def edit_text(chat, message_id, text) -> None
         async def send_keyboard(chat, text, rows, *, reply_to="", private=False) -> message_id
@@ -34,15 +35,17 @@ PORT (what a skin implements; every id is an opaque ``str`` the skin chose)::
   "this request has expired"): a skin that can (Discord ephemeral replies) shows it to them only.
 - ``reply_to`` is the ``Incoming.message_id`` of the event being answered ("" for none). A Discord
   skin may set ``Incoming.message_id`` to its interaction id and answer through it.
-- ``send_clips`` may post one message per clip (Telegram ``sendAnimation``) or one message holding
-  all clips (Discord); return one message id per clip either way (repeat the id if shared).
+- ``send_clips`` gets at most ``clips_per_message`` clips: post one message per clip (Telegram
+  ``sendAnimation``) or one message holding them all (Discord); return one message id per clip
+  either way (repeat the id if shared).
   ``final=True`` is the winner sent once more. A skin may re-encode to fit its upload limit.
 - ``Button.token`` is a short opaque id (<= 16 chars) stored in ``BotState``: put it in the
   callback data / ``custom_id`` (e.g. ``"lp:" + token``) and hand it back to ``on_button``. The
   flow validates it: forged or expired tokens get "this request has expired", never an exception.
 
-EVENTS (what a skin calls; each takes an ``Incoming`` whose ``event_id`` is unique per platform
-event; calling twice with the same ``event_id`` is a no-op, so duplicated updates are processed once)::
+EVENTS (what a skin calls; each takes an ``Incoming(event_id, chat=Chat(id, "private"|"group"),
+user_id, message_id)`` whose ``event_id`` is unique per platform event; calling twice with the same
+``event_id`` is a no-op, so duplicated updates are processed once)::
 
     await flow.on_help(ev)                              # /start, /help
     await flow.on_animate(ev, image, prompt)            # image: ImageRef | None; prompt may be ""
@@ -63,3 +66,826 @@ must not report the bot's own reactions.
 """
 
 from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
+
+from bot import texts
+from bot.client import JobRequest, JobStatus, ParentRef, ServiceClient, ServiceError
+from bot.config import BotSettings
+from bot.state import BotState, Draft, JobRecord, UserSettings
+from livingphoto.errors import ConsentRequired, PolicyRefusal, RateLimited, UsageError
+from moderation.gate import Requester
+
+log = logging.getLogger(__name__)
+
+ChatKind = Literal["private", "group"]
+BadFile = Literal["not_image", "too_large"]
+ConsentAction = Literal["show", "revoke"]
+
+PICK_EMOJIS: frozenset[str] = frozenset({"👍", "❤", "❤️", "🔥"})
+NUMBER_EMOJIS: dict[str, int] = {f"{n}\ufe0f\u20e3": n for n in range(1, 10)} | {
+    f"{n}\u20e3": n for n in range(1, 10)
+}
+IMAGE_TYPES: frozenset[str] = frozenset(
+    {"image/jpeg", "image/png", "image/webp", "image/bmp", "image/tiff", "image/heic"}
+)
+_CHILD_ACTIONS: frozenset[str] = frozenset({"reroll", "less", "more", "vary"})
+
+
+@dataclass(frozen=True)
+class Chat:
+    id: str
+    kind: ChatKind
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One platform event, parsed by the skin."""
+
+    event_id: str  # unique per platform event (update id, interaction id): the dedup key
+    chat: Chat
+    user_id: str
+    message_id: str = ""  # the user's message, or the message carrying the pressed button
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A photo as the platform knows it; fetched only when a job is submitted."""
+
+    ref: str  # Telegram file_id, Discord attachment URL, ...
+    filename: str = "photo.jpg"
+    mime: str = "image/jpeg"  # "" when the platform did not say
+    size: int = 0  # bytes, 0 when unknown
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    token: str  # opaque, <= 16 chars; hand back to Flow.on_button
+
+
+@dataclass(frozen=True)
+class Clip:
+    index: int  # the variation number k (1-based)
+    data: bytes  # H.264 MP4, soundless, loops
+    caption: str
+    filename: str
+
+
+Rows = Sequence[Sequence[Button]]
+
+
+class ChatPort(Protocol):
+    """What a platform skin implements (see the module docstring)."""
+
+    @property
+    def platform(self) -> str: ...
+
+    @property
+    def max_image_bytes(self) -> int: ...
+
+    @property
+    def clips_per_message(self) -> int: ...
+
+    async def send_text(
+        self, chat: Chat, text: str, *, reply_to: str = "", private: bool = False
+    ) -> str: ...
+
+    async def edit_text(self, chat: Chat, message_id: str, text: str) -> None: ...
+
+    async def send_keyboard(
+        self, chat: Chat, text: str, rows: Rows, *, reply_to: str = "", private: bool = False
+    ) -> str: ...
+
+    async def edit_keyboard(self, chat: Chat, message_id: str, rows: Rows | None) -> None: ...
+
+    async def send_clips(self, chat: Chat, clips: Sequence[Clip], *, final: bool) -> list[str]: ...
+
+    async def answer_callback(
+        self, callback_id: str, text: str = "", *, alert: bool = False
+    ) -> None: ...
+
+    async def fetch_image(self, image: ImageRef) -> bytes:
+        """The photo's bytes; raises ``UsageError`` when it can no longer be fetched."""
+        ...
+
+
+@dataclass(frozen=True)
+class FlowOptions:
+    vote_window_s: float = 300.0
+    callback_ttl_s: float = 2 * 24 * 3600.0
+    motion_question_ttl_s: float = 3600.0
+    defaults: UserSettings = field(default_factory=UserSettings)
+    clip_size: int = 0  # asked of the service; 0 = its default
+
+    @classmethod
+    def from_settings(cls, settings: BotSettings) -> FlowOptions:
+        return cls(
+            vote_window_s=settings.vote_window_s,
+            callback_ttl_s=settings.callback_ttl_s,
+            defaults=UserSettings(
+                variations=min(6, settings.default_variations),
+                seconds=settings.default_seconds,
+            ),
+            clip_size=settings.clip_size,
+        )
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """Everything needed to submit one job."""
+
+    chat: Chat
+    user_id: str
+    reply_to: str
+    image: ImageRef
+    prompt: str
+    variations: int
+    seconds: float
+    motion_scale: float
+    parent: ParentRef | None = None
+    idempotency_key: str = ""
+
+
+class Flow:
+    """The conversation: one instance per running bot, entered with ``async with``."""
+
+    def __init__(
+        self, port: ChatPort, client: ServiceClient, state: BotState, options: FlowOptions
+    ) -> None:
+        self._port = port
+        self._client = client
+        self._state = state
+        self._options = options
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def __aenter__(self) -> Flow:
+        await self.resume()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def resume(self) -> None:
+        """Re-attach to every job a previous run left unfinished."""
+        for job in self._state.jobs_in_phase("running"):
+            log.info("resuming job", extra={"job_id": job.job_id})
+            self._spawn(f"watch:{job.job_id}", self._watch(job.job_id))
+        for job in self._state.jobs_in_phase("delivered"):
+            if job.vote_deadline > 0:
+                self._spawn(f"vote:{job.job_id}", self._close_vote(job.job_id))
+
+    async def idle(self) -> None:
+        """Wait until every background task (progress, delivery, votes) has finished."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+
+    # -- events ------------------------------------------------------------------------------
+    async def on_help(self, ev: Incoming) -> None:
+        if self._state.claim_event(ev.event_id):
+            await self._port.send_text(ev.chat, texts.HELP, reply_to=ev.message_id)
+
+    async def on_bad_file(self, ev: Incoming, reason: BadFile) -> None:
+        if self._state.claim_event(ev.event_id):
+            await self._port.send_text(ev.chat, self._bad_file_text(reason), reply_to=ev.message_id)
+
+    async def on_photo(self, ev: Incoming, image: ImageRef) -> None:
+        """A photo with no command: in a private chat, ask for the motion."""
+        if ev.chat.kind != "private" or not self._state.claim_event(ev.event_id):
+            return
+        if (problem := self._image_problem(image)) is not None:
+            await self._port.send_text(
+                ev.chat, self._bad_file_text(problem), reply_to=ev.message_id
+            )
+            return
+        self._state.drop_motion_drafts(ev.chat.id, ev.user_id)
+        self._state.add_draft(self._draft(ev, image, "", "motion"))
+        await self._port.send_text(ev.chat, texts.ASK_MOTION, reply_to=ev.message_id)
+
+    async def on_text(self, ev: Incoming, text: str) -> bool:
+        """Plain text: used as the motion when the flow asked for one. True when consumed."""
+        if not self._state.claim_event(ev.event_id):
+            return False
+        since = time.time() - self._options.motion_question_ttl_s
+        draft = self._state.waiting_for_motion(ev.chat.id, ev.user_id, since)
+        if draft is None or not text.strip() or self._state.take_draft(draft.draft_id) is None:
+            if ev.chat.kind == "private":
+                await self._port.send_text(ev.chat, texts.NEED_PHOTO, reply_to=ev.message_id)
+            return False
+        await self._start(self._spec_from_draft(draft, text.strip(), ev.message_id))
+        return True
+
+    async def on_animate(self, ev: Incoming, image: ImageRef | None, prompt: str) -> None:
+        if not self._state.claim_event(ev.event_id):
+            return
+        if image is None:
+            since = time.time() - self._options.motion_question_ttl_s
+            draft = self._state.waiting_for_motion(ev.chat.id, ev.user_id, since)
+            if draft is not None and prompt.strip() and self._state.take_draft(draft.draft_id):
+                await self._start(self._spec_from_draft(draft, prompt.strip(), ev.message_id))
+            else:
+                await self._port.send_text(ev.chat, texts.NEED_PHOTO, reply_to=ev.message_id)
+            return
+        if (problem := self._image_problem(image)) is not None:
+            await self._port.send_text(
+                ev.chat, self._bad_file_text(problem), reply_to=ev.message_id
+            )
+            return
+        prompt = prompt.strip()
+        if not prompt:
+            if ev.chat.kind == "private":
+                self._state.drop_motion_drafts(ev.chat.id, ev.user_id)
+                self._state.add_draft(self._draft(ev, image, "", "motion"))
+                await self._port.send_text(ev.chat, texts.ASK_MOTION, reply_to=ev.message_id)
+            else:
+                await self._port.send_text(ev.chat, texts.NEED_MOTION, reply_to=ev.message_id)
+            return
+        settings = self._state.user_settings(ev.user_id, self._options.defaults)
+        await self._start(
+            _Spec(
+                chat=ev.chat,
+                user_id=ev.user_id,
+                reply_to=ev.message_id,
+                image=image,
+                prompt=prompt,
+                variations=settings.variations,
+                seconds=settings.seconds,
+                motion_scale=settings.motion_scale,
+                idempotency_key=f"{self._port.platform}:{ev.event_id}",
+            )
+        )
+
+    async def on_button(self, ev: Incoming, callback_id: str, token: str) -> None:
+        """A pressed button. Always answers the callback; never raises for a bad token."""
+        if not self._state.claim_event(ev.event_id):
+            return
+        callback = self._state.callback(token, time.time())
+        if callback is None:
+            await self._port.answer_callback(callback_id, texts.EXPIRED, alert=True)
+            return
+        if callback.action in {"consent_yes", "consent_no"}:
+            await self._consent_answer(ev, callback_id, callback.subject, callback.action)
+            return
+        if callback.action == "consent_revoke":
+            if callback.subject != ev.user_id:
+                await self._port.answer_callback(callback_id, texts.NOT_YOURS)
+                return
+            await self._revoke(ev, callback_id)
+            return
+        job = self._state.job(callback.subject)
+        if job is None or job.phase != "delivered":
+            await self._port.answer_callback(callback_id, texts.EXPIRED, alert=True)
+            return
+        if job.user_id != ev.user_id:
+            await self._port.answer_callback(callback_id, texts.NOT_YOURS)
+            return
+        if callback.action == "pick":
+            await self._port.answer_callback(callback_id, texts.PICK_RECORDED.format(k=callback.k))
+            await self._pick(job, callback.k, note="")
+            return
+        if callback.action in _CHILD_ACTIONS:
+            await self._child(ev, callback_id, job, callback.action, callback.k, token)
+            return
+        await self._port.answer_callback(callback_id, texts.EXPIRED, alert=True)
+
+    async def on_reaction(self, ev: Incoming, message_id: str, emojis: Sequence[str]) -> None:
+        """The user's current reactions on ``message_id`` (empty when they removed them)."""
+        if not self._state.claim_event(ev.event_id):
+            return
+        delivered = self._state.jobs_by_message(ev.chat.id, message_id)
+        if not delivered:
+            return
+        job = delivered[0][0]
+        if job.phase != "delivered":
+            return
+        takes = [k for _, k in delivered]
+        k = _reaction_pick(emojis, takes)
+        if ev.user_id == job.user_id:
+            if k is not None:
+                await self._pick(job, k, note="")
+            return
+        if ev.chat.kind == "group" and time.time() <= job.vote_deadline:
+            self._state.set_vote(job.job_id, ev.user_id, k)
+
+    async def on_consent(self, ev: Incoming, action: ConsentAction) -> None:
+        if not self._state.claim_event(ev.event_id):
+            return
+        requester = self._requester(ev.user_id, ev.chat)
+        try:
+            if action == "revoke":
+                await self._client.consent_delete(requester)
+                await self._port.send_text(
+                    ev.chat, texts.CONSENT_REVOKED, reply_to=ev.message_id, private=True
+                )
+                return
+            record = await self._client.consent_get(requester)
+        except ServiceError:
+            await self._port.send_text(ev.chat, texts.SERVICE_DOWN, reply_to=ev.message_id)
+            return
+        if not record.attested:
+            await self._port.send_text(
+                ev.chat, texts.CONSENT_SHOW_NO, reply_to=ev.message_id, private=True
+            )
+            return
+        token = self._state.new_callback(
+            "consent_revoke", ev.user_id, 0, self._options.callback_ttl_s
+        )
+        await self._port.send_keyboard(
+            ev.chat,
+            texts.CONSENT_SHOW_YES.format(at=record.at or "earlier"),
+            [[Button(texts.CONSENT_REVOKE, token)]],
+            reply_to=ev.message_id,
+            private=True,
+        )
+
+    async def on_forget(self, ev: Incoming) -> None:
+        if not self._state.claim_event(ev.event_id):
+            return
+        try:
+            service = await self._client.forget(self._requester(ev.user_id, ev.chat))
+        except ServiceError:
+            await self._port.send_text(ev.chat, texts.SERVICE_DOWN, reply_to=ev.message_id)
+            return
+        for job in self._state.user_jobs(ev.user_id):
+            for key in (f"watch:{job.job_id}", f"vote:{job.job_id}"):
+                task = self._tasks.pop(key, None)
+                if task is not None:
+                    task.cancel()
+        local = self._state.forget_user(ev.user_id)
+        await self._port.send_text(
+            ev.chat, texts.forgot(service, local), reply_to=ev.message_id, private=True
+        )
+
+    async def on_settings(self, ev: Incoming, args: str) -> None:
+        if not self._state.claim_event(ev.event_id):
+            return
+        current = self._state.user_settings(ev.user_id, self._options.defaults)
+        words = args.lower().split()
+        if words:
+            updated = _apply_setting(current, words)
+            if updated is None:
+                await self._port.send_text(
+                    ev.chat, texts.SETTINGS_BAD, reply_to=ev.message_id, private=True
+                )
+                return
+            self._state.save_settings(ev.user_id, updated)
+            current = updated
+        await self._port.send_text(
+            ev.chat,
+            texts.settings_summary(current.variations, current.seconds, current.motion),
+            reply_to=ev.message_id,
+            private=True,
+        )
+
+    # -- consent -----------------------------------------------------------------------------
+    async def _consent_answer(
+        self, ev: Incoming, callback_id: str, draft_id: str, action: str
+    ) -> None:
+        draft = self._state.draft(draft_id)
+        if draft is not None and draft.user_id != ev.user_id:
+            await self._port.answer_callback(callback_id, texts.NOT_YOURS)
+            return
+        draft = self._state.take_draft(draft_id)
+        if draft is None:
+            await self._port.answer_callback(callback_id, texts.EXPIRED, alert=True)
+            return
+        self._state.drop_callbacks(draft_id)
+        chat = Chat(draft.chat_id, "group" if draft.chat_kind == "group" else "private")
+        if action == "consent_no":
+            await self._port.answer_callback(callback_id)
+            await self._port.edit_keyboard(chat, ev.message_id, None)
+            await self._port.edit_text(chat, ev.message_id, texts.CONSENT_DECLINED)
+            return
+        requester = self._requester(draft.user_id, chat)
+        try:
+            await self._client.consent_put(requester, texts.CONSENT_WORDING_VERSION)
+        except ServiceError:
+            await self._port.answer_callback(callback_id, texts.SERVICE_DOWN, alert=True)
+            return
+        await self._port.answer_callback(callback_id, texts.CONSENT_RECORDED)
+        await self._port.edit_keyboard(chat, ev.message_id, None)
+        await self._port.edit_text(chat, ev.message_id, texts.CONSENT_RECORDED)
+        await self._submit(self._spec_from_draft(draft, draft.prompt, draft.reply_to), True)
+
+    async def _revoke(self, ev: Incoming, callback_id: str) -> None:
+        try:
+            await self._client.consent_delete(self._requester(ev.user_id, ev.chat))
+        except ServiceError:
+            await self._port.answer_callback(callback_id, texts.SERVICE_DOWN, alert=True)
+            return
+        self._state.drop_callbacks(ev.user_id)
+        await self._port.answer_callback(callback_id, texts.CONSENT_REVOKED)
+        await self._port.edit_keyboard(ev.chat, ev.message_id, None)
+        await self._port.edit_text(ev.chat, ev.message_id, texts.CONSENT_REVOKED)
+
+    async def _ask_consent(self, spec: _Spec) -> None:
+        draft = Draft(
+            draft_id=self._state.new_callback("draft", "", 0, 0.0),
+            chat_id=spec.chat.id,
+            chat_kind=spec.chat.kind,
+            user_id=spec.user_id,
+            reply_to=spec.reply_to,
+            image_ref=spec.image.ref,
+            image_name=spec.image.filename,
+            prompt=spec.prompt,
+            waiting="consent",
+            created_at=time.time(),
+        )
+        self._state.add_draft(draft)
+        ttl = self._options.callback_ttl_s
+        yes = self._state.new_callback("consent_yes", draft.draft_id, 0, ttl)
+        no = self._state.new_callback("consent_no", draft.draft_id, 0, ttl)
+        await self._port.send_keyboard(
+            spec.chat,
+            texts.CONSENT_QUESTION,
+            [[Button(texts.CONSENT_YES, yes), Button(texts.CONSENT_NO, no)]],
+            reply_to=spec.reply_to,
+            private=True,
+        )
+
+    # -- submitting --------------------------------------------------------------------------
+    async def _start(self, spec: _Spec) -> None:
+        """Check consent (asking for it if needed), then submit."""
+        try:
+            record = await self._client.consent_get(self._requester(spec.user_id, spec.chat))
+        except ServiceError:
+            await self._port.send_text(spec.chat, texts.SERVICE_DOWN, reply_to=spec.reply_to)
+            return
+        if not record.attested:
+            await self._ask_consent(spec)
+            return
+        await self._submit(spec, True)
+
+    async def _submit(self, spec: _Spec, consent_attested: bool) -> bool:
+        """Submit ``spec``; on success show the status message and watch the job."""
+        notice: str | None = None
+        try:
+            # a child job reuses its parent's photo at the service: nothing to fetch again
+            image = None if spec.parent else await self._port.fetch_image(spec.image)
+            submitted = await self._client.submit(
+                image,
+                spec.image.filename,
+                JobRequest(
+                    prompt=spec.prompt,
+                    requester=self._requester(spec.user_id, spec.chat),
+                    consent_attested=consent_attested,
+                    consent_at=_now_iso() if consent_attested else "",
+                    wording_version=texts.CONSENT_WORDING_VERSION if consent_attested else "",
+                    variations=spec.variations,
+                    seconds=spec.seconds,
+                    motion_scale=spec.motion_scale,
+                    size=self._options.clip_size,
+                    parent=spec.parent,
+                    idempotency_key=spec.idempotency_key,
+                ),
+            )
+        except ConsentRequired:
+            await self._ask_consent(spec)
+            return False
+        except PolicyRefusal as refusal:
+            notice = texts.refused(str(refusal), refusal.suggestion)
+        except RateLimited as limited:
+            notice = texts.rate_limited(limited.retry_after_s, "queue" in str(limited).lower())
+        except UsageError as error:
+            notice = texts.bad_request(str(error))
+        except ServiceError:
+            notice = texts.SERVICE_DOWN
+        if notice is not None:
+            await self._port.send_text(spec.chat, notice, reply_to=spec.reply_to, private=True)
+            return False
+        if self._state.job(submitted.job_id) is not None:
+            return True  # same idempotency key: that job is already being watched
+        self._state.add_job(
+            JobRecord(
+                job_id=submitted.job_id,
+                chat_id=spec.chat.id,
+                chat_kind=spec.chat.kind,
+                user_id=spec.user_id,
+                reply_to=spec.reply_to,
+                image_ref=spec.image.ref,
+                image_name=spec.image.filename,
+                prompt=spec.prompt,
+                variations=spec.variations,
+                seconds=spec.seconds,
+                motion_scale=spec.motion_scale,
+                parent_job_id=spec.parent.job_id if spec.parent else "",
+                adjust=spec.parent.adjust if spec.parent else "",
+                created_at=time.time(),
+            )
+        )
+        log.info("submitted job", extra={"job_id": submitted.job_id})
+        status_id = await self._port.send_text(
+            spec.chat, texts.queued(submitted.position), reply_to=spec.reply_to
+        )
+        self._state.set_status_message(submitted.job_id, status_id)
+        self._spawn(f"watch:{submitted.job_id}", self._watch(submitted.job_id))
+        return True
+
+    async def _child(
+        self, ev: Incoming, callback_id: str, job: JobRecord, action: str, k: int, token: str
+    ) -> None:
+        adjust: Literal["reroll", "less", "more", "vary"] = (
+            "less"
+            if action == "less"
+            else "more"
+            if action == "more"
+            else "vary"
+            if action == "vary"
+            else "reroll"
+        )
+        what = texts.ADJUST_NAMES[adjust].format(k=k)
+        await self._port.answer_callback(callback_id, texts.STARTED_CHILD.format(what=what))
+        chat = Chat(job.chat_id, "group" if job.chat_kind == "group" else "private")
+        spec = _Spec(
+            chat=chat,
+            user_id=job.user_id,
+            reply_to=job.reply_to,
+            image=ImageRef(job.image_ref, job.image_name, "", 0),
+            prompt=job.prompt,
+            variations=job.variations,
+            seconds=job.seconds,
+            motion_scale=job.motion_scale,  # the service scales the parent's for less/more
+            parent=ParentRef(job.job_id, k or None, adjust),
+            idempotency_key=f"{self._port.platform}:{token}",
+        )
+        await self._start(spec)
+
+    # -- progress and delivery ---------------------------------------------------------------
+    async def _watch(self, job_id: str) -> None:
+        """Follow one job to its end: edit the status message, then deliver."""
+        failures = 0
+        shown = ""
+        while True:
+            try:
+                status = await self._client.status(job_id)
+                shown = await self._show(job_id, status, shown)
+                if not status.final:
+                    async for status in self._client.events(job_id):
+                        shown = await self._show(job_id, status, shown)
+                        if status.final:
+                            break
+                if status.final:
+                    await self._finish(job_id, status)
+                    return
+            except ServiceError as error:
+                if error.status == 404:
+                    log.warning("job vanished from the service", extra={"job_id": job_id})
+                    self._state.set_ended(job_id)
+                    return
+                log.warning("service trouble while watching: %s", error, extra={"job_id": job_id})
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivery step failed; retrying", extra={"job_id": job_id})
+            failures += 1
+            await asyncio.sleep(min(30.0, 0.25 * 2**failures))
+
+    async def _show(self, job_id: str, status: JobStatus, shown: str) -> str:
+        job = self._state.job(job_id)
+        if job is None or not job.status_message_id or status.final:
+            return shown
+        if status.state == "queued":
+            text = texts.queued(status.position)
+        else:
+            text = texts.running(int(status.progress * 10) / 10)
+        if text != shown:
+            await self._port.edit_text(self._chat(job), job.status_message_id, text)
+        return text
+
+    async def _finish(self, job_id: str, status: JobStatus) -> None:
+        job = self._state.job(job_id)
+        if job is None or job.phase != "running":
+            return
+        chat = self._chat(job)
+        if status.state != "done" or not status.variations:
+            if status.state == "refused":
+                text = texts.refused(status.error or "this request is not allowed")
+            elif status.state == "cancelled":
+                text = texts.CANCELLED
+            else:
+                text = texts.FAILED.format(reason=(status.error or "no usable take").rstrip("."))
+            await self._status_or_send(job, text)
+            self._state.set_ended(job_id)
+            return
+        variations = sorted(status.variations, key=lambda v: v.index)
+        best = min(variations, key=lambda v: v.rank or v.index).index
+        delivered = self._state.deliveries(job_id)
+        pending = [v for v in variations if v.index not in delivered]
+        per_message = max(1, self._port.clips_per_message)
+        for start in range(0, len(pending), per_message):
+            batch = pending[start : start + per_message]
+            clips = [
+                Clip(
+                    index=v.index,
+                    data=await self._client.download(job_id, v.index),
+                    caption=texts.caption(
+                        v.index, v.scores, best=v.index == best and len(variations) > 1
+                    ),
+                    filename=f"take-{v.index}.mp4",
+                )
+                for v in batch
+            ]
+            message_ids = await self._port.send_clips(chat, clips, final=False)
+            for clip, message_id in zip(clips, message_ids, strict=True):
+                self._state.add_delivery(job_id, clip.index, message_id)
+        await self._status_or_send(job, texts.done(len(variations)))
+        group = job.chat_kind == "group"
+        keyboard_id = await self._port.send_keyboard(
+            chat,
+            texts.keyboard_text(len(variations), group, self._options.vote_window_s),
+            self._keyboard(job_id, [v.index for v in variations], best),
+        )
+        deadline = time.time() + self._options.vote_window_s if group else 0.0
+        self._state.set_delivered(job_id, keyboard_id, deadline)
+        if group:
+            self._spawn(f"vote:{job_id}", self._close_vote(job_id))
+
+    def _keyboard(self, job_id: str, takes: Sequence[int], best: int) -> list[list[Button]]:
+        ttl = self._options.callback_ttl_s
+
+        def button(label: str, action: str, k: int) -> Button:
+            return Button(label, self._state.new_callback(action, job_id, k, ttl))
+
+        rows = [[button(texts.pick_label(k), "pick", k) for k in takes]]
+        rows.append([button(texts.vary_label(k), "vary", k) for k in takes])
+        rows.append(
+            [
+                button(texts.REROLL, "reroll", 0),
+                button(texts.LESS, "less", best),
+                button(texts.MORE, "more", best),
+            ]
+        )
+        return rows
+
+    async def _status_or_send(self, job: JobRecord, text: str) -> None:
+        if job.status_message_id:
+            await self._port.edit_text(self._chat(job), job.status_message_id, text)
+        else:
+            await self._port.send_text(self._chat(job), text, reply_to=job.reply_to)
+
+    # -- picking and votes -------------------------------------------------------------------
+    async def _pick(self, job: JobRecord, k: int, note: str) -> None:
+        if k not in self._state.deliveries(job.job_id) or not self._state.claim_pick(job.job_id, k):
+            return
+        vote = self._tasks.pop(f"vote:{job.job_id}", None)
+        if vote is not None and vote is not asyncio.current_task():
+            vote.cancel()
+        chat = self._chat(job)
+        if note:
+            await self._port.send_text(chat, note)
+        try:
+            status = await self._client.status(job.job_id)
+            scores = next((v.scores for v in status.variations if v.index == k), {})
+            data = await self._client.download(job.job_id, k)
+        except ServiceError as error:
+            log.warning("final clip unavailable: %s", error, extra={"job_id": job.job_id})
+            await self._port.send_text(chat, texts.EXPIRED)
+        else:
+            final = Clip(k, data, texts.caption(k, scores, final=True), f"final-{k}.mp4")
+            await self._port.send_clips(chat, [final], final=True)
+        if job.keyboard_message_id:
+            await self._port.edit_keyboard(chat, job.keyboard_message_id, None)
+        self._state.drop_callbacks(job.job_id)
+
+    async def _close_vote(self, job_id: str) -> None:
+        job = self._state.job(job_id)
+        if job is None:
+            return
+        await asyncio.sleep(max(0.0, job.vote_deadline - time.time()))
+        job = self._state.job(job_id)
+        if job is None or job.phase != "delivered":
+            return
+        tally = self._state.tally(job_id)
+        if not tally:
+            return  # nobody voted: the requester can still pick
+        winner, votes = min(tally.items(), key=lambda item: (-item[1], item[0]))
+        self._tasks.pop(f"vote:{job_id}", None)
+        await self._pick(job, winner, note=texts.vote_result(winner, votes))
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _spawn(self, key: str, work: Awaitable[None]) -> None:
+        if key in self._tasks and not self._tasks[key].done():
+            return
+
+        async def run() -> None:
+            try:
+                await work
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background task %s failed", key)
+            finally:
+                if self._tasks.get(key) is task:
+                    del self._tasks[key]
+
+        task = asyncio.get_running_loop().create_task(run(), name=f"livingphoto:{key}")
+        self._tasks[key] = task
+
+    def _requester(self, user_id: str, chat: Chat) -> Requester:
+        return Requester(platform=self._port.platform, user_id=user_id, chat_id=chat.id)
+
+    @staticmethod
+    def _chat(job: JobRecord) -> Chat:
+        return Chat(job.chat_id, "group" if job.chat_kind == "group" else "private")
+
+    def _image_problem(self, image: ImageRef) -> BadFile | None:
+        if image.mime and image.mime.lower() not in IMAGE_TYPES:
+            return "not_image"
+        if image.size > self._port.max_image_bytes:
+            return "too_large"
+        return None
+
+    def _bad_file_text(self, reason: BadFile) -> str:
+        if reason == "not_image":
+            return texts.NOT_IMAGE
+        return texts.TOO_LARGE.format(limit_mb=self._port.max_image_bytes // (1024 * 1024))
+
+    def _draft(
+        self, ev: Incoming, image: ImageRef, prompt: str, waiting: Literal["motion", "consent"]
+    ) -> Draft:
+        return Draft(
+            draft_id=self._state.new_callback("draft", "", 0, 0.0),
+            chat_id=ev.chat.id,
+            chat_kind=ev.chat.kind,
+            user_id=ev.user_id,
+            reply_to=ev.message_id,
+            image_ref=image.ref,
+            image_name=image.filename,
+            prompt=prompt,
+            waiting=waiting,
+            created_at=time.time(),
+        )
+
+    def _spec_from_draft(self, draft: Draft, prompt: str, reply_to: str) -> _Spec:
+        settings = self._state.user_settings(draft.user_id, self._options.defaults)
+        return _Spec(
+            chat=Chat(draft.chat_id, "group" if draft.chat_kind == "group" else "private"),
+            user_id=draft.user_id,
+            reply_to=reply_to,
+            image=ImageRef(draft.image_ref, draft.image_name, "", 0),
+            prompt=prompt,
+            variations=settings.variations,
+            seconds=settings.seconds,
+            motion_scale=settings.motion_scale,
+            idempotency_key=f"{self._port.platform}:{draft.draft_id}",
+        )
+
+
+def _reaction_pick(emojis: Sequence[str], takes: Sequence[int]) -> int | None:
+    """The take an emoji set points at: a number emoji, or a like on a one-take message."""
+    for emoji in emojis:
+        number = NUMBER_EMOJIS.get(emoji)
+        if number is not None and number in takes:
+            return number
+    if len(takes) == 1 and any(emoji in PICK_EMOJIS for emoji in emojis):
+        return takes[0]
+    return None
+
+
+def _apply_setting(current: UserSettings, words: Sequence[str]) -> UserSettings | None:
+    if len(words) != 2:
+        return None
+    name, value = words
+    if name in {"variations", "takes"} and value.isdigit() and 1 <= int(value) <= 6:
+        return replace(current, variations=int(value))
+    if name in {"seconds", "length"}:
+        try:
+            seconds = float(value.rstrip("s"))
+        except ValueError:
+            return None
+        return replace(current, seconds=seconds) if 2.0 <= seconds <= 5.0 else None
+    if name in {"motion", "strength"} and value in {"subtle", "normal", "strong"}:
+        motion: Literal["subtle", "normal", "strong"] = (
+            "subtle" if value == "subtle" else "strong" if value == "strong" else "normal"
+        )
+        return replace(current, motion=motion)
+    return None
+
+
+def _now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+__all__ = [
+    "BadFile",
+    "Button",
+    "Chat",
+    "ChatKind",
+    "ChatPort",
+    "Clip",
+    "ConsentAction",
+    "Flow",
+    "FlowOptions",
+    "ImageRef",
+    "Incoming",
+    "Rows",
+]

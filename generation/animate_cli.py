@@ -1,10 +1,176 @@
-"""Subcommand registration (placeholder until its issue lands)."""
+"""``livingphoto animate PHOTO "MOTION PROMPT"``: ranked looping clips from one photo (DESIGN.md §2).
+
+Usage::
+
+    livingphoto animate examples/astronaut.jpg "subtle blink, slight head tilt" --consent
+    livingphoto animate photo.jpg "gentle breathing" --variations 4 --seconds 2 --json
+
+Writes ``variation-{k}.{format}``, ``contact-sheet.png`` and ``summary.json`` into ``--out``.
+Exit codes: 0 done, 2 unusable input or arguments, 3 refused (consent or policy), 4 failed.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from livingphoto.errors import ConsentRequired
+
+DEFAULT_OUT = Path("livingphoto-out")
+BACKEND_CHOICES = ("warp", "diffusers")
+
+
+def _int_in(low: int, high: int, name: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{name} must be between {low} and {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _float_in(low: float, high: float, name: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{name} must be between {low:g} and {high:g}, got {text}")
+        return value
+
+    return parse
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be a whole number, got {text!r}") from None
+    if not 0 <= value < 2**31 - 8:
+        raise argparse.ArgumentTypeError("seed must be between 0 and 2147483639")
+    return value
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    """Add this module's subcommands to ``sub``."""
+    """Add the ``animate`` subcommand to ``sub``."""
+    parser = sub.add_parser(
+        "animate",
+        help="turn a photo and a motion prompt into looping clips",
+        description="Turn one photo and a short motion prompt into ranked, seamless looping clips.",
+    )
+    parser.add_argument("photo", type=Path, help="JPEG, PNG or WebP photo")
+    parser.add_argument("prompt", help='motion prompt, e.g. "subtle blink, gentle breathing"')
+    parser.add_argument(
+        "--variations", type=_int_in(1, 8, "--variations"), default=3, help="takes to make (1-8)"
+    )
+    parser.add_argument(
+        "--seconds", type=_float_in(1.0, 6.0, "--seconds"), default=3.0, help="loop length (1-6)"
+    )
+    parser.add_argument("--fps", type=_int_in(8, 30, "--fps"), default=24, help="frames per second")
+    parser.add_argument(
+        "--size", type=_int_in(128, 1024, "--size"), default=512, help="long side in pixels"
+    )
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="warp")
+    parser.add_argument("--model", default="", help="model id or folder (diffusers backend)")
+    parser.add_argument("--seed", type=_seed, default=None, help="seed of variation 1")
+    parser.add_argument("--crop", choices=("auto", "none"), default="auto")
+    parser.add_argument("--format", choices=("mp4", "gif", "webp"), default="mp4")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
+    parser.add_argument(
+        "--consent",
+        action="store_true",
+        help="I have the permission of the person pictured to animate this photo",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.set_defaults(handler=run_animate)
+
+
+def _moderate(prompt: str, shows_person: bool, consent: bool) -> None:
+    """Moderation before generating: consent now; the prompt/image policy plugs in here.
+
+    Raises ``ConsentRequired`` when a person is pictured and ``--consent`` was not given.
+    """
+    if shows_person and not consent:
+        raise ConsentRequired(
+            "this photo shows a person: pass --consent after checking that you have "
+            "the pictured person's permission to animate it"
+        )
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal; silent elsewhere."""
+
+    def __init__(self, stream: TextIO, enabled: bool) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self._last = -1
+
+    def __call__(self, fraction: float, stage: str) -> None:
+        if not self.enabled:
+            return
+        percent = int(round(100 * min(1.0, max(0.0, fraction))))
+        if percent == self._last:
+            return
+        self._last = percent
+        filled = percent * 30 // 100
+        self.stream.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {percent:3d}% {stage:<8}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self._last >= 0:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def run_animate(args: argparse.Namespace) -> int:
+    from generation.animator import AnimateOptions, Animator
+    from generation.backends import make_backend
+    from generation.motion import parse_motion
+    from moderation.intake import load_image_file
+
+    parse_motion(args.prompt)  # bad prompts fail before any decoding
+    sanitized = load_image_file(args.photo)
+    options = AnimateOptions(
+        variations=args.variations,
+        seconds=args.seconds,
+        fps=args.fps,
+        size=args.size,
+        seed=args.seed,
+        crop=args.crop,
+        format=args.format,
+    )
+    animator = Animator(make_backend(args.backend, args.model))
+    animator.setup()
+    inspection = animator.inspect_image(sanitized)
+    _moderate(args.prompt, inspection.shows_person, args.consent)
+    bar = ProgressBar(sys.stderr, enabled=sys.stderr.isatty() and not args.json)
+    try:
+        result = animator.animate(
+            b"", args.prompt, options, args.out, progress=bar, inspection=inspection
+        )
+    finally:
+        bar.close()
+    if args.json:
+        print(json.dumps(result.to_json()))
+        return 0
+    for v in sorted(result.variations, key=lambda v: v.rank):
+        s = v.scores
+        flag = "  (face drifts: not recommended)" if v.flagged else ""
+        print(
+            f"#{v.rank} {v.path}  identity {s.identity:.3f}  loop seam {s.loop_seam:.3f}  "
+            f"flicker {s.flicker:.3f}  motion {s.motion:.2f}%{flag}"
+        )
+    if result.contact_sheet is not None:
+        print(f"contact sheet: {result.contact_sheet}")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0

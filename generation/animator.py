@@ -17,9 +17,33 @@ The implementation is the foundation work (issue 2).
 
 from __future__ import annotations
 
+import json
+import logging
+import secrets
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+import numpy as np
+
+from generation.backend import (
+    Backend,
+    CancelToken,
+    FaceBox,
+    ProgressFn,
+    RenderRequest,
+    Take,
+    no_progress,
+)
+from livingphoto.errors import GenerationFailed, LivingPhotoError, UsageError
+from moderation.intake import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    SanitizedImage,
+    load_image,
+)
 
 ClipFormat = Literal["mp4", "gif", "webp"]
 CropMode = Literal["auto", "none"]
@@ -92,3 +116,270 @@ class AnimateResult:
             "motion": self.motion,
             "warnings": list(self.warnings),
         }
+
+
+# ------------------------------------------------------------------------------------------------
+# Implementation
+
+logger = logging.getLogger(__name__)
+
+MAX_VARIATIONS = 8
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """A sanitised photo and its main face (None: no face found), before any framing."""
+
+    image: SanitizedImage
+    face: FaceBox | None
+
+    @property
+    def shows_person(self) -> bool:
+        return self.face is not None
+
+
+class Animator:
+    """Photo bytes + motion prompt -> ranked looping clips (see the module docstring)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        max_image_bytes: int = DEFAULT_MAX_BYTES,
+        max_image_pixels: int = DEFAULT_MAX_PIXELS,
+        identity_threshold: float | None = None,
+    ) -> None:
+        from generation.quality import IDENTITY_THRESHOLD
+
+        self.backend = backend
+        self.max_image_bytes = max_image_bytes
+        self.max_image_pixels = max_image_pixels
+        self.identity_threshold = (
+            IDENTITY_THRESHOLD if identity_threshold is None else identity_threshold
+        )
+        self._detector: Any = None
+
+    def setup(self) -> None:
+        """Load the face detector and the backend (once per process; idempotent)."""
+        from generation.faces import FaceDetector
+
+        if self._detector is None:
+            self._detector = FaceDetector()
+        self.backend.setup()
+
+    def inspect(self, image_bytes: bytes) -> Inspection:
+        """Intake (sanitise) the photo and find its main face; ``UsageError`` if unusable."""
+        image = load_image(
+            image_bytes, max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels
+        )
+        return self.inspect_image(image)
+
+    def inspect_image(self, image: SanitizedImage) -> Inspection:
+        """Find the main face of an already sanitised photo."""
+        return Inspection(image=image, face=self._find_face(image))
+
+    def _find_face(self, image: SanitizedImage) -> FaceBox | None:
+        if self._detector is None:
+            self.setup()
+        face: FaceBox | None = self._detector.find_face(image.rgb)
+        return face
+
+    def animate(
+        self,
+        image_bytes: bytes,
+        prompt: str,
+        options: AnimateOptions,
+        out_dir: Path,
+        progress: ProgressFn = no_progress,
+        cancel: CancelToken | None = None,
+        *,
+        inspection: Inspection | None = None,
+    ) -> AnimateResult:
+        """Run the whole pipeline and write clips, ``contact-sheet.png`` and ``summary.json``.
+
+        ``inspection`` (from ``inspect``) skips a second intake/detection of the same bytes.
+        """
+        from generation.contact_sheet import SheetRow, write_contact_sheet
+        from generation.export import export_clip
+        from generation.motion import parse_motion
+        from generation.preprocess import frame_subject
+        from generation.quality import rank, score
+
+        token = cancel or CancelToken()
+        _check_options(options)
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        spec = parse_motion(prompt)
+        if options.motion_scale != 1.0:
+            spec = spec.scaled(options.motion_scale)
+
+        mark = time.perf_counter()
+        if inspection is None:
+            image = load_image(
+                image_bytes, max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels
+            )
+            timings["decode"] = time.perf_counter() - mark
+            mark = time.perf_counter()
+            face = self._find_face(image)
+        else:
+            image, face = inspection.image, inspection.face
+            timings["decode"] = 0.0
+        progress(0.04, "detect")
+        framed = frame_subject(image.rgb, face, crop=options.crop, size=options.size)
+        located = self._detector.locate_eyes(framed.image, framed.face) if framed.face else None
+        timings["detect"] = time.perf_counter() - mark
+        token.check()
+
+        warnings = list(image.warnings) + list(spec.warnings)
+        if located is None:
+            warnings.append(
+                "no face found: used whole-picture motion (blink and head motions need a face)"
+            )
+        seed = (
+            options.seed if options.seed is not None else secrets.randbelow(2**31 - MAX_VARIATIONS)
+        )
+        frames = max(2, round(options.seconds * options.fps))
+        request = RenderRequest(
+            image=framed.image,
+            spec=spec,
+            variations=options.variations,
+            frames=frames,
+            fps=options.fps,
+            seed=seed,
+            face=located,
+        )
+
+        def render_progress(fraction: float, stage: str) -> None:
+            progress(0.05 + 0.7 * min(1.0, max(0.0, fraction)), stage)
+
+        mark = time.perf_counter()
+        try:
+            takes = self.backend.render(request, render_progress, token)
+        except LivingPhotoError:
+            raise
+        except Exception as error:  # a backend bug must not leak a traceback to users
+            logger.exception("backend %s failed", getattr(self.backend, "name", "?"))
+            raise GenerationFailed(f"the {self.backend.name} backend failed: {error}") from error
+        timings["warp"] = time.perf_counter() - mark
+        if len(takes) != options.variations:
+            raise GenerationFailed(
+                f"the backend returned {len(takes)} takes instead of {options.variations}"
+            )
+        token.check()
+
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UsageError(
+                f"cannot create the output folder {out_dir}: {error.strerror or error}"
+            ) from None
+        paths = [out_dir / f"variation-{k + 1}.{options.format}" for k in range(len(takes))]
+        progress(0.76, "encode")
+        # Encode in ffmpeg subprocesses while this thread scores: the two overlap on 2+ cores.
+        encode_start = time.perf_counter()
+        encode_done: list[float] = []
+        with ThreadPoolExecutor(max_workers=min(3, len(takes))) as pool:
+            futures: list[Future[Path]] = []
+            for take, path in zip(takes, paths, strict=True):
+                futures.append(
+                    pool.submit(self._encode, export_clip, take, path, options, encode_done)
+                )
+            mark = time.perf_counter()
+            all_scores = []
+            for k, take in enumerate(takes):
+                token.check()
+                all_scores.append(score(take.frames, located))
+                progress(0.8 + 0.15 * (k + 1) / len(takes), "score")
+            timings["score"] = time.perf_counter() - mark
+            for future in futures:
+                future.result()
+        timings["encode"] = max(encode_done, default=encode_start) - encode_start
+
+        ranked = rank(all_scores, self.identity_threshold)
+        variations = tuple(
+            VariationResult(
+                index=k + 1,
+                path=paths[k],
+                seed=takes[k].seed,
+                rank=ranked[k].rank,
+                scores=all_scores[k],
+                combined=ranked[k].combined,
+                flagged=ranked[k].flagged,
+                info=_jsonable(takes[k].info),
+            )
+            for k in range(len(takes))
+        )
+        for v in variations:
+            if v.flagged:
+                warnings.append(
+                    f"variation {v.index} changes the face (identity {v.scores.identity:.2f}); "
+                    "prefer another take"
+                )
+        mark = time.perf_counter()
+        sheet = write_contact_sheet(
+            [
+                SheetRow(
+                    index=v.index,
+                    frames=takes[v.index - 1].frames,
+                    scores=v.scores,
+                    rank=v.rank,
+                    flagged=v.flagged,
+                    blink_peak=_int_or_none(takes[v.index - 1].info.get("blink_peak")),
+                )
+                for v in variations
+            ],
+            out_dir / "contact-sheet.png",
+        )
+        timings["sheet"] = time.perf_counter() - mark
+        timings["total"] = time.perf_counter() - started
+        result = AnimateResult(
+            variations=variations,
+            motion=spec.to_json(),
+            warnings=tuple(dict.fromkeys(warnings)),
+            contact_sheet=sheet,
+            timings={k: round(v, 4) for k, v in timings.items()},
+        )
+        (out_dir / "summary.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        progress(1.0, "done")
+        return result
+
+    @staticmethod
+    def _encode(
+        export: Any, take: Take, path: Path, options: AnimateOptions, done: list[float]
+    ) -> Path:
+        written: Path = export(take.frames, path, options.fps, options.format)
+        done.append(time.perf_counter())
+        return written
+
+
+def _check_options(options: AnimateOptions) -> None:
+    if not 1 <= options.variations <= MAX_VARIATIONS:
+        raise UsageError(f"variations must be between 1 and {MAX_VARIATIONS}")
+    if not 1.0 <= options.seconds <= 6.0:
+        raise UsageError("seconds must be between 1 and 6")
+    if not 8 <= options.fps <= 30:
+        raise UsageError("fps must be between 8 and 30")
+    if not 128 <= options.size <= 1024:
+        raise UsageError("size must be between 128 and 1024")
+    if options.format not in ("mp4", "gif", "webp"):
+        raise UsageError("format must be mp4, gif or webp")
+    if options.crop not in ("auto", "none"):
+        raise UsageError("crop must be auto or none")
+
+
+def _int_or_none(value: object) -> int | None:
+    return int(value) if isinstance(value, (int, np.integer)) else None
+
+
+def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(info, default=_json_default))  # type: ignore[no-any-return]
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)

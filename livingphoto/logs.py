@@ -56,7 +56,7 @@ _PATTERNS: tuple[re.Pattern[str], ...] = (
     # Authorization header values and bearer tokens, whatever the token looks like.
     re.compile(r"(?i)(\bbearer\s+)(?!\[REDACTED)[^\s'\",;]{8,}"),
     re.compile(
-        r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|bot)\s+)?)(?!\[REDACTED)[^\s'\",;]+"
+        r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|bot)\s+)?)(?!\[REDACTED|bearer\s|bot\s)[^\s'\",;]+"
     ),
     # Telegram bot tokens: <bot id>:<35 characters>, also inside api.telegram.org/bot<token>/ URLs.
     re.compile(r"()(?<![0-9])\d{5,12}:[A-Za-z0-9_-]{30,}"),
@@ -130,8 +130,24 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return _BLOB.sub(lambda m: f"[{len(m.group(0))} chars redacted]", text)
 
 
+_SECRET_KEY = re.compile(r"(?i)token|secret|password|authorization|api_key|cookie")
+
+
 def _describe_bytes(value: bytes | bytearray | memoryview) -> str:
-    return f"<{len(value) if not isinstance(value, memoryview) else value.nbytes} bytes>"
+    return f"<{value.nbytes if isinstance(value, memoryview) else len(value)} bytes>"
+
+
+@dataclass(frozen=True)
+class _BytesSummary:
+    """Stands in for a bytes argument: ``%s`` and ``%r`` both print only the length."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return self.text
 
 
 def _safe_value(value: object, secrets: tuple[str, ...]) -> object:
@@ -143,7 +159,10 @@ def _safe_value(value: object, secrets: tuple[str, ...]) -> object:
     if isinstance(value, str):
         return redact(value, secrets)
     if isinstance(value, Mapping):
-        return {str(k): _safe_value(v, secrets) for k, v in value.items()}
+        return {
+            str(k): REDACTED if _SECRET_KEY.search(str(k)) else _safe_value(v, secrets)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple | set | frozenset):
         return [_safe_value(v, secrets) for v in value]
     return redact(str(value), secrets)
@@ -152,7 +171,7 @@ def _safe_value(value: object, secrets: tuple[str, ...]) -> object:
 def _safe_arg(value: object) -> object:
     """A %-format argument with bytes replaced by their length (redaction happens after formatting)."""
     if isinstance(value, bytes | bytearray | memoryview):
-        return _describe_bytes(value)
+        return _BytesSummary(_describe_bytes(value))
     return value
 
 
@@ -179,8 +198,10 @@ class RedactionFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info, self._secrets)
         for key, value in list(vars(record).items()):
-            if key not in _RECORD_ATTRS:
-                setattr(record, key, _safe_value(value, self._secrets))
+            if key in _RECORD_ATTRS:
+                continue
+            safe = REDACTED if _SECRET_KEY.search(key) else _safe_value(value, self._secrets)
+            setattr(record, key, safe)
         return True
 
     @staticmethod
@@ -208,12 +229,17 @@ class JobContextFilter(logging.Filter):
         return True
 
 
+def _timestamp(record: logging.LogRecord) -> str:
+    stamp = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
 class JsonLinesFormatter(logging.Formatter):
     """One JSON object per line; keys: ts, level, logger, message, job_id, extras, exc."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": _timestamp(record),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -239,9 +265,8 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s%(job_tag)s %(message)s")
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
-        stamp = datetime.fromtimestamp(record.created, UTC)
-        return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return _timestamp(record)
 
     def format(self, record: logging.LogRecord) -> str:
         job_id = getattr(record, "job_id", None)

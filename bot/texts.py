@@ -1,0 +1,181 @@
+"""Every user-facing text of the bots, in one place (plain text, no markup, platform-neutral)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+CONSENT_WORDING_VERSION = "2026-11-v1"
+
+HELP = (
+    "I turn one photo into a short looping clip.\n"
+    "\n"
+    "Send a photo with the caption /animate and the motion you want, for example:\n"
+    "/animate subtle blink, slight head tilt\n"
+    "You can also reply /animate <motion> to a photo, or (in a private chat) just send a photo "
+    "and I will ask for the motion.\n"
+    "\n"
+    "What works best:\n"
+    "- one sharp, front-facing, well-lit face, cropped tight;\n"
+    "- one subtle motion (a blink, a small tilt, gentle breathing), not big gestures;\n"
+    "- 2–4 second loops (longer clips drift).\n"
+    "\n"
+    "You get a few takes: pick the most natural one, or ask for a re-roll, less or more motion.\n"
+    "Clips are AI-generated and labelled as synthetic. Photos are kept briefly, never shared, "
+    "and /forget deletes everything about you.\n"
+    "\n"
+    "/settings: your defaults · /consent: your consent record · /forget: delete your data"
+)
+
+CONSENT_QUESTION = (
+    "Before I animate a person: please confirm that you are the person in this photo, or that "
+    "you have their permission to animate it. The clip is synthetic and is sent only to you "
+    "(or this chat). You can revoke this at any time with /consent."
+)
+CONSENT_YES = "✅ I confirm"
+CONSENT_NO = "✖ Cancel"
+CONSENT_DECLINED = (
+    "No problem — nothing was generated and your photo is not kept. "
+    "Send it again whenever you have permission."
+)
+CONSENT_RECORDED = "Thanks, consent recorded. Starting…"
+CONSENT_SHOW_YES = "Consent on record (given {at}). Revoke it with the button below."
+CONSENT_SHOW_NO = "You have no consent on record. I will ask the next time you send a photo."
+CONSENT_REVOKE = "Revoke consent"
+CONSENT_REVOKED = "Consent revoked. I will ask again before animating a photo of a person."
+
+ASK_MOTION = (
+    "Nice photo. What motion should it have? Reply with one subtle motion, for example: "
+    "subtle blink, slight head tilt."
+)
+NEED_PHOTO = (
+    "Send a photo with the caption /animate <motion>, or reply /animate <motion> to a photo."
+)
+NEED_MOTION = "Add the motion after /animate, for example: /animate gentle breathing, slow blink."
+NOT_IMAGE = "That file is not an image. Send a JPEG or PNG photo (as a photo or as a file)."
+TOO_LARGE = "That photo is larger than {limit_mb} MB, which is more than I can download. Send a smaller one."
+EXPIRED = "This request has expired. Send the photo again to start over."
+NOT_YOURS = "Only the person who asked can use these buttons. React to a take to vote for it."
+PICK_RECORDED = "Take {k} picked."
+VOTE_RECORDED = "Vote for take {k} counted."
+STARTED_CHILD = "{what} on its way."
+SERVICE_DOWN = (
+    "The animation service is not reachable right now. Please try again in a few minutes."
+)
+FAILED = "Sorry, this one failed: {reason}. Try a sharper photo or a simpler motion."
+CANCELLED = "This request was cancelled."
+
+ADJUST_NAMES: Mapping[str, str] = {
+    "reroll": "A re-roll",
+    "less": "A calmer version",
+    "more": "A livelier version",
+    "vary": "Variations of take {k}",
+}
+
+
+def queued(position: int) -> str:
+    if position <= 1:
+        return "⏳ Queued — you are next."
+    return f"⏳ Queued — position {position} in line."
+
+
+def running(progress: float) -> str:
+    percent = max(0, min(100, round(progress * 100)))
+    filled = percent // 10
+    return f"🎞 Animating… {percent}% {'▰' * filled}{'▱' * (10 - filled)}"
+
+
+def done(count: int) -> str:
+    return f"✅ Done — {count} takes below."
+
+
+def refused(message: str, suggestion: str = "") -> str:
+    text = f"Sorry, I can't make that one: {message.rstrip('.')}."
+    try_instead = suggestion or (
+        "You can try a gentle, natural motion instead — a blink, a small smile, "
+        "a slight head tilt or soft breathing."
+    )
+    return f"{text}\n{try_instead}"
+
+
+def rate_limited(retry_after_s: float, queue_full: bool) -> str:
+    wait = _duration(retry_after_s)
+    if queue_full:
+        return f"The queue is full right now. Please try again in {wait}."
+    return f"You have sent a lot of requests. Please try again in {wait}."
+
+
+def bad_request(message: str) -> str:
+    return f"I can't use that: {message.rstrip('.')}."
+
+
+def caption(k: int, scores: Mapping[str, float], *, final: bool = False, best: bool = False) -> str:
+    """'Take 2 · likeness ●●●●○ · loop ●●●●●' from the service's quality scores."""
+    head = f"⭐ Final — take {k}" if final else f"Take {k}"
+    parts = [head + (" (best scores)" if best else "")]
+    if "identity" in scores:
+        parts.append(f"likeness {_dots(scores['identity'])}")
+    if "loop_seam" in scores:
+        parts.append(f"loop {_dots(1.0 - min(1.0, scores['loop_seam']))}")
+    return " · ".join(parts) + "\nAI-generated clip."
+
+
+def keyboard_text(count: int, group: bool, vote_window_s: float) -> str:
+    text = f"Pick your favourite of the {count} takes, or ask for another round."
+    if group:
+        text += f" Others can vote by reacting to a take for {_duration(vote_window_s)}."
+    return text
+
+
+def pick_label(k: int) -> str:
+    return f"Pick {k}"
+
+
+def vary_label(k: int) -> str:
+    return f"🎲 Vary {k}"
+
+
+REROLL = "🔁 Re-roll"
+LESS = "➖ Less motion"
+MORE = "➕ More motion"
+
+
+def vote_result(k: int, votes: int) -> str:
+    return f"The vote is in: take {k} wins with {votes} vote{'s' if votes != 1 else ''}."
+
+
+def settings_summary(variations: int, seconds: float, motion: str) -> str:
+    return (
+        f"Your defaults: {variations} takes, {seconds:g} s, {motion} motion.\n"
+        "Change with: /settings variations 1-6 · /settings seconds 2-5 · "
+        "/settings motion subtle|normal|strong"
+    )
+
+
+SETTINGS_BAD = (
+    "I did not understand that. Use /settings variations 1-6, /settings seconds 2-5 "
+    "or /settings motion subtle|normal|strong."
+)
+
+
+def forgot(service: Mapping[str, int], bot: Mapping[str, int]) -> str:
+    items = [f"{n} {name.replace('_', ' ')}" for name, n in {**service}.items() if n]
+    items += [f"{n} saved {name}" for name, n in bot.items() if n]
+    if not items:
+        return "Done. I had nothing stored about you."
+    return "Done. Deleted: " + ", ".join(items) + "."
+
+
+def _dots(value: float) -> str:
+    filled = max(0, min(5, round(value * 5)))
+    return "●" * filled + "○" * (5 - filled)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(1.0, seconds)
+    if seconds < 90:
+        return f"{math.ceil(seconds)} seconds"
+    minutes = math.ceil(seconds / 60)
+    if minutes < 90:
+        return f"{minutes} minutes"
+    return f"{math.ceil(minutes / 60)} hours"

@@ -1,0 +1,391 @@
+"""The GPU backend: real AI motion from a photo and a motion prompt, through diffusers.
+
+Usage::
+
+    backend = DiffusersBackend(model=None)   # default: LTX-Video distilled (DEFAULT_MODEL)
+    backend.setup()                          # loads weights once per process
+    takes = backend.render(request, progress, cancel)
+
+The model family comes from the model's own ``model_index.json`` (a hub id or a local folder; see
+``diffusers_families``). ``render`` makes every variation of a request in ONE pipeline call, one
+seeded generator per variation (variation k uses ``request.seed + k - 1``); a CUDA out-of-memory
+error halves the batch and retries, and a batch of one that still does not fit turns on CPU
+offload once before giving up. Progress and cancellation run through the pipeline's
+``callback_on_step_end``; ``Cancelled`` is always re-raised. Takes are uint8 RGB (T, H, W, 3) at
+the request's size and frame count; ``Take.info`` says what was sent to the model (prompt,
+negative prompt or SVD conditioning) and how the loop was closed. Export and scoring happen
+after, on the one path every backend shares (``generation.animator``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import cv2
+import numpy as np
+
+from generation.backend import CancelToken, Frames, ProgressFn, RenderRequest, Take
+from generation.backends.diffusers_families import (
+    PIPELINE_FAMILIES,
+    FamilyAdapter,
+    GenPlan,
+    ModelInfo,
+    detect_family,
+    make_adapter,
+    pipeline_class,
+)
+from generation.backends.diffusers_settings import DiffusersSettings
+from generation.loop_repair import repair_loop, retime_loop
+from generation.prompting import build_prompt, svd_conditioning
+from livingphoto.errors import Cancelled, GenerationFailed, UsageError
+
+log = logging.getLogger(__name__)
+
+# LTX-Video, guidance- and timestep-distilled, in diffusers format (LTXConditionPipeline), as
+# documented by diffusers. Pass --model / LIVINGPHOTO_MODEL for another checkpoint or folder.
+DEFAULT_MODEL = "Lightricks/LTX-Video-0.9.7-distilled"
+
+# Called with the batch size just before each pipeline call. Diagnostics and tests use it to
+# inject failures (e.g. raise torch.cuda.OutOfMemoryError) on the real code path.
+BeforeCall = Callable[[int], None]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def _resize(frames: Frames, width: int, height: int) -> Frames:
+    if frames.shape[1] == height and frames.shape[2] == width:
+        return frames
+    shrink = frames.shape[1] * frames.shape[2] > width * height
+    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+    return np.stack([cv2.resize(f, (width, height), interpolation=interpolation) for f in frames])
+
+
+class DiffusersBackend:
+    """Image-to-video with LTX-Video, Wan or Stable Video Diffusion (see module docstring)."""
+
+    name = "diffusers"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        settings: DiffusersSettings | None = None,
+        before_call: BeforeCall | None = None,
+    ) -> None:
+        self.model = model or DEFAULT_MODEL
+        self.settings = settings if settings is not None else DiffusersSettings.from_env(os.environ)
+        self._before_call = before_call
+        self._lock = threading.Lock()
+        self._given: Any = None  # a pipeline handed over by from_pipeline(), not yet placed
+        self._pipe: Any = None
+        self._info: ModelInfo | None = None
+        self._adapter: FamilyAdapter | None = None
+        self._device = "cpu"
+        self._offloaded = False
+        self.calls: list[int] = []  # batch size of every pipeline call, in order
+
+    @classmethod
+    def from_pipeline(
+        cls,
+        pipe: Any,
+        name: str,
+        settings: DiffusersSettings | None = None,
+        before_call: BeforeCall | None = None,
+    ) -> DiffusersBackend:
+        """A backend around an already built pipeline (benchmarks build random-weight models).
+
+        ``name`` stands in for the model id in reports (``"distilled"`` in it selects the
+        distilled LTX schedule). ``setup()`` then only places and optionally compiles it.
+        """
+        class_name = type(pipe).__name__
+        family = PIPELINE_FAMILIES.get(class_name)
+        if family is None:
+            raise UsageError(f"{class_name} is not a pipeline the diffusers backend can drive")
+        backend = cls(model=name, settings=settings, before_call=before_call)
+        backend._info = ModelInfo(model=name, class_name=class_name, family=family)
+        backend._given = pipe
+        return backend
+
+    # ------------------------------------------------------------------ setup
+    @property
+    def family(self) -> str:
+        """The loaded model's family (``ltx``, ``wan`` or ``svd``); empty before ``setup``."""
+        return self._info.family.value if self._info else ""
+
+    def setup(self) -> None:
+        """Load the pipeline once: bf16 on CUDA, float32 on CPU; offload only when VRAM is short."""
+        with self._lock:
+            if self._pipe is not None:
+                return
+            try:
+                import diffusers  # noqa: F401
+                import torch
+            except ImportError:
+                raise UsageError(
+                    "the diffusers backend needs the gpu extra: pip install 'livingphoto[gpu]'"
+                ) from None
+            device = self._pick_device(torch)
+            if self._given is not None and self._info is not None:
+                info, pipe = self._info, self._given
+            else:
+                info = detect_family(self.model)
+                pipe = self._load(info, torch.bfloat16 if device == "cuda" else torch.float32)
+            pipe.set_progress_bar_config(disable=True)
+            self._device = device
+            self._place(pipe, torch)
+            if self.settings.compile:
+                self._compile(pipe)
+            self._info = info
+            self._adapter = make_adapter(info, self.settings)
+            self._pipe = pipe
+            self._given = None
+
+    def _load(self, info: ModelInfo, dtype: Any) -> Any:
+        log.info("loading %s (%s)", self.model, info.class_name)
+        try:
+            return pipeline_class(info.family).from_pretrained(self.model, dtype=dtype)
+        except (OSError, ValueError, RuntimeError, TypeError) as exc:
+            raise GenerationFailed(
+                f"could not load model {self.model}: {_first_line(exc)}"
+            ) from None
+
+    def _pick_device(self, torch: Any) -> str:
+        wanted = self.settings.device
+        if wanted == "cuda" and not torch.cuda.is_available():
+            raise UsageError("LIVINGPHOTO_DIFFUSERS_DEVICE=cuda but no CUDA device is available")
+        if wanted == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return wanted
+
+    @staticmethod
+    def _host_weight_bytes(pipe: Any) -> int:
+        """Bytes of weights not yet on the GPU."""
+        total = 0
+        for component in pipe.components.values():
+            parameters = getattr(component, "parameters", None)
+            if callable(parameters):
+                total += sum(
+                    p.numel() * p.element_size() for p in parameters() if p.device.type != "cuda"
+                )
+        return total
+
+    def _place(self, pipe: Any, torch: Any) -> None:
+        if self._device == "cpu":
+            pipe.to("cpu")
+            return
+        mode = self.settings.offload
+        if mode == "auto":
+            free, _total = torch.cuda.mem_get_info()
+            need = self._host_weight_bytes(pipe) + int(self.settings.vram_headroom_gb * 1024**3)
+            mode = "model" if need > free else "none"
+            if mode == "model":
+                log.warning(
+                    "VRAM is short (%.1f GiB free, %.1f GiB wanted): using model CPU offload",
+                    free / 1024**3,
+                    need / 1024**3,
+                )
+        if mode == "none":
+            pipe.to("cuda")
+        elif mode == "model":
+            pipe.enable_model_cpu_offload()
+            self._offloaded = True
+        else:
+            pipe.enable_sequential_cpu_offload()
+            self._offloaded = True
+
+    @staticmethod
+    def _compile(pipe: Any) -> None:
+        """``torch.compile`` the denoiser's repeated blocks (regional compilation)."""
+        denoiser = getattr(pipe, "transformer", None) or getattr(pipe, "unet", None)
+        if denoiser is not None and getattr(denoiser, "_repeated_blocks", None):
+            denoiser.compile_repeated_blocks(fullgraph=True)
+        else:
+            log.warning("this model has no repeated blocks to compile; running eagerly")
+
+    # ------------------------------------------------------------------ render
+    def render(
+        self, request: RenderRequest, progress: ProgressFn, cancel: CancelToken
+    ) -> list[Take]:
+        """All variations in one pipeline call (halving the batch on OOM); loops closed."""
+        if request.variations < 1 or request.frames < 2 or request.fps < 1:
+            raise UsageError("a render needs at least 1 variation, 2 frames and 1 fps")
+        if request.image.ndim != 3 or request.image.shape[2] != 3:
+            raise UsageError(f"the photo must be an RGB image, got shape {request.image.shape}")
+        self.setup()
+        cancel.check()
+        pipe, adapter, info = self._pipe, self._adapter, self._info
+        assert adapter is not None and info is not None
+        plan = adapter.plan(pipe, request)
+        prompt = build_prompt(request.spec) if adapter.text_conditioned else None
+        svd = None if adapter.text_conditioned else svd_conditioning(request.spec)
+        image = self._condition_image(request, plan)
+        self._set_tiling(pipe, plan)
+
+        seeds = [request.seed + k for k in range(request.variations)]
+        videos: list[tuple[Frames, int]] = []  # (clip, size of the batch it came from)
+        batch = min(len(seeds), self.settings.max_batch or len(seeds))
+        progress(0.0, "denoising")
+        while len(videos) < len(seeds):
+            cancel.check()
+            chunk = seeds[len(videos) : len(videos) + batch]
+            try:
+                out = self._call(
+                    pipe,
+                    adapter,
+                    plan,
+                    image,
+                    prompt,
+                    svd,
+                    chunk,
+                    len(videos),
+                    len(seeds),
+                    progress,
+                    cancel,
+                )
+            except Cancelled:
+                raise
+            except Exception as exc:
+                if not self._is_oom(exc):
+                    raise GenerationFailed(
+                        f"{info.family.value} generation failed: {_first_line(exc)}"
+                    ) from exc
+                self._free_cuda_memory()
+                if batch > 1:
+                    batch = math.ceil(batch / 2)
+                    log.warning("out of memory: retrying with %d variation(s) per call", batch)
+                    continue
+                if self._device == "cuda" and not self._offloaded:
+                    log.warning("out of memory with one variation: turning on CPU offload")
+                    pipe.enable_model_cpu_offload()
+                    self._offloaded = True
+                    continue
+                raise GenerationFailed(
+                    "out of GPU memory even with one variation at a time"
+                ) from None
+            videos.extend((video, len(chunk)) for video in out)
+
+        progress(0.97, "looping")
+        takes = [
+            self._finish(video, seed, request, plan, info, prompt, svd, size)
+            for (video, size), seed in zip(videos, seeds, strict=True)
+        ]
+        progress(1.0, "done")
+        return takes
+
+    def _call(
+        self,
+        pipe: Any,
+        adapter: FamilyAdapter,
+        plan: GenPlan,
+        image: Any,
+        prompt: Any,
+        svd: Any,
+        seeds: list[int],
+        done: int,
+        total: int,
+        progress: ProgressFn,
+        cancel: CancelToken,
+    ) -> list[Frames]:
+        import torch
+
+        size = len(seeds)
+
+        def on_step(
+            pipeline: Any, step: int, timestep: Any, kwargs: dict[str, Any]
+        ) -> dict[str, Any]:
+            cancel.check()
+            steps = max(1, int(getattr(pipeline, "num_timesteps", plan.steps) or plan.steps))
+            fraction = (done + size * min(1.0, (step + 1) / steps)) / total
+            progress(0.95 * fraction, "denoising")
+            return {}
+
+        generator_device = "cpu" if self._offloaded or self._device == "cpu" else self._device
+        generators = [torch.Generator(device=generator_device).manual_seed(s) for s in seeds]
+        self.calls.append(size)
+        if self._before_call is not None:
+            self._before_call(size)
+        with torch.inference_mode():
+            videos = adapter.generate(pipe, plan, image, prompt, svd, generators, on_step)
+        if videos.shape[0] != size:
+            raise GenerationFailed(f"the model returned {videos.shape[0]} clips for {size} seeds")
+        return list(videos)
+
+    @staticmethod
+    def _is_oom(exc: BaseException) -> bool:
+        import torch
+
+        return isinstance(exc, torch.cuda.OutOfMemoryError)
+
+    def _free_cuda_memory(self) -> None:
+        import torch
+
+        if self._device == "cuda":
+            torch.cuda.empty_cache()
+
+    def _set_tiling(self, pipe: Any, plan: GenPlan) -> None:
+        vae = getattr(pipe, "vae", None)
+        if vae is None or not hasattr(vae, "enable_tiling"):
+            return
+        if max(plan.width, plan.height) >= self.settings.vae_tiling_px:
+            vae.enable_tiling()
+        else:
+            vae.disable_tiling()
+
+    @staticmethod
+    def _condition_image(request: RenderRequest, plan: GenPlan) -> Any:
+        from PIL import Image
+
+        photo: Any = np.ascontiguousarray(request.image, dtype=np.uint8)
+        h, w = photo.shape[:2]
+        if (w, h) != (plan.width, plan.height):
+            shrink = w * h > plan.width * plan.height
+            photo = cv2.resize(
+                photo,
+                (plan.width, plan.height),
+                interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC,
+            )
+        return Image.fromarray(photo, mode="RGB")
+
+    def _finish(
+        self,
+        video: Frames,
+        seed: int,
+        request: RenderRequest,
+        plan: GenPlan,
+        info: ModelInfo,
+        prompt: Any,
+        svd: Any,
+        batch: int,
+    ) -> Take:
+        loop: dict[str, Any]
+        if plan.native_loop:
+            clip = video[: plan.loop_frames]
+            loop = {"method": "first+last frame conditioned on the photo"}
+        else:
+            repaired = repair_loop(video[: plan.loop_frames])
+            clip = repaired.frames
+            loop = repaired.to_json()
+        clip = retime_loop(clip, request.frames)
+        height, width = request.image.shape[:2]
+        clip = _resize(clip, width, height)
+        details: dict[str, Any] = {
+            "backend": self.name,
+            "model": self.model,
+            "family": info.family.value,
+            "pipeline": info.class_name,
+            **plan.to_json(),
+            "batch_size": batch,
+            "loop": loop,
+        }
+        if prompt is not None:
+            details.update(prompt.to_json())
+        if svd is not None:
+            details["svd"] = svd.to_json()
+        return Take(frames=np.ascontiguousarray(clip, dtype=np.uint8), seed=seed, info=details)

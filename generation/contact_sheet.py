@@ -1,0 +1,89 @@
+"""Contact sheet: one row of thumbnails per variation, labelled with its index, rank and scores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageDraw, ImageFont
+
+from generation.animator import Scores
+from generation.backend import Frames
+
+THUMB_HEIGHT = 160
+LABEL_WIDTH = 150
+GAP = 4
+BACKGROUND = (24, 24, 28)
+TEXT = (235, 235, 235)
+FLAG = (255, 120, 90)
+
+
+@dataclass(frozen=True)
+class SheetRow:
+    index: int  # 1-based variation index
+    frames: Frames
+    scores: Scores
+    rank: int
+    flagged: bool = False
+    blink_peak: int | None = None  # frame index to include (the most telling frame)
+
+
+def pick_frames(count: int, wanted: int = 6, must: int | None = None) -> list[int]:
+    """``wanted`` frame indices spread over the loop (last one excluded: it repeats the first)."""
+    usable = max(1, count - 1)
+    picks = {int(round(v)) for v in np.linspace(0, usable - 1, num=min(wanted, usable))}
+    if must is not None and 0 <= must < count and must not in picks:
+        nearest = min(picks - {0}, key=lambda p: abs(p - must), default=None)
+        if nearest is not None:
+            picks.discard(nearest)
+        picks.add(must)
+    return sorted(picks)
+
+
+def _thumb(frame: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    height, width = frame.shape[:2]
+    size = (max(1, round(width * THUMB_HEIGHT / height)), THUMB_HEIGHT)
+    out: NDArray[np.uint8] = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+    return out
+
+
+def write_contact_sheet(rows: Sequence[SheetRow], path: Path, frames_per_row: int = 6) -> Path:
+    """Render the sheet as a PNG at ``path`` and return it."""
+    if not rows:
+        raise ValueError("a contact sheet needs at least one row")
+    rendered: list[tuple[SheetRow, list[tuple[int, NDArray[np.uint8]]]]] = []
+    for row in rows:
+        picks = pick_frames(len(row.frames), frames_per_row, row.blink_peak)
+        rendered.append((row, [(i, _thumb(row.frames[i])) for i in picks]))
+    thumb_w = rendered[0][1][0][1].shape[1]
+    columns = max(len(t) for _, t in rendered)
+    width = LABEL_WIDTH + columns * (thumb_w + GAP) + GAP
+    height = len(rendered) * (THUMB_HEIGHT + 14 + GAP) + GAP
+    sheet = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    for r, (row, thumbs) in enumerate(rendered):
+        top = GAP + r * (THUMB_HEIGHT + 14 + GAP)
+        s = row.scores
+        lines = [
+            f"variation {row.index}",
+            f"rank {row.rank}" + ("  FLAGGED" if row.flagged else ""),
+            f"identity {s.identity:.3f}",
+            f"loop seam {s.loop_seam:.3f}",
+            f"flicker {s.flicker:.3f}",
+            f"motion {s.motion:.2f}%",
+        ]
+        for k, line in enumerate(lines):
+            colour = FLAG if row.flagged and k == 1 else TEXT
+            draw.text((GAP + 2, top + 4 + 16 * k), line, fill=colour, font=font)
+        for c, (frame_index, thumb) in enumerate(thumbs):
+            left = LABEL_WIDTH + GAP + c * (thumb_w + GAP)
+            sheet.paste(Image.fromarray(thumb[:, :thumb_w]), (left, top))
+            label = f"frame {frame_index}" + (" (blink)" if frame_index == row.blink_peak else "")
+            draw.text((left + 2, top + THUMB_HEIGHT + 1), label, fill=TEXT, font=font)
+    sheet.save(path, format="PNG", optimize=False)
+    return path

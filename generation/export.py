@@ -1,0 +1,239 @@
+"""Loop export and decoding with ffmpeg-python and the ffmpeg executable shipped by imageio-ffmpeg.
+
+MP4: H.264 (libx264), yuv420p, even sizes, ``+faststart``, no audio stream, and metadata that
+says the clip is synthetic (``comment``, ``description``, ``title``). GIF: palettegen/paletteuse,
+with the same statement in a GIF comment block. WebP: animated libwebp with the statement in an
+XMP chunk. ``read_frames`` and ``probe`` decode existing clips (tests, scoring, the service).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import ffmpeg
+import imageio_ffmpeg
+import numpy as np
+from numpy.typing import NDArray
+
+from livingphoto.errors import GenerationFailed
+
+ClipFormat = Literal["mp4", "gif", "webp"]
+
+SYNTHETIC_STATEMENT = (
+    "AI-generated: synthetic animation made by livingphoto from a still photo; "
+    "the motion shown did not happen"
+)
+MP4_PRESET = "veryfast"
+MP4_CRF = 20
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg executable bundled with imageio-ffmpeg."""
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+def export_clip(
+    frames: NDArray[np.uint8], path: Path, fps: int, fmt: ClipFormat = "mp4"
+) -> Path:
+    """Encode ``frames`` (T, H, W, 3) RGB uint8 to ``path`` in ``fmt``; return ``path``."""
+    if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
+        raise GenerationFailed("frames must be a (T, H, W, 3) uint8 array")
+    _, height, width, _ = frames.shape
+    if width % 2 or height % 2:
+        # yuv420p needs even sizes: drop the odd last column/row.
+        frames = frames[:, : height - height % 2, : width - width % 2]
+    if fmt == "mp4":
+        _export_mp4(frames, path, fps)
+    elif fmt == "gif":
+        _export_gif(frames, path, fps)
+    elif fmt == "webp":
+        _export_webp(frames, path, fps)
+    else:
+        raise GenerationFailed(f"unknown clip format {fmt!r}")
+    return path
+
+
+def _raw_input(frames: NDArray[np.uint8], fps: int) -> Any:
+    _, height, width, _ = frames.shape
+    return ffmpeg.input(
+        "pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=fps
+    )
+
+
+def _run(stream: Any, frames: NDArray[np.uint8], path: Path) -> None:
+    process = stream.overwrite_output().run_async(
+        cmd=ffmpeg_exe(), pipe_stdin=True, pipe_stdout=False, pipe_stderr=True, quiet=False
+    )
+    try:
+        _, stderr = process.communicate(input=np.ascontiguousarray(frames).tobytes())
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    if process.returncode != 0:
+        last = (stderr or b"").decode("utf-8", "replace").strip().splitlines()[-1:] or ["?"]
+        raise GenerationFailed(f"ffmpeg could not write {path.name}: {last[0][:200]}")
+
+
+def _export_mp4(frames: NDArray[np.uint8], path: Path, fps: int) -> None:
+    stream = _raw_input(frames, fps).output(
+        str(path),
+        vcodec="libx264",
+        pix_fmt="yuv420p",
+        preset=MP4_PRESET,
+        crf=MP4_CRF,
+        movflags="+faststart",
+        an=None,
+        map_metadata=-1,
+        threads=2,
+        **{
+            "metadata:g:0": f"comment={SYNTHETIC_STATEMENT}",
+            "metadata:g:1": f"description={SYNTHETIC_STATEMENT}",
+            "metadata:g:2": "title=AI-generated animation (livingphoto)",
+            "metadata:g:3": "encoder=livingphoto",
+        },
+    )
+    _run(stream, frames, path)
+
+
+def _export_gif(frames: NDArray[np.uint8], path: Path, fps: int) -> None:
+    source = _raw_input(frames, fps).split()
+    palette = source[0].filter("palettegen", stats_mode="diff", max_colors=256)
+    gif = ffmpeg.filter([source[1], palette], "paletteuse", dither="bayer", bayer_scale=4)
+    _run(gif.output(str(path), loop=0, format="gif"), frames, path)
+    path.write_bytes(_gif_with_comment(path.read_bytes(), SYNTHETIC_STATEMENT))
+
+
+def _export_webp(frames: NDArray[np.uint8], path: Path, fps: int) -> None:
+    stream = _raw_input(frames, fps).output(
+        str(path), vcodec="libwebp_anim", loop=0, quality=80, lossless=0, format="webp", an=None
+    )
+    _run(stream, frames, path)
+    path.write_bytes(_webp_with_xmp(path.read_bytes(), _xmp(SYNTHETIC_STATEMENT)))
+
+
+def _gif_with_comment(data: bytes, text: str) -> bytes:
+    """Insert a GIF Comment Extension right after the global colour table."""
+    if not data.startswith((b"GIF87a", b"GIF89a")) or len(data) < 13:
+        raise GenerationFailed("ffmpeg wrote an invalid GIF")
+    packed = data[10]
+    table = 3 * (2 ** ((packed & 0x07) + 1)) if packed & 0x80 else 0
+    at = 13 + table
+    payload = text.encode("ascii", "replace")
+    blocks = b"".join(
+        bytes([len(payload[i : i + 255])]) + payload[i : i + 255] for i in range(0, len(payload), 255)
+    )
+    return b"GIF89a" + data[6:at] + b"\x21\xfe" + blocks + b"\x00" + data[at:]
+
+
+def _xmp(text: str) -> bytes:
+    return (
+        '<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+        'xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" '
+        'Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia">'
+        f'<dc:description><rdf:Alt><rdf:li xml:lang="x-default">{text}</rdf:li></rdf:Alt></dc:description>'
+        "</rdf:Description></rdf:RDF></x:xmpmeta>"
+        '<?xpacket end="w"?>'
+    ).encode()
+
+
+def _webp_with_xmp(data: bytes, xmp: bytes) -> bytes:
+    """Append an ``XMP `` chunk to an extended (VP8X) WebP and set its XMP flag."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP" or data[12:16] != b"VP8X":
+        raise GenerationFailed("ffmpeg wrote a WebP without an extended header")
+    body = bytearray(data[12:])
+    body[8] |= 0x04  # VP8X flags byte: XMP metadata present
+    chunk = b"XMP " + struct.pack("<I", len(xmp)) + xmp + (b"\x00" if len(xmp) % 2 else b"")
+    body += chunk
+    return b"RIFF" + struct.pack("<I", len(body) + 4) + b"WEBP" + bytes(body)
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What ``ffmpeg -i`` reports about a clip."""
+
+    width: int
+    height: int
+    duration_s: float
+    video_codec: str
+    pix_fmt: str
+    has_audio: bool
+    metadata: dict[str, str] = field(default_factory=dict)
+    raw: str = ""
+
+
+def probe(path: Path) -> ClipInfo:
+    """Container and stream facts of ``path`` (parsed from ffmpeg's own report)."""
+    if not path.is_file():
+        raise GenerationFailed(f"no clip at {path}")
+    result = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    report = result.stderr
+    video = re.search(r"Stream #\S+.*?: Video: (\w+)[^,\n]*,\s*(\w+)[^\n]*?,\s*(\d+)x(\d+)", report)
+    if video is None:
+        raise GenerationFailed(f"{path.name} has no video stream")
+    duration = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", report)
+    seconds = (
+        int(duration.group(1)) * 3600 + int(duration.group(2)) * 60 + float(duration.group(3))
+        if duration
+        else 0.0
+    )
+    metadata: dict[str, str] = {}
+    block = re.search(r"\n\s*Metadata:\n((?:\s{4,}\S.*\n)+)", report)
+    if block:
+        for line in block.group(1).splitlines():
+            key, _, value = line.partition(":")
+            if key.strip():
+                metadata[key.strip().lower()] = value.strip()
+    return ClipInfo(
+        width=int(video.group(3)),
+        height=int(video.group(4)),
+        duration_s=seconds,
+        video_codec=video.group(1),
+        pix_fmt=video.group(2),
+        has_audio=bool(re.search(r"Stream #\S+.*?: Audio:", report)),
+        metadata=metadata,
+        raw=report,
+    )
+
+
+def read_frames(path: Path) -> NDArray[np.uint8]:
+    """Decode every frame of the clip at ``path`` as (T, H, W, 3) RGB uint8."""
+    info = probe(path)
+    result = subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-i",
+            str(path),
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "pipe:",
+        ],
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        message = result.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["?"]
+        raise GenerationFailed(f"cannot decode {path.name}: {message[0][:200]}")
+    frame_bytes = info.width * info.height * 3
+    count = len(result.stdout) // frame_bytes
+    if count == 0:
+        raise GenerationFailed(f"{path.name} has no frames")
+    data = np.frombuffer(result.stdout[: count * frame_bytes], dtype=np.uint8)
+    return data.reshape(count, info.height, info.width, 3).copy()

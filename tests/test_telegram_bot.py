@@ -1,0 +1,370 @@
+"""The real python-telegram-bot application against a Bot API emulator and a real service.
+
+Every scenario drives the bot through ``tests/emulators/telegram_api.py`` (over HTTP on
+127.0.0.1) and asserts what the emulator received. The service runs on loopback with the warp
+backend (``tests/servicekit.py``); clips are tiny (2 takes, 1 s, 128 px) to stay fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from emulators.telegram_api import Call, ChatRef, TelegramEmulator, User
+from images import jpeg_bytes
+from servicekit import running_service
+
+from bot import texts
+from bot.state import BotState
+from bot.telegram.app import run_bot
+from livingphoto.settings import Settings
+
+PHOTO = jpeg_bytes(160, 200)
+TAKES = 2
+
+
+@dataclass
+class Harness:
+    tg: TelegramEmulator
+    svc: Any
+    tmp: Path
+    vote_window_s: float = 60.0
+
+    def settings(self) -> Settings:
+        env = {
+            "TELEGRAM_BOT_TOKEN": self.tg.token,
+            "TELEGRAM_API_BASE_URL": self.tg.api_base_url,
+            "TELEGRAM_FILE_BASE_URL": self.tg.file_base_url,
+            "LIVINGPHOTO_SERVICE_URL": self.svc.url,
+            "LIVINGPHOTO_SERVICE_TOKEN": self.svc.token,
+            "LIVINGPHOTO_DATA_DIR": str(self.tmp / "bot-data"),
+            "LIVINGPHOTO_VOTE_WINDOW_S": str(self.vote_window_s),
+            "LIVINGPHOTO_BOT_VARIATIONS": str(TAKES),
+            "LIVINGPHOTO_BOT_SECONDS": "1",
+            "LIVINGPHOTO_BOT_CLIP_SIZE": "128",
+        }
+        return Settings.from_env(env, dotenv_path=self.tmp / "absent.env")
+
+    @asynccontextmanager
+    async def bot(self) -> AsyncIterator[None]:
+        """Run the bot until the block ends (then stop it cleanly and re-raise its errors)."""
+        stop = asyncio.Event()
+        polls = len(self.tg.calls_of("getUpdates"))
+        task = asyncio.create_task(run_bot(self.settings(), stop))
+        waiter = asyncio.create_task(self.tg.wait_for("getUpdates", count=polls + 1))
+        done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            waiter.cancel()
+            task.result()
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, timeout=30)
+
+    def state_jobs(self) -> list[Any]:
+        with BotState.open(self.settings().bot.state_path("telegram")) as state:
+            return state.jobs_in_phase("running", "delivered", "picked", "ended")
+
+    async def service_job(self, job_id: str) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.svc.token}"}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{self.svc.url}/v1/jobs/{job_id}", headers=headers) as response,
+        ):
+            assert response.status == 200
+            body: dict[str, Any] = await response.json()
+            return body
+
+
+@pytest.fixture
+async def h(tmp_path: Path) -> AsyncIterator[Harness]:
+    async with (
+        TelegramEmulator() as tg,
+        running_service(tmp_path / "service", backend="warp") as svc,
+    ):
+        yield Harness(tg, svc, tmp_path)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def to_chat(chat: ChatRef) -> Any:
+    return lambda c: c.chat_id() == chat.id
+
+
+async def wait_text(h: Harness, chat: ChatRef, needle: str, count: int = 1) -> Call:
+    def has(c: Call) -> bool:
+        return c.chat_id() == chat.id and needle in c.text
+
+    calls = await h.tg.wait_for("sendMessage", count=count, where=has)
+    return calls[-1]
+
+
+async def wait_edit(h: Harness, chat: ChatRef, needle: str) -> Call:
+    calls = await h.tg.wait_for(
+        "editMessageText", where=lambda c: c.chat_id() == chat.id and needle in c.text
+    )
+    return calls[-1]
+
+
+async def consent(h: Harness, user: User, chat: ChatRef, count: int = 1) -> None:
+    """Answer the consent question (the ``count``-th one in ``chat``) with yes."""
+    question = await wait_text(h, chat, "please confirm", count)
+    h.tg.press(user, question.result, question.buttons()[texts.CONSENT_YES])
+    await wait_edit(h, chat, texts.CONSENT_RECORDED)
+
+
+async def delivered(h: Harness, chat: ChatRef, rounds: int = 1) -> tuple[list[Call], Call]:
+    """Wait for ``rounds`` deliveries in ``chat``; the last round's clips and keyboard."""
+    clips = await h.tg.wait_for("sendAnimation", count=TAKES * rounds, where=to_chat(chat))
+    keyboard = await wait_text(h, chat, "Pick your favourite", rounds)
+    return clips[-TAKES:], keyboard
+
+
+def assert_every_callback_answered_once(tg: TelegramEmulator) -> None:
+    pressed = [u["callback_query"]["id"] for u in _injected(tg) if "callback_query" in u]
+    assert pressed, "no button was pressed"
+    assert {q: tg.answered.get(q) for q in pressed} == dict.fromkeys(pressed, 1)
+
+
+def _injected(tg: TelegramEmulator) -> list[dict[str, Any]]:
+    return [u for c in tg.calls if c.method == "getUpdates" for u in (c.result or [])]
+
+
+# -- scenarios -------------------------------------------------------------------------------
+async def test_happy_path_photo_to_final_clip(h: Harness) -> None:
+    tg, alice = h.tg, h.tg.alice
+    chat = tg.private_chat(alice)
+    async with h.bot():
+        commands = tg.calls_of("setMyCommands")[0].params["commands"]
+        assert [c["command"] for c in commands] == ["animate", "settings", "consent", "forget", "help"]
+        updates = tg.calls_of("getUpdates")[0].params["allowed_updates"]
+        assert {"message", "callback_query", "message_reaction"} <= set(updates)
+
+        tg.send_text(alice, chat, "/start")
+        assert "front-facing" in (await wait_text(h, chat, "2–4 second loops")).text
+
+        tg.send_photo(alice, chat, PHOTO, caption="/animate subtle blink, slight head tilt")
+        await consent(h, alice, chat)
+        status = await wait_text(h, chat, "Queued")
+        clips, keyboard = await delivered(h, chat)
+        done = await wait_edit(h, chat, "Done")
+        assert done.params["message_id"] == str(status.result["message_id"])
+        # one status message, edited in place: never a second "Queued"/"Animating" message
+        assert len([t for t in tg.texts_to(chat) if "Queued" in t]) >= 1
+        sent = [c.text for c in tg.calls_of("sendMessage", chat)]
+        assert len([t for t in sent if "Queued" in t or "Animating" in t]) == 1
+        edits = [c for c in tg.calls_of("editMessageText", chat) if c.params["message_id"] == done.params["message_id"]]
+        assert all(("Animating" in c.text) or ("Queued" in c.text) or ("Done" in c.text) for c in edits)
+
+        assert [c.text.splitlines()[0].split(" ·")[0].split(" (")[0] for c in clips] == ["Take 1", "Take 2"]
+        assert all("likeness" in c.text and "loop" in c.text for c in clips)
+        assert all(c.files["animation"][4:8] == b"ftyp" for c in clips)
+        labels = list(keyboard.buttons())
+        assert labels == ["Pick 1", "Pick 2", "🎲 Vary 1", "🎲 Vary 2", "🔁 Re-roll", "➖ Less motion", "➕ More motion"]
+        assert all(len(data.encode()) <= 64 for data in keyboard.buttons().values())
+
+        tg.press(alice, keyboard.result, keyboard.buttons()["Pick 2"])
+        finals = await tg.wait_for("sendAnimation", count=TAKES + 1, where=to_chat(chat))
+        assert finals[-1].text.startswith("⭐ Final — take 2")
+        assert finals[-1].files["animation"] == clips[1].files["animation"]
+        keyboard_id = str(keyboard.result["message_id"])
+        removed = await tg.wait_for(
+            "editMessageReplyMarkup", where=lambda c: c.params["message_id"] == keyboard_id
+        )
+        assert not removed[-1].params.get("reply_markup")
+    assert_every_callback_answered_once(tg)
+    assert len(tg.calls_of("sendAnimation", chat)) == TAKES + 1  # the final clip was sent once
+
+
+async def test_consent_refused_then_given_and_revoked(h: Harness) -> None:
+    tg, alice = h.tg, h.tg.alice
+    chat = tg.private_chat(alice)
+    async with h.bot():
+        tg.send_photo(alice, chat, PHOTO, caption="/animate gentle breathing")
+        question = await wait_text(h, chat, "please confirm")
+        tg.press(alice, question.result, question.buttons()[texts.CONSENT_NO])
+        await wait_edit(h, chat, "nothing was generated")
+        assert not h.state_jobs()
+
+        tg.send_photo(alice, chat, PHOTO, caption="/animate gentle breathing")
+        await consent(h, alice, chat, count=2)
+        await delivered(h, chat)
+        assert len(h.state_jobs()) == 1
+
+        tg.send_text(alice, chat, "/consent")
+        shown = await wait_text(h, chat, "Consent on record")
+        tg.press(alice, shown.result, shown.buttons()[texts.CONSENT_REVOKE])
+        await wait_edit(h, chat, "Consent revoked")
+
+        tg.send_photo(alice, chat, PHOTO, caption="/animate gentle breathing")
+        await wait_text(h, chat, "please confirm", count=3)
+    assert_every_callback_answered_once(tg)
+
+
+async def test_each_button_creates_a_child_job_linked_to_its_parent(h: Harness) -> None:
+    tg, alice = h.tg, h.tg.alice
+    chat = tg.private_chat(alice)
+    async with h.bot():
+        photo = tg.send_photo(alice, chat, PHOTO)["message"]
+        await wait_text(h, chat, "What motion")  # a photo alone: the bot asks for the motion
+        tg.send_text(alice, chat, "/animate slow blink", reply_to=photo)
+        await consent(h, alice, chat)
+        _, keyboard = await delivered(h, chat)
+        (parent,) = h.state_jobs()
+        buttons = keyboard.buttons()
+        for n, label in enumerate(["🔁 Re-roll", "➖ Less motion", "➕ More motion", "🎲 Vary 2"], 2):
+            tg.press(alice, keyboard.result, buttons[label])
+            await delivered(h, chat, rounds=n)
+        children = [j for j in h.state_jobs() if j.parent_job_id == parent.job_id]
+        assert sorted(j.adjust for j in children) == ["less", "more", "reroll", "vary"]
+        for child in children:
+            body = await h.service_job(child.job_id)
+            assert body["state"] == "done"
+            assert body["parent"]["job_id"] == parent.job_id
+    assert_every_callback_answered_once(tg)
+
+
+async def test_reaction_picks_in_private(h: Harness) -> None:
+    tg, alice = h.tg, h.tg.alice
+    chat = tg.private_chat(alice)
+    async with h.bot():
+        tg.send_photo(alice, chat, PHOTO, caption="/animate subtle smile")
+        await consent(h, alice, chat)
+        clips, keyboard = await delivered(h, chat)
+        tg.react(alice, chat, clips[1].result["message_id"], ["🔥"])
+        finals = await tg.wait_for("sendAnimation", count=TAKES + 1, where=to_chat(chat))
+        assert finals[-1].text.startswith("⭐ Final — take 2")
+        await tg.wait_for("editMessageReplyMarkup", where=to_chat(chat))
+        # the keyboard's buttons are stale now
+        tg.press(alice, keyboard.result, keyboard.buttons()["Pick 1"])
+        await tg.wait_until(lambda: len(tg.answered) == 2)
+    answers = tg.calls_of("answerCallbackQuery")
+    assert answers[-1].params["text"] == texts.EXPIRED
+    assert len(tg.calls_of("sendAnimation", chat)) == TAKES + 1
+
+
+async def test_group_vote_and_requester_pick(h: Harness) -> None:
+    h.vote_window_s = 2.0
+    tg, alice, bob, carol, group = h.tg, h.tg.alice, h.tg.bob, h.tg.carol, h.tg.group
+    async with h.bot():
+        # round 1: members vote, the window closes, the most-voted take wins
+        tg.send_photo(alice, group, PHOTO, caption="/animate@livingphoto_bot slight head tilt")
+        await consent(h, alice, group)
+        clips, keyboard = await delivered(h, group)
+        assert "vote by reacting" in keyboard.text
+        tg.press(bob, keyboard.result, keyboard.buttons()["Pick 1"])  # not his to press
+        tg.react(bob, group, clips[1].result["message_id"], ["👍"])
+        tg.react(carol, group, clips[0].result["message_id"], ["2️⃣"])
+        await wait_text(h, group, "The vote is in: take 2 wins with 2 votes")
+        finals = await tg.wait_for("sendAnimation", count=TAKES + 1, where=to_chat(group))
+        assert finals[-1].text.startswith("⭐ Final — take 2")
+
+        # round 2: the requester's own reaction ends the vote at once
+        tg.send_photo(alice, group, PHOTO, caption="/animate slight head tilt")
+        clips, _ = await delivered(h, group, rounds=2)
+        tg.react(bob, group, clips[1].result["message_id"], ["❤"])
+        tg.react(alice, group, clips[0].result["message_id"], ["1️⃣"])
+        finals = await tg.wait_for("sendAnimation", count=2 * TAKES + 2, where=to_chat(group))
+        assert finals[-1].text.startswith("⭐ Final — take 1")
+    answers = [c.params.get("text") for c in tg.calls_of("answerCallbackQuery")]
+    assert texts.NOT_YOURS in answers
+    assert len([t for t in tg.texts_to(group) if "The vote is in" in t]) == 1
+
+
+async def test_forged_callback_and_duplicate_updates(h: Harness) -> None:
+    tg, alice = h.tg, h.tg.alice
+    chat = tg.private_chat(alice)
+    async with h.bot():
+        tg.send_text(alice, chat, "/help")
+        help_call = await wait_text(h, chat, "What works best")
+        tg.press(alice, help_call.result, "forged-data")
+        tg.press(alice, help_call.result, "x" * 64)
+        await tg.wait_until(lambda: len(tg.answered) == 2)
+
+        update = tg.send_photo(alice, chat, PHOTO, caption="/animate blink")
+        await wait_text(h, chat, "please confirm")
+        tg.redeliver(update)
+        question = await wait_text(h, chat, "please confirm")
+        press = tg.press(alice, question.result, question.buttons()[texts.CONSENT_YES])
+        tg.redeliver(press)
+        await delivered(h, chat)
+        tg.send_text(alice, chat, "/help")  # processed after the duplicates: a sync point
+        await wait_text(h, chat, "What works best", count=2)
+    answers = [c.params.get("text") for c in tg.calls_of("answerCallbackQuery")]
+    assert answers[:2] == [texts.EXPIRED, texts.EXPIRED]
+    assert len([t for t in tg.texts_to(chat) if "please confirm" in t]) == 1
+    assert len(h.state_jobs()) == 1
+    assert len(tg.calls_of("sendAnimation", chat)) == TAKES
+    assert_every_callback_answered_once(tg)
+
+
+async def test_429_is_waited_out_and_documents(h: Harness) -> None:
+    tg, alice = h.tg, h.tg.alice
+    chat = tg.private_chat(alice)
+    async with h.bot():
+        tg.send_document(alice, chat, b"%PDF-1.4 not a photo", "notes.pdf", "application/pdf")
+        assert (await wait_text(h, chat, "not an image")).text == texts.NOT_IMAGE
+        tg.send_photo(alice, chat, PHOTO, caption="/animate blink", file_size=25 * 1024 * 1024)
+        assert "larger than 20 MB" in (await wait_text(h, chat, "larger than")).text
+
+        tg.fail_next("sendAnimation", retry_after=1)
+        tg.send_document(alice, chat, PHOTO, "me.jpg", "image/jpeg", caption="/animate blink")
+        await consent(h, alice, chat)
+        await delivered(h, chat)
+    refused = [c for c in tg.calls if c.method == "sendAnimation" and c.status == 429]
+    assert len(refused) == 1
+    assert len(tg.calls_of("sendAnimation", chat)) == TAKES  # retried, each take once
+
+
+async def test_refused_prompt_is_explained_politely(h: Harness) -> None:
+    tg, alice = h.tg, h.tg.alice
+    chat = tg.private_chat(alice)
+    async with h.bot():
+        tg.send_photo(alice, chat, PHOTO, caption="/animate make her undress")
+        await consent(h, alice, chat)
+        refusal = await wait_text(h, chat, "Sorry, I can't make that one")
+    assert "try" in refusal.text.lower()
+    assert not tg.calls_of("sendAnimation")
+    assert not h.state_jobs()
+
+
+async def test_restart_mid_job_resumes_delivery_and_keeps_settings(h: Harness) -> None:
+    tg, alice = h.tg, h.tg.alice
+    chat = tg.private_chat(alice)
+    async with h.bot():
+        tg.send_text(alice, chat, "/settings seconds 9")
+        await wait_text(h, chat, "did not understand")
+        tg.send_text(alice, chat, "/settings variations 3")
+        await wait_text(h, chat, "3 takes")
+        tg.send_photo(alice, chat, PHOTO, caption="/animate blink")
+        await consent(h, alice, chat)
+        await wait_text(h, chat, "Queued")
+    # the bot is down while the job runs; it delivers everything after the restart
+    async with h.bot():
+        await tg.wait_for("sendAnimation", count=3, where=to_chat(chat))
+        await wait_text(h, chat, "Pick your favourite")
+        tg.send_text(alice, chat, "/settings")
+        await wait_text(h, chat, "Your defaults: 3 takes", count=2)
+    assert len(tg.calls_of("sendAnimation", chat)) == 3
+    assert len([t for t in tg.texts_to(chat) if "Queued" in t]) >= 1
+    (job,) = h.state_jobs()
+    assert job.phase == "delivered"
+
+
+async def test_forget_says_what_was_deleted(h: Harness) -> None:
+    tg, alice = h.tg, h.tg.alice
+    chat = tg.private_chat(alice)
+    async with h.bot():
+        tg.send_photo(alice, chat, PHOTO, caption="/animate blink")
+        await consent(h, alice, chat)
+        await delivered(h, chat)
+        tg.send_text(alice, chat, "/forget")
+        forgot = await wait_text(h, chat, "Deleted:")
+    assert "1 requests" in forgot.text or "1 request" in forgot.text
+    assert not h.state_jobs()

@@ -1,0 +1,284 @@
+"""Tiny, randomly initialised image-to-video pipelines for offline CPU tests.
+
+Each builder makes a pipeline from tiny configs (after diffusers' own fast tests), saves it with
+``save_pretrained(directory)`` and returns the directory, so tests load it back through the real
+``from_pretrained(local_dir)`` path. Text pipelines get an offline tokenizer: a small Unigram model
+trained with the ``tokenizers`` library on a few prompts, wrapped in ``PreTrainedTokenizerFast``,
+paired with a T5/UMT5 encoder of the same vocabulary size.
+
+Usage::
+
+    from tinymodels import build_tiny_ltx
+    model_dir = build_tiny_ltx(tmp_path / "ltx")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from transformers import (
+    CLIPImageProcessor,
+    CLIPVisionConfig,
+    CLIPVisionModelWithProjection,
+    PreTrainedTokenizerFast,
+    T5Config,
+    T5EncoderModel,
+    UMT5Config,
+    UMT5EncoderModel,
+)
+
+_CORPUS = [
+    "gentle breathing, subtle blink, slight head tilt to the left",
+    "same person, consistent face, natural subtle motion, static camera, seamless loop",
+    "warping, distorted face, melting face, morphing, extra teeth, flicker, jitter, blurry",
+    "hair swaying in a light breeze, fabric rippling, small smile, nod, slow zoom in",
+    "the person in the photo moves naturally, realistic, high quality portrait video",
+    "astronaut, cat, dog, woman, man, child, old photo, scan, noise, scratches",
+]
+_SPECIALS = ["<pad>", "</s>", "<unk>"]
+TEXT_DIM = 32
+# The tiny Wan CLIP encoder sees 32 px in 8-px patches: 16 patches + the class token.
+_WAN_CLIP_TOKENS = 17
+
+
+def build_tokenizer(vocab_size: int = 160) -> PreTrainedTokenizerFast:
+    """Train a small Unigram tokenizer offline (the pipeline's ``save_pretrained`` stores it)."""
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=_SPECIALS, unk_token="<unk>", show_progress=False
+    )
+    tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        model_max_length=512,
+    )
+    return fast
+
+
+def _t5_encoder(vocab: int) -> T5EncoderModel:
+    torch.manual_seed(0)
+    config = T5Config(
+        vocab_size=vocab,
+        d_model=TEXT_DIM,
+        d_kv=8,
+        d_ff=37,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+    )
+    return T5EncoderModel(config).eval()
+
+
+def _umt5_encoder(vocab: int) -> UMT5EncoderModel:
+    torch.manual_seed(0)
+    config = UMT5Config(
+        vocab_size=vocab,
+        d_model=TEXT_DIM,
+        d_kv=8,
+        d_ff=37,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+    )
+    return UMT5EncoderModel(config).eval()
+
+
+def build_tiny_ltx(directory: Path) -> Path:
+    """An ``LTXConditionPipeline`` with a 1-layer transformer and an 8-channel VAE."""
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXConditionPipeline,
+        LTXVideoTransformer3DModel,
+    )
+
+    tokenizer = build_tokenizer()
+    torch.manual_seed(0)
+    transformer = LTXVideoTransformer3DModel(
+        in_channels=8,
+        out_channels=8,
+        patch_size=1,
+        patch_size_t=1,
+        num_attention_heads=4,
+        attention_head_dim=8,
+        cross_attention_dim=32,
+        num_layers=1,
+        caption_channels=TEXT_DIM,
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKLLTXVideo(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=8,
+        block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1),
+        spatio_temporal_scaling=(True, True, False, False),
+        decoder_spatio_temporal_scaling=(True, True, False, False),
+        decoder_inject_noise=(False, False, False, False, False),
+        upsample_residual=(False, False, False, False),
+        upsample_factor=(1, 1, 1, 1),
+        timestep_conditioning=False,
+        patch_size=1,
+        patch_size_t=1,
+        encoder_causal=True,
+        decoder_causal=False,
+    )
+    pipe = LTXConditionPipeline(
+        transformer=transformer,
+        vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        text_encoder=_t5_encoder(len(tokenizer)),
+        tokenizer=tokenizer,
+    )
+    pipe.save_pretrained(str(directory))
+    return directory
+
+
+def build_tiny_wan(directory: Path, first_last_frame: bool = True) -> Path:
+    """A Wan 2.1-style ``WanImageToVideoPipeline`` with its CLIP image encoder.
+
+    ``first_last_frame`` gives the transformer the image position embedding of the FLF2V
+    checkpoints (two CLIP token sequences: first and last frame), so ``last_image=`` works.
+    """
+    from diffusers import (
+        AutoencoderKLWan,
+        FlowMatchEulerDiscreteScheduler,
+        WanImageToVideoPipeline,
+        WanTransformer3DModel,
+    )
+
+    tokenizer = build_tokenizer()
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(
+        base_dim=3,
+        z_dim=16,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+    )
+    torch.manual_seed(0)
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=36,
+        out_channels=16,
+        text_dim=TEXT_DIM,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+        image_dim=4,
+        pos_embed_seq_len=2 * _WAN_CLIP_TOKENS if first_last_frame else None,
+    )
+    torch.manual_seed(0)
+    image_encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=4,
+            projection_dim=4,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            intermediate_size=16,
+            patch_size=8,
+        )
+    ).eval()
+    pipe = WanImageToVideoPipeline(
+        tokenizer=tokenizer,
+        text_encoder=_umt5_encoder(len(tokenizer)),
+        vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+        image_processor=CLIPImageProcessor(crop_size=32, size=32),
+        image_encoder=image_encoder,
+        transformer=transformer,
+    )
+    pipe.save_pretrained(str(directory))
+    return directory
+
+
+def build_tiny_svd(directory: Path, num_frames: int = 8) -> Path:
+    """A ``StableVideoDiffusionPipeline`` whose tiny CLIP image encoder takes 224-px input."""
+    from diffusers import (
+        AutoencoderKLTemporalDecoder,
+        EulerDiscreteScheduler,
+        StableVideoDiffusionPipeline,
+        UNetSpatioTemporalConditionModel,
+    )
+
+    torch.manual_seed(0)
+    unet = UNetSpatioTemporalConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=16,
+        in_channels=8,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
+        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+        cross_attention_dim=32,
+        num_attention_heads=8,
+        projection_class_embeddings_input_dim=96,
+        addition_time_embed_dim=32,
+        num_frames=num_frames,
+    )
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        interpolation_type="linear",
+        num_train_timesteps=1000,
+        prediction_type="v_prediction",
+        sigma_max=700.0,
+        sigma_min=0.002,
+        steps_offset=1,
+        timestep_spacing="leading",
+        timestep_type="continuous",
+        trained_betas=None,
+        use_karras_sigmas=True,
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKLTemporalDecoder(
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        latent_channels=4,
+    )
+    torch.manual_seed(0)
+    image_encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=32,
+            projection_dim=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=224,
+            intermediate_size=37,
+            patch_size=32,
+        )
+    ).eval()
+    pipe = StableVideoDiffusionPipeline(
+        vae=vae,
+        image_encoder=image_encoder,
+        unet=unet,
+        scheduler=scheduler,
+        feature_extractor=CLIPImageProcessor(crop_size=224, size=224),
+    )
+    pipe.save_pretrained(str(directory))
+    return directory
