@@ -7,14 +7,17 @@ Usage::
 Each run is a fresh Python process (so start-up and imports count, as they do for a user) that
 animates 3 variations x 3 s x 24 fps at 512 px and reports its stage timings. The table shows the
 median of the runs for each stage, the whole process wall time, and the peak resident memory:
-the Python process itself and the largest ffmpeg child (``getrusage`` ``ru_maxrss``), plus an
-upper bound for the whole run (Python + one ffmpeg per variation, since they encode concurrently).
+the Python process itself (``getrusage`` ``ru_maxrss``, which the parent also sees as its largest
+child) and the whole process tree including the concurrent ffmpeg encoders (summed RSS sampled
+every 10 ms with psutil; ``ru_maxrss`` of an exec'd child would count the parent's pages it was
+forked from, so it cannot measure ffmpeg alone).
 Goal on a 2-core machine: whole run < 3 s wall, < 600 MB peak RSS.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -22,6 +25,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import psutil  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("decode", "detect", "warp", "encode", "score", "sheet", "total")
@@ -56,23 +61,46 @@ print(json.dumps({
 def run_once(photo: Path, python: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="lp-bench-") as out:
         started = time.perf_counter()
-        done = subprocess.run(
+        process = subprocess.Popen(
             [python, "-c", CHILD, str(photo), out, PROMPT],
             cwd=ROOT,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            check=False,
         )
+        tree_peak = _watch_tree(process)
+        stdout, stderr = process.communicate()
         wall = time.perf_counter() - started
+        done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     if done.returncode != 0:
         raise SystemExit(f"benchmark run failed: {done.stderr.strip().splitlines()[-1:]}")
     report = json.loads(done.stdout.strip().splitlines()[-1])
     row: dict[str, float] = {k: float(v) for k, v in report["timings"].items()}
     row["wall"] = wall
     row["self_mb"] = report["self_kb"] / 1024
-    row["ffmpeg_mb"] = report["children_kb"] / 1024
-    row["bound_mb"] = row["self_mb"] + 3 * row["ffmpeg_mb"]
+    row["tree_mb"] = tree_peak / 2**20
     return row
+
+
+def _watch_tree(process: subprocess.Popen[str]) -> int:
+    """Sample the summed RSS of ``process`` and its children until it exits; return the peak."""
+    peak = 0
+    try:
+        root = psutil.Process(process.pid)
+    except psutil.NoSuchProcess:
+        return 0
+    while process.poll() is None:
+        total = 0
+        try:
+            members = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            break
+        for member in members:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                total += member.memory_info().rss
+        peak = max(peak, total)
+        time.sleep(0.01)
+    return peak
 
 
 def main() -> int:
@@ -89,7 +117,9 @@ def main() -> int:
     def med(key: str) -> float:
         return statistics.median(r[key] for r in rows)
 
-    print(f"livingphoto animate, warp backend: 3 variations x 3 s x 24 fps, 512 px, {args.photo.name}")
+    print(
+        f"livingphoto animate, warp backend: 3 variations x 3 s x 24 fps, 512 px, {args.photo.name}"
+    )
     print(f"median of {args.runs} runs, each in a fresh process\n")
     print(f"| {'stage':<28} | {'median':>9} | {'min':>9} | {'max':>9} |")
     print(f"|{'-' * 30}|{'-' * 11}|{'-' * 11}|{'-' * 11}|")
@@ -114,13 +144,14 @@ def main() -> int:
     print()
     print(f"| {'peak RSS':<28} | {'median':>9} |")
     print(f"|{'-' * 30}|{'-' * 11}|")
-    print(f"| {'python process':<28} | {med('self_mb'):>6.0f} MB |")
-    print(f"| {'largest ffmpeg child':<28} | {med('ffmpeg_mb'):>6.0f} MB |")
-    print(f"| {'upper bound, whole run':<28} | {med('bound_mb'):>6.0f} MB |")
+    print(f"| {'python process (getrusage)':<28} | {med('self_mb'):>6.0f} MB |")
+    print(f"| {'whole tree incl. ffmpeg':<28} | {med('tree_mb'):>6.0f} MB |")
     verdict_time = "meets" if med("wall") < 3.0 else "MISSES"
-    verdict_mem = "meets" if med("bound_mb") < 600 else "MISSES"
-    print(f"\ngoal < 3 s wall: {verdict_time} ({med('wall'):.2f} s); "
-          f"goal < 600 MB: {verdict_mem} ({med('bound_mb'):.0f} MB)")
+    verdict_mem = "meets" if max(med("tree_mb"), med("self_mb")) < 600 else "MISSES"
+    print(
+        f"\ngoal < 3 s wall: {verdict_time} ({med('wall'):.2f} s); "
+        f"goal < 600 MB: {verdict_mem} ({max(med('tree_mb'), med('self_mb')):.0f} MB)"
+    )
     return 0
 
 

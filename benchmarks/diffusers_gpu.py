@@ -26,18 +26,18 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from generation.backend import CancelToken, RenderRequest  # noqa: E402
-from generation.backends.diffusers import DiffusersBackend  # noqa: E402
-from generation.backends.diffusers_settings import DiffusersSettings  # noqa: E402
-from generation.motion import Motion, MotionSpec, Primitive  # noqa: E402
+from generation.backend import CancelToken, RenderRequest
+from generation.backends.diffusers import DiffusersBackend
+from generation.backends.diffusers_settings import DiffusersSettings
+from generation.motion import Motion, MotionSpec, Primitive
 
 # diffusers' LTXVideoTransformer3DModel config of Lightricks/LTX-Video-0.9.5 (2B; same for the
 # 2B 0.9.6/0.9.7/0.9.8 distilled checkpoints).
@@ -123,7 +123,7 @@ TINY_VAE: dict[str, Any] = {
     "decoder_inject_noise": (False, False, False, False, False),
     "upsample_residual": (False, False, False, False),
     "upsample_factor": (1, 1, 1, 1),
-    "timestep_conditioning": False,
+    "timestep_conditioning": True,
     "patch_size": 1,
     "patch_size_t": 1,
     "encoder_causal": True,
@@ -149,8 +149,10 @@ _PROMPTS = [
 
 def offline_tokenizer(vocab_size: int) -> Any:
     """A small Unigram tokenizer trained on a few prompts (no download)."""
+    import transformers
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+
+    tf: Any = transformers
 
     tok = Tokenizer(models.Unigram())
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
@@ -162,35 +164,33 @@ def offline_tokenizer(vocab_size: int) -> Any:
         show_progress=False,
     )
     tok.train_from_iterator(_PROMPTS * 8, trainer=trainer)
-    return PreTrainedTokenizerFast(
+    return tf.PreTrainedTokenizerFast(
         tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
     )
 
 
 def build_pipeline(tiny: bool, device: str, dtype: torch.dtype) -> Any:
     """An ``LTXConditionPipeline`` with random weights, built directly on ``device``."""
-    from diffusers import (
-        AutoencoderKLLTXVideo,
-        FlowMatchEulerDiscreteScheduler,
-        LTXConditionPipeline,
-        LTXVideoTransformer3DModel,
-    )
-    from transformers import T5Config, T5EncoderModel
+    import diffusers
+    import transformers
+
+    d: Any = diffusers  # untyped third-party constructors
+    tf: Any = transformers
 
     tokenizer = offline_tokenizer(120)
     t5 = dict(TINY_T5 if tiny else T5_XXL)
     t5["vocab_size"] = max(len(tokenizer), int(t5.get("vocab_size", 0)))
     torch.manual_seed(0)
     with torch.device(device):
-        transformer = LTXVideoTransformer3DModel(
+        transformer = d.LTXVideoTransformer3DModel(
             **(TINY_TRANSFORMER if tiny else LTX_2B_TRANSFORMER)
         )
-        vae = AutoencoderKLLTXVideo(**(TINY_VAE if tiny else LTX_2B_VAE))
-        text_encoder = T5EncoderModel(T5Config(**t5)).eval()
-    return LTXConditionPipeline(
+        vae = d.AutoencoderKLLTXVideo(**(TINY_VAE if tiny else LTX_2B_VAE))
+        text_encoder = tf.T5EncoderModel(tf.T5Config(**t5)).eval()
+    return d.LTXConditionPipeline(
         transformer=transformer.to(dtype),
         vae=vae.to(dtype),
-        scheduler=FlowMatchEulerDiscreteScheduler(),
+        scheduler=d.FlowMatchEulerDiscreteScheduler(),
         text_encoder=text_encoder.to(dtype),
         tokenizer=tokenizer,
     )
@@ -286,9 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     fps = args.fps if args.fps is not None else (8 if args.tiny else 24)
     size = args.size if args.size is not None else (64 if args.tiny else 512)
     steps = args.steps or (2 if args.tiny else 0)
-    device = "cuda" if cuda else "cpu"
+    device: Literal["cuda", "cpu"] = "cuda" if cuda else "cpu"
     dtype = torch.bfloat16 if cuda else torch.float32
 
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()  # keep the table readable
     started = time.perf_counter()
     pipe = build_pipeline(args.tiny, device, dtype)
     built_s = time.perf_counter() - started

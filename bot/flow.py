@@ -367,8 +367,8 @@ class Flow:
         job = delivered[0][0]
         if job.phase != "delivered":
             return
-        takes = [k for _, k in delivered]
-        k = _reaction_pick(emojis, takes)
+        in_message = [k for _, k in delivered]
+        k = _reaction_pick(emojis, in_message, list(self._state.deliveries(job.job_id)))
         if ev.user_id == job.user_id:
             if k is not None:
                 await self._pick(job, k, note="")
@@ -840,14 +840,17 @@ class Flow:
         )
 
 
-def _reaction_pick(emojis: Sequence[str], takes: Sequence[int]) -> int | None:
-    """The take an emoji set points at: a number emoji, or a like on a one-take message."""
+def _reaction_pick(
+    emojis: Sequence[str], in_message: Sequence[int], all_takes: Sequence[int]
+) -> int | None:
+    """The take a set of reactions points at: a number emoji names any take of the job; a
+    like (👍 ❤️ 🔥) picks the take shown in that message when it shows exactly one."""
     for emoji in emojis:
         number = NUMBER_EMOJIS.get(emoji)
-        if number is not None and number in takes:
+        if number is not None and number in all_takes:
             return number
-    if len(takes) == 1 and any(emoji in PICK_EMOJIS for emoji in emojis):
-        return takes[0]
+    if len(in_message) == 1 and any(emoji in PICK_EMOJIS for emoji in emojis):
+        return in_message[0]
     return None
 
 

@@ -159,11 +159,24 @@ SETTINGS_BAD = (
 
 
 def forgot(service: Mapping[str, int], bot: Mapping[str, int]) -> str:
-    items = [f"{n} {name.replace('_', ' ')}" for name, n in {**service}.items() if n]
-    items += [f"{n} saved {name}" for name, n in bot.items() if n]
-    if not items:
+    """What /forget deleted, e.g. 'Deleted: 2 jobs, 1 consent record; and 1 saved request.'"""
+    at_service = [_count(n, name) for name, n in service.items() if n]
+    in_bot = [_count(n, name) for name, n in bot.items() if n]
+    if not at_service and not in_bot:
         return "Done. I had nothing stored about you."
-    return "Done. Deleted: " + ", ".join(items) + "."
+    parts = []
+    if at_service:
+        parts.append("from the animation service: " + ", ".join(at_service))
+    if in_bot:
+        parts.append("from this bot: " + ", ".join(in_bot))
+    return "Done. Deleted " + "; ".join(parts) + ". Nothing about you is kept."
+
+
+def _count(n: int, name: str) -> str:
+    words = name.replace("_", " ")
+    if n == 1 and words.endswith("s"):
+        words = words[:-1]
+    return f"{n} {words}"
 
 
 def _dots(value: float) -> str:

@@ -13,12 +13,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from livingphoto.errors import ConsentRequired
+from livingphoto.errors import ConsentRequired, GenerationFailed, LivingPhotoError
+
+if TYPE_CHECKING:
+    from generation.animator import Inspection
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("livingphoto-out")
 BACKEND_CHOICES = ("warp", "diffusers")
@@ -29,9 +35,13 @@ def _int_in(low: int, high: int, name: str) -> Callable[[str], int]:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"{name} must be a whole number, got {text!r}"
+            ) from None
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{name} must be between {low} and {high}, got {value}")
+            raise argparse.ArgumentTypeError(
+                f"{name} must be between {low} and {high}, got {value}"
+            )
         return value
 
     return parse
@@ -44,7 +54,9 @@ def _float_in(low: float, high: float, name: str) -> Callable[[str], float]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{name} must be between {low:g} and {high:g}, got {text}")
+            raise argparse.ArgumentTypeError(
+                f"{name} must be between {low:g} and {high:g}, got {text}"
+            )
         return value
 
     return parse
@@ -94,12 +106,15 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     parser.set_defaults(handler=run_animate)
 
 
-def _moderate(prompt: str, shows_person: bool, consent: bool) -> None:
-    """Moderation before generating: consent now; the prompt/image policy plugs in here.
+def _moderate(prompt: str, inspection: Inspection, consent: bool) -> None:
+    """Moderation before generating: the one place the CLI asks "may we animate this?".
 
+    Today: consent. ``inspection.image.rgb`` is the sanitised photo and
+    ``inspection.shows_person`` says whether a face was found, which is what the moderation
+    gate's prompt/image policy needs when it is wired in here.
     Raises ``ConsentRequired`` when a person is pictured and ``--consent`` was not given.
     """
-    if shows_person and not consent:
+    if inspection.shows_person and not consent:
         raise ConsentRequired(
             "this photo shows a person: pass --consent after checking that you have "
             "the pictured person's permission to animate it"
@@ -117,7 +132,7 @@ class ProgressBar:
     def __call__(self, fraction: float, stage: str) -> None:
         if not self.enabled:
             return
-        percent = int(round(100 * min(1.0, max(0.0, fraction))))
+        percent = round(100 * min(1.0, max(0.0, fraction)))
         if percent == self._last:
             return
         self._last = percent
@@ -132,6 +147,18 @@ class ProgressBar:
 
 
 def run_animate(args: argparse.Namespace) -> int:
+    """The ``animate`` handler: errors become one line (LivingPhotoError), never a traceback."""
+    try:
+        return _run_animate(args)
+    except (LivingPhotoError, KeyboardInterrupt):
+        raise
+    except Exception as error:
+        logger.debug("animate failed", exc_info=True)
+        text = " ".join(str(error).split())[:200] or type(error).__name__
+        raise GenerationFailed(f"animation failed unexpectedly: {text}") from None
+
+
+def _run_animate(args: argparse.Namespace) -> int:
     from generation.animator import AnimateOptions, Animator
     from generation.backends import make_backend
     from generation.motion import parse_motion
@@ -151,7 +178,7 @@ def run_animate(args: argparse.Namespace) -> int:
     animator = Animator(make_backend(args.backend, args.model))
     animator.setup()
     inspection = animator.inspect_image(sanitized)
-    _moderate(args.prompt, inspection.shows_person, args.consent)
+    _moderate(args.prompt, inspection, args.consent)
     bar = ProgressBar(sys.stderr, enabled=sys.stderr.isatty() and not args.json)
     try:
         result = animator.animate(

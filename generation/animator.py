@@ -207,6 +207,7 @@ class Animator:
 
         token = cancel or CancelToken()
         _check_options(options)
+        _prepare_out_dir(out_dir)
         timings: dict[str, float] = {}
         started = time.perf_counter()
         spec = parse_motion(prompt)
@@ -258,7 +259,8 @@ class Animator:
         except LivingPhotoError:
             raise
         except Exception as error:  # a backend bug must not leak a traceback to users
-            logger.exception("backend %s failed", getattr(self.backend, "name", "?"))
+            logger.error("backend %s failed: %s", self.backend.name, error)
+            logger.debug("backend failure", exc_info=True)
             raise GenerationFailed(f"the {self.backend.name} backend failed: {error}") from error
         timings["warp"] = time.perf_counter() - mark
         if len(takes) != options.variations:
@@ -267,12 +269,6 @@ class Animator:
             )
         token.check()
 
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise UsageError(
-                f"cannot create the output folder {out_dir}: {error.strerror or error}"
-            ) from None
         paths = [out_dir / f"variation-{k + 1}.{options.format}" for k in range(len(takes))]
         progress(0.76, "encode")
         # Encode in ffmpeg subprocesses while this thread scores: the two overlap on 2+ cores.
@@ -350,6 +346,18 @@ class Animator:
         written: Path = export(take.frames, path, options.fps, options.format)
         done.append(time.perf_counter())
         return written
+
+
+def _prepare_out_dir(out_dir: Path) -> None:
+    """Create ``out_dir`` (before any work, so a bad ``--out`` fails fast)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(
+            f"cannot create the output folder {out_dir}: {error.strerror or error}"
+        ) from None
+    if not out_dir.is_dir():
+        raise UsageError(f"the output folder {out_dir} is not a folder")
 
 
 def _check_options(options: AnimateOptions) -> None:

@@ -35,7 +35,7 @@ class SheetRow:
 def pick_frames(count: int, wanted: int = 6, must: int | None = None) -> list[int]:
     """``wanted`` frame indices spread over the loop (last one excluded: it repeats the first)."""
     usable = max(1, count - 1)
-    picks = {int(round(v)) for v in np.linspace(0, usable - 1, num=min(wanted, usable))}
+    picks = {round(v) for v in np.linspace(0, usable - 1, num=min(wanted, usable))}
     if must is not None and 0 <= must < count and must not in picks:
         nearest = min(picks - {0}, key=lambda p: abs(p - must), default=None)
         if nearest is not None:
@@ -47,8 +47,7 @@ def pick_frames(count: int, wanted: int = 6, must: int | None = None) -> list[in
 def _thumb(frame: NDArray[np.uint8]) -> NDArray[np.uint8]:
     height, width = frame.shape[:2]
     size = (max(1, round(width * THUMB_HEIGHT / height)), THUMB_HEIGHT)
-    out: NDArray[np.uint8] = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-    return out
+    return np.asarray(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
 
 def write_contact_sheet(rows: Sequence[SheetRow], path: Path, frames_per_row: int = 6) -> Path:

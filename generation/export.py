@@ -8,6 +8,7 @@ XMP chunk. ``read_frames`` and ``probe`` decode existing clips (tests, scoring, 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import struct
 import subprocess
@@ -37,9 +38,7 @@ def ffmpeg_exe() -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
-def export_clip(
-    frames: NDArray[np.uint8], path: Path, fps: int, fmt: ClipFormat = "mp4"
-) -> Path:
+def export_clip(frames: NDArray[np.uint8], path: Path, fps: int, fmt: ClipFormat = "mp4") -> Path:
     """Encode ``frames`` (T, H, W, 3) RGB uint8 to ``path`` in ``fmt``; return ``path``."""
     if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
         raise GenerationFailed("frames must be a (T, H, W, 3) uint8 array")
@@ -66,16 +65,29 @@ def _raw_input(frames: NDArray[np.uint8], fps: int) -> Any:
 
 
 def _run(stream: Any, frames: NDArray[np.uint8], path: Path) -> None:
-    process = stream.overwrite_output().run_async(
-        cmd=ffmpeg_exe(), pipe_stdin=True, pipe_stdout=False, pipe_stderr=True, quiet=False
+    """Run ffmpeg, feeding ``frames`` one by one on stdin (no full-clip copy in memory)."""
+    process = (
+        stream.global_args("-hide_banner", "-loglevel", "error", "-nostdin")
+        .overwrite_output()
+        .run_async(cmd=ffmpeg_exe(), pipe_stdin=True, pipe_stderr=True)
     )
+    broken = False
     try:
-        _, stderr = process.communicate(input=np.ascontiguousarray(frames).tobytes())
+        for frame in frames:
+            try:
+                process.stdin.write(np.ascontiguousarray(frame).data)
+            except BrokenPipeError:
+                broken = True
+                break
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.close()
+        stderr = process.stderr.read()
+        process.wait()
     except BaseException:
         process.kill()
         process.wait()
         raise
-    if process.returncode != 0:
+    if process.returncode != 0 or broken:
         last = (stderr or b"").decode("utf-8", "replace").strip().splitlines()[-1:] or ["?"]
         raise GenerationFailed(f"ffmpeg could not write {path.name}: {last[0][:200]}")
 
@@ -90,8 +102,9 @@ def _export_mp4(frames: NDArray[np.uint8], path: Path, fps: int) -> None:
         movflags="+faststart",
         an=None,
         map_metadata=-1,
-        threads=2,
+        threads=1,  # clips are encoded in parallel: one thread each
         **{
+            "x264-params": "rc-lookahead=10",
             "metadata:g:0": f"comment={SYNTHETIC_STATEMENT}",
             "metadata:g:1": f"description={SYNTHETIC_STATEMENT}",
             "metadata:g:2": "title=AI-generated animation (livingphoto)",
@@ -126,7 +139,8 @@ def _gif_with_comment(data: bytes, text: str) -> bytes:
     at = 13 + table
     payload = text.encode("ascii", "replace")
     blocks = b"".join(
-        bytes([len(payload[i : i + 255])]) + payload[i : i + 255] for i in range(0, len(payload), 255)
+        bytes([len(payload[i : i + 255])]) + payload[i : i + 255]
+        for i in range(0, len(payload), 255)
     )
     return b"GIF89a" + data[6:at] + b"\x21\xfe" + blocks + b"\x00" + data[at:]
 

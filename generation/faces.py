@@ -71,7 +71,7 @@ class FaceDetector:
     """Frontal face + eye cascades, loaded once per instance."""
 
     def __init__(self, cascade_dir: Path | None = None) -> None:
-        base = Path(cascade_dir) if cascade_dir is not None else Path(cv2.data.haarcascades)
+        base = Path(cascade_dir) if cascade_dir is not None else Path(cv2.data.haarcascades)  # type: ignore[attr-defined]
         self._face = self._load(base / "haarcascade_frontalface_default.xml")
         self._face_alt = self._load(base / "haarcascade_frontalface_alt2.xml")
         self._eye = self._load(base / "haarcascade_eye.xml")
@@ -186,8 +186,8 @@ def _refine_to_iris(
     y0, y1 = max(0, gy - ry), min(height, gy + ry + 1)
     if x1 - x0 < 3 or y1 - y0 < 3:
         return guess
-    patch = cv2.cvtColor(rgb[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
-    patch = cv2.GaussianBlur(patch, (0, 0), max(0.8, face_w / 120))
+    grey = cv2.cvtColor(rgb[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
+    patch = np.asarray(cv2.GaussianBlur(grey, (0, 0), max(0.8, face_w / 120)), dtype=np.float32)
     threshold = np.percentile(patch, 12)
     ys, xs = np.nonzero(patch <= threshold)
     if xs.size == 0 or float(patch.max() - patch.min()) < 12.0:

@@ -2,6 +2,8 @@
 
 Usage::
 
+    configure_from_env(load_environ(os.environ))     # format, level and secrets from the env
+    # or, explicitly:
     settings = LoggingSettings.from_env(env)
     configure_logging(settings.json_lines, settings.level, secrets=(bot_token, service_token))
     log = logging.getLogger(__name__)
@@ -33,6 +35,13 @@ from livingphoto.env import env_str
 from livingphoto.errors import UsageError
 
 LOG_FORMATS = ("text", "json")
+# Secrets a process may hold: their exact values are redacted wherever they appear.
+SECRET_ENV_VARS = (
+    "LIVINGPHOTO_SERVICE_TOKEN",
+    "TELEGRAM_BOT_TOKEN",
+    "DISCORD_BOT_TOKEN",
+    "HF_TOKEN",
+)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 REDACTED = "[REDACTED]"
 
@@ -305,3 +314,11 @@ def configure_logging(
     for name in _NOISY_LOGGERS:
         logging.getLogger(name).setLevel(quiet)
     return handler
+
+
+def configure_from_env(env: Mapping[str, str], stream: TextIO | None = None) -> logging.Handler:
+    """``configure_logging`` from ``LIVINGPHOTO_LOG_FORMAT``/``LIVINGPHOTO_LOG_LEVEL``, with the
+    values of ``SECRET_ENV_VARS`` found in ``env`` as secrets. One call at process start-up."""
+    settings = LoggingSettings.from_env(env)
+    secrets = [env.get(name, "").strip() for name in SECRET_ENV_VARS]
+    return configure_logging(settings.json_lines, settings.level, secrets=secrets, stream=stream)

@@ -161,11 +161,19 @@ class AuditLog:
                 "category, rule, prompt_hash, excerpt, detail) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    self._clock(), requester.platform, requester.user_id, requester.chat_id,
-                    stage, outcome, category, rule, self._digest(prompt) if prompt else "",
-                    excerpt, detail,
+                    self._clock(),
+                    requester.platform,
+                    requester.user_id,
+                    requester.chat_id,
+                    stage,
+                    outcome,
+                    category,
+                    rule,
+                    self._digest(prompt) if prompt else "",
+                    excerpt,
+                    detail,
                 ),
-            )  # fmt: skip
+            )
 
     def record_deletion(
         self, platform: str, subject: str, reason: str, counts: Mapping[str, int]
@@ -223,9 +231,12 @@ class AuditLog:
         )
         return [
             DeletionEntry(
-                float(r["at"]), str(r["platform"]), str(r["subject"]), str(r["reason"]),
+                float(r["at"]),
+                str(r["platform"]),
+                str(r["subject"]),
+                str(r["reason"]),
                 {str(k): int(v) for k, v in json.loads(r["counts"]).items()},
-            )  # fmt: skip
+            )
             for r in rows
         ]
 
@@ -241,14 +252,18 @@ class AuditLog:
         salt = secrets.token_bytes(16)
         try:
             with self._store.transaction() as db:
-                db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('salt', ?)", (salt.hex(),))
+                db.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('salt', ?)", (salt.hex(),)
+                )
                 row = db.execute("SELECT value FROM meta WHERE key='salt'").fetchone()
         except sqlite3.Error:
             return salt  # read-only: the salt is only needed for writing
         return bytes.fromhex(str(row["value"]))
 
     def _digest(self, text: str) -> str:
-        return hmac.new(self._salt, text.encode("utf-8", "replace"), hashlib.sha256).hexdigest()[:16]
+        return hmac.new(self._salt, text.encode("utf-8", "replace"), hashlib.sha256).hexdigest()[
+            :16
+        ]
 
     def _excerpt(self, prompt: str) -> str | None:
         if self._excerpt_chars == 0 or not prompt:

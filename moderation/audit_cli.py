@@ -72,9 +72,15 @@ def run(args: argparse.Namespace) -> int:
             ["time (UTC)", "platform", "user", "chat", "stage", "category", "rule", "detail"],
             [
                 [
-                    _time(r["at"]), r["platform"], r["user_id"], r["chat_id"] or "-", r["stage"],
-                    r["category"], r["rule"], r["excerpt"] or r["detail"] or "-",
-                ]  # fmt: skip
+                    _time(r["at"]),
+                    r["platform"],
+                    r["user_id"],
+                    r["chat_id"] or "-",
+                    r["stage"],
+                    r["category"],
+                    r["rule"],
+                    r["excerpt"] or r["detail"] or "-",
+                ]
                 for r in rows
             ],
         )

@@ -50,7 +50,7 @@ from moderation import ratelimit as ratelimit_module
 from moderation.audit import AuditLog
 from moderation.config import ModerationSettings
 from moderation.consent import CONSENT_VERSION, ConsentLedger, Revocation
-from moderation.nsfw import NsfwDetector, checked_score, load_detector
+from moderation.nsfw import NsfwDetector, check_image, checked_score, load_detector
 from moderation.policy import PromptPolicy
 from moderation.ratelimit import RateLimiter
 from moderation.store import Store
@@ -71,6 +71,10 @@ _NSFW_SUGGESTION = "You can send a different photo, for example a portrait with 
 CONSENT_MESSAGE = (
     "consent needed: confirm that you are the person in this photo or have their permission "
     f"(their parent or guardian for a child) — consent wording {CONSENT_VERSION}"
+)
+CLI_CONSENT_MESSAGE = (
+    "this photo shows a person: pass --consent to confirm that you are the person pictured or "
+    "have their permission (their parent or guardian for a child)"
 )
 
 
@@ -141,9 +145,7 @@ class Moderator:
             limiter = RateLimiter(settings, state, clock)
             limiter.prune()
             audit.prune(settings.audit_retention_days)
-            yield cls(
-                settings, policy, detector, ConsentLedger(state, clock), limiter, audit
-            )
+            yield cls(settings, policy, detector, ConsentLedger(state, clock), limiter, audit)
 
     # -- checks ----------------------------------------------------------------------------
 
@@ -152,6 +154,7 @@ class Moderator:
         who = req.requester
         if not who.platform or not who.user_id:
             raise UsageError("a requester needs a platform and a user id")
+        check_image(req.image)
         try:
             self.limiter.acquire(who)
         except RateLimited as error:
@@ -173,7 +176,9 @@ class Moderator:
             elif not self.consent.has_valid(who):
                 self.limiter.refund(who)
                 self._refuse(who, "consent", "missing", req.prompt)
-                raise ConsentRequired(CONSENT_MESSAGE)
+                raise ConsentRequired(
+                    CLI_CONSENT_MESSAGE if who.platform == "cli" else CONSENT_MESSAGE
+                )
         score = checked_score(self.detector, req.image)
         if score >= self.settings.nsfw_threshold:
             self._refuse(who, NSFW_CATEGORY, "input_image", req.prompt, f"score={score:.3f}")
@@ -185,9 +190,7 @@ class Moderator:
             )
         self.audit.record(who, "allowed", prompt=req.prompt, detail=f"score={score:.3f}")
 
-    def check_frames(
-        self, frames: Sequence[NDArray[np.uint8]], requester: Requester
-    ) -> None:
+    def check_frames(self, frames: Sequence[NDArray[np.uint8]], requester: Requester) -> None:
         """Score up to ``nsfw_frame_samples`` evenly spaced frames; refuse the clip if any is
         at or above ``nsfw_frame_threshold``."""
         if len(frames) == 0:

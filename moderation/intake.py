@@ -142,7 +142,9 @@ def load_image(
                 frames = int(getattr(im, "n_frames", 1))
                 if frames > 1:
                     im.seek(0)
-                    notes.append(f"the photo is animated ({frames} frames); the first frame was used")
+                    notes.append(
+                        f"the photo is animated ({frames} frames); the first frame was used"
+                    )
                 im.load()
                 oriented = ImageOps.exif_transpose(im)
                 rgb = _to_rgb(oriented)
@@ -157,7 +159,9 @@ def load_image(
         except (OSError, ValueError, EOFError, IndexError, MemoryError) as error:
             if "truncated" in str(error).lower() or isinstance(error, EOFError):
                 raise UsageError(f"the photo is a truncated {kind} file") from None
-            raise UsageError(f"the photo could not be decoded as {kind} ({_short(error)})") from None
+            raise UsageError(
+                f"the photo could not be decoded as {kind} ({_short(error)})"
+            ) from None
 
     out_h, out_w = rgb.shape[:2]
     _check_shape(out_w, out_h)

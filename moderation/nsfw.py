@@ -65,7 +65,7 @@ class OpenNsfwDetector:
             raise UsageError(f"cannot load the NSFW model {path}: {error}") from None
 
     def score(self, image: NDArray[np.uint8]) -> float:
-        _check_image(image)
+        check_image(image)
         return float(self._classifier.classify(image).nsfw)
 
 
@@ -93,14 +93,20 @@ def load_detector(spec: str = "") -> NsfwDetector:
 
 
 def checked_score(detector: NsfwDetector, image: NDArray[np.uint8]) -> float:
-    """``detector.score(image)`` clamped to 0..1; a NaN counts as 1.0 (fail closed)."""
+    """``detector.score(image)`` clamped to 0..1; a NaN counts as 1.0 (fail closed).
+
+    Raises ``UsageError`` unless ``image`` is an RGB ``uint8`` array of shape (H, W, 3).
+    """
+    check_image(image)
     value = float(detector.score(image))
     if math.isnan(value):
         return 1.0
     return min(1.0, max(0.0, value))
 
 
-def _check_image(image: NDArray[np.uint8]) -> None:
+def check_image(image: NDArray[np.uint8]) -> None:
+    if not isinstance(image, np.ndarray):
+        raise UsageError(f"an RGB image array is needed, got {type(image).__name__}")
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
         raise UsageError(
             f"an RGB uint8 image of shape (H, W, 3) is needed, got {image.dtype} {image.shape}"

@@ -209,9 +209,7 @@ def _terms(raw: object) -> dict[str, str]:
     return compiled
 
 
-def _category(
-    name: str, raw: object, terms: Mapping[str, str], names: set[str]
-) -> _Category:
+def _category(name: str, raw: object, terms: Mapping[str, str], names: set[str]) -> _Category:
     if not isinstance(raw, dict):
         raise _PolicyError(f"[categories.{name}] must be a table")
     texts: dict[str, str] = {}
@@ -286,7 +284,7 @@ def _pattern(text: str, terms: Mapping[str, str], where: str) -> re.Pattern[str]
             if gap_match:
                 if not parts or gap:
                     raise _PolicyError(f"{where}: '~N' must stand between two words in {text!r}")
-                gap = "(?:\\S+ ){0,%d}" % int(gap_match.group(1))
+                gap = f"(?:\\S+ ){{0,{int(gap_match.group(1))}}}"
                 continue
             if term_match:
                 if term_match.group(1) not in terms:

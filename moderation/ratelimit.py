@@ -94,8 +94,7 @@ class RateLimiter:
             return
         with self._store.transaction() as db:
             db.execute(
-                "UPDATE quota SET used = MAX(used - 1, 0) "
-                "WHERE platform=? AND user_id=? AND day=?",
+                "UPDATE quota SET used = MAX(used - 1, 0) WHERE platform=? AND user_id=? AND day=?",
                 (requester.platform, requester.user_id, _day(self._clock())),
             )
 
@@ -133,9 +132,7 @@ class RateLimiter:
         bucket.updated = now
         return bucket
 
-    def _check_bucket(
-        self, key: tuple[str, str, str], per_min: int, now: float, who: str
-    ) -> None:
+    def _check_bucket(self, key: tuple[str, str, str], per_min: int, now: float, who: str) -> None:
         if per_min == 0:
             return
         bucket = self._refill(key, per_min, now)
@@ -179,7 +176,10 @@ class RateLimiter:
             )
 
     def _prune(self, now: float) -> None:
-        per_min = {"user": self._settings.rate_user_per_min, "chat": self._settings.rate_chat_per_min}
+        per_min = {
+            "user": self._settings.rate_user_per_min,
+            "chat": self._settings.rate_chat_per_min,
+        }
         for key in list(self._buckets):
             limit = per_min[key[0]]
             if self._refill(key, limit, now).tokens >= limit:

@@ -259,16 +259,16 @@ async def wait_for(
     svc: RunningService | ServiceProcess,
     job_id: str,
     states: frozenset[str] = FINAL_STATES,
-    timeout: float = 30.0,
+    within_s: float = 30.0,
 ) -> dict[str, Any]:
-    """Poll the job until its state is in ``states``; ``TimeoutError`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
+    """Poll the job until its state is in ``states``; ``TimeoutError`` after ``within_s``."""
+    deadline = time.monotonic() + within_s
     while True:
         job = await get_job(http, svc, job_id)
         if job["state"] in states:
             return job
         if time.monotonic() > deadline:
-            raise TimeoutError(f"job {job_id} still {job['state']} after {timeout} s")
+            raise TimeoutError(f"job {job_id} still {job['state']} after {within_s} s")
         await asyncio.sleep(0.05)
 
 
@@ -276,11 +276,11 @@ async def sse_events(
     http: aiohttp.ClientSession,
     svc: RunningService | ServiceProcess,
     job_id: str,
-    timeout: float = 30.0,
+    within_s: float = 30.0,
 ) -> list[dict[str, Any]]:
     """Read ``/v1/jobs/{id}/events`` to its end; returns the job objects sent."""
     events: list[dict[str, Any]] = []
-    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    client_timeout = aiohttp.ClientTimeout(total=within_s)
     async with http.get(f"{svc.url}/v1/jobs/{job_id}/events", timeout=client_timeout) as response:
         assert response.status == 200, await response.text()
         assert response.headers["Content-Type"].startswith("text/event-stream")
@@ -336,7 +336,7 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
 
-def _spawn(
+def spawn_livingphoto(
     args: list[str],
     tmp_path: Path,
     env: Mapping[str, str],
@@ -399,7 +399,7 @@ def start_service_process(
         "--queue",
         queue,
     ]
-    return _spawn(args, tmp_path, process_env, token, data_dir, timeout)
+    return spawn_livingphoto(args, tmp_path, process_env, token, data_dir, timeout)
 
 
 def start_worker_process(
@@ -419,4 +419,4 @@ def start_worker_process(
         **(env or {}),
     }
     args = ["worker", "--queue", queue, "--data-dir", str(data_dir)]
-    return _spawn(args, tmp_path, process_env, "", data_dir, timeout)
+    return spawn_livingphoto(args, tmp_path, process_env, "", data_dir, timeout)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import pytest
 import torch
+from numpy.typing import NDArray
 from tinymodels import build_tiny_ltx, build_tiny_svd, build_tiny_wan
 
 from generation.backend import CancelToken, RenderRequest, Take
@@ -52,7 +53,7 @@ def ltx_backend(tiny: dict[str, Path]) -> DiffusersBackend:
     return backend
 
 
-def photo(height: int = 30, width: int = 40) -> np.ndarray:
+def photo(height: int = 30, width: int = 40) -> NDArray[np.uint8]:
     rng = np.random.default_rng(7)
     base = rng.integers(0, 255, size=(height, width, 3), dtype=np.uint8)
     return np.ascontiguousarray(base)
@@ -134,6 +135,18 @@ def test_missing_folder_and_unknown_hub_id_offline(
         detect_family("nobody-here/no-such-video-model")
 
 
+def test_single_file_checkpoints_are_read_as_ltx(tmp_path: Path) -> None:
+    info = detect_family(DEFAULT_MODEL)  # the 2B distilled checkpoint: a .safetensors URL
+    assert (info.family, info.single_file) == (Family.LTX, True)
+    with pytest.raises(UsageError, match="does not exist"):
+        detect_family(str(tmp_path / "missing.safetensors"))
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"this is not a checkpoint")
+    backend = DiffusersBackend(model=str(broken), settings=FAST)
+    with pytest.raises(GenerationFailed, match=r"^could not load model .*broken\.safetensors: "):
+        backend.setup()
+
+
 def test_make_backend_builds_the_diffusers_backend_with_the_default_model() -> None:
     backend = make_backend("diffusers")
     assert isinstance(backend, DiffusersBackend)
@@ -175,7 +188,7 @@ def test_ltx_with_last_frame_off_repairs_the_loop(tiny: dict[str, Path]) -> None
 def test_all_variations_in_one_pipeline_call(ltx_backend: DiffusersBackend) -> None:
     ltx_backend.calls.clear()
     takes = ltx_backend.render(request(variations=3), no_progress, CancelToken())
-    assert ltx_backend.calls == [3]
+    assert list(ltx_backend.calls) == [3]
     assert len(takes) == 3
     assert_distinct(takes)
     assert all(t.info["batch_size"] == 3 for t in takes)
@@ -190,7 +203,7 @@ def test_out_of_memory_halves_the_batch_and_keeps_seeds(tiny: dict[str, Path]) -
 
     backend = DiffusersBackend(model=str(tiny["ltx"]), settings=FAST, before_call=oom_once)
     takes = backend.render(request(variations=3), no_progress, CancelToken())
-    assert backend.calls == [3, 2, 1]
+    assert list(backend.calls) == [3, 2, 1]
     assert [t.seed for t in takes] == [100, 101, 102]
     assert [t.info["batch_size"] for t in takes] == [2, 2, 1]
     assert_distinct(takes)
@@ -208,7 +221,7 @@ def test_out_of_memory_with_one_variation_on_cpu_fails_cleanly(tiny: dict[str, P
     backend = DiffusersBackend(model=str(tiny["ltx"]), settings=FAST, before_call=always_oom)
     with pytest.raises(GenerationFailed, match="out of GPU memory"):
         backend.render(request(variations=2), no_progress, CancelToken())
-    assert backend.calls == [2, 1]
+    assert list(backend.calls) == [2, 1]
 
 
 def test_other_pipeline_errors_become_generation_failed(tiny: dict[str, Path]) -> None:
@@ -243,7 +256,7 @@ def test_cancel_stops_the_run_and_is_reraised(ltx_backend: DiffusersBackend) -> 
     ltx_backend.calls.clear()
     with pytest.raises(Cancelled):
         ltx_backend.render(request(variations=2), cancel_at_first_step, token)
-    assert ltx_backend.calls == [2]
+    assert list(ltx_backend.calls) == [2]
     assert len([f for f in steps if f > 0.0]) == 1  # stopped at the first step callback
 
 
@@ -253,7 +266,7 @@ def test_cancelled_before_start_makes_no_pipeline_call(ltx_backend: DiffusersBac
     ltx_backend.calls.clear()
     with pytest.raises(Cancelled):
         ltx_backend.render(request(), no_progress, token)
-    assert ltx_backend.calls == []
+    assert list(ltx_backend.calls) == []
 
 
 @pytest.mark.parametrize(
@@ -271,11 +284,56 @@ def test_bad_requests_are_usage_errors(
         ltx_backend.render(replace(request(), **change), no_progress, CancelToken())  # type: ignore[arg-type]
 
 
+def test_vae_tiling_only_for_large_generations(tiny: dict[str, Path]) -> None:
+    small = DiffusersBackend(model=str(tiny["ltx"]), settings=FAST)
+    small.render(request(variations=1), no_progress, CancelToken())
+    assert small._pipe.vae.use_tiling is False
+    large = DiffusersBackend(model=str(tiny["ltx"]), settings=replace(FAST, vae_tiling_px=32))
+    large.render(request(variations=1), no_progress, CancelToken())
+    assert large._pipe.vae.use_tiling is True
+
+
+class _Pipe:
+    """Stands in for a loaded pipeline in the placement decision (weights: one 4 MB layer)."""
+
+    def __init__(self) -> None:
+        self.components = {"transformer": torch.nn.Linear(1000, 1000), "tokenizer": object()}
+        self.placed: list[str] = []
+
+    def to(self, device: str) -> None:
+        self.placed.append(device)
+
+    def enable_model_cpu_offload(self) -> None:
+        self.placed.append("model offload")
+
+
+class _Cuda:
+    def __init__(self, free: int) -> None:
+        self.free = free
+
+    def mem_get_info(self) -> tuple[int, int]:
+        return self.free, 80 * 1024**3
+
+
+class _Torch:
+    def __init__(self, free: int) -> None:
+        self.cuda = _Cuda(free)
+
+
+@pytest.mark.parametrize(("free", "placed"), [(1 << 30, "cuda"), (1 << 20, "model offload")])
+def test_cpu_offload_only_when_vram_is_short(free: int, placed: str) -> None:
+    backend = DiffusersBackend(model="x", settings=replace(FAST, vram_headroom_gb=0.0))
+    backend._device = "cuda"
+    pipe = _Pipe()
+    backend._place(pipe, _Torch(free))
+    assert pipe.placed == [placed]
+
+
 # ----------------------------------------------------------------------------- Wan and SVD
 def test_wan_closes_the_loop_with_last_image(tiny: dict[str, Path]) -> None:
     backend = DiffusersBackend(model=str(tiny["wan"]), settings=FAST)
     takes = backend.render(request(variations=2, frames=9), no_progress, CancelToken())
-    assert backend.family == "wan" and backend.calls == [2]
+    assert backend.family == "wan" and list(backend.calls) == [2]
     for take in takes:
         assert_clip(take, 9)
         assert take.info["loop"]["method"].startswith("first+last frame")
@@ -296,7 +354,7 @@ def test_wan_without_first_last_frame_support_repairs_the_loop(tiny: dict[str, P
 def test_svd_maps_energy_and_repairs_the_loop(tiny: dict[str, Path]) -> None:
     backend = DiffusersBackend(model=str(tiny["svd"]), settings=FAST)
     takes = backend.render(request(variations=2, frames=12), no_progress, CancelToken())
-    assert backend.calls == [2]
+    assert list(backend.calls) == [2]
     for take in takes:
         assert_clip(take, 12)
         assert "prompt" not in take.info  # image-only model: no text was sent
@@ -348,3 +406,68 @@ def test_cuda_device_without_cuda_is_a_usage_error(
     backend = DiffusersBackend(model=str(tiny["ltx"]), settings=replace(FAST, device="cuda"))
     with pytest.raises(UsageError, match="no CUDA device"):
         backend.setup()
+
+
+# ----------------------------------------------------------------------------- end to end (CLI)
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf-home"),
+        "LIVINGPHOTO_DIFFUSERS_DEVICE": "cpu",
+        "LIVINGPHOTO_DIFFUSERS_STEPS": "2",
+        "LIVINGPHOTO_DIFFUSERS_MAX_TOKENS": "16",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "livingphoto", "animate", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=240,
+    )
+
+
+def test_animate_cli_end_to_end_with_a_tiny_model(tiny: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = run_cli(
+        "examples/astronaut.jpg",
+        "gentle breathing",
+        "--backend", "diffusers",
+        "--model", str(tiny["ltx"]),
+        "--consent", "--json",
+        "--out", str(out),
+        "--size", "128", "--seconds", "1", "--fps", "8", "--variations", "2", "--seed", "5",
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    variations = result["variations"]
+    assert sorted(v["seed"] for v in variations) == [5, 6]
+    for v in variations:
+        assert Path(v["path"]).is_file() and Path(v["path"]).stat().st_size > 0
+        info = v["info"]
+        assert info["family"] == "ltx" and info["backend"] == "diffusers"
+        assert info["prompt"].startswith("gentle breathing.")
+        assert "same person, consistent face" in info["prompt"]
+        assert "extra teeth" in info["negative_prompt"]
+        assert set(v["scores"]) == {"identity", "loop_seam", "flicker", "motion"}
+
+
+def test_animate_cli_with_a_missing_model_folder_is_one_line_exit_2(tmp_path: Path) -> None:
+    done = run_cli(
+        "examples/astronaut.jpg",
+        "gentle breathing",
+        "--backend", "diffusers",
+        "--model", str(tmp_path / "no-such-model"),
+        "--consent",
+        "--out", str(tmp_path / "out"),
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "does not exist" in lines[0]

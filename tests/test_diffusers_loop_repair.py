@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from generation.loop_repair import (
     best_loop_window,
@@ -14,7 +15,7 @@ from generation.loop_repair import (
 from generation.quality import loop_seam
 
 
-def moving_square(positions: list[int], size: int = 48) -> np.ndarray:
+def moving_square(positions: list[int], size: int = 48) -> NDArray[np.uint8]:
     """A bright square on a textured background, one frame per x position."""
     rng = np.random.default_rng(3)
     background = rng.integers(40, 90, size=(size, size, 3), dtype=np.uint8)
@@ -79,7 +80,7 @@ def test_retime_loop_interpolates_cyclically() -> None:
     "bad",
     [np.zeros((5, 4, 4), dtype=np.uint8), np.zeros((2, 4, 4, 3), dtype=np.uint8)],
 )
-def test_bad_clips_are_rejected(bad: np.ndarray) -> None:
+def test_bad_clips_are_rejected(bad: NDArray[np.uint8]) -> None:
     with pytest.raises(ValueError, match="frames"):
         repair_loop(bad)
 

@@ -97,7 +97,7 @@ class Harness:
         await self.service(
             "PUT",
             f"/v1/users/discord/{user.id}/consent",
-            {"attested": True, "wording_version": "test", "chat_id": "0"},
+            {"chat_id": "0"},  # the service's current consent wording
         )
 
     # -- waiting on what the bot sent ------------------------------------------------------
@@ -139,8 +139,13 @@ def _button(components: list[dict[str, Any]], label_start: str) -> dict[str, Any
 
 
 @contextlib.asynccontextmanager
-async def harness(tmp_path: Path, vote_window_s: float = 30.0) -> AsyncIterator[Harness]:
-    async with DiscordEmulator() as emu, running_service(tmp_path / "svc", backend="warp") as svc:
+async def harness(
+    tmp_path: Path, vote_window_s: float = 30.0, **service_overrides: Any
+) -> AsyncIterator[Harness]:
+    async with (
+        DiscordEmulator() as emu,
+        running_service(tmp_path / "svc", backend="warp", **service_overrides) as svc,
+    ):
         h = Harness(emu, _settings(emu, svc.url, svc.token, tmp_path / "bot", vote_window_s))
         await h.start()
         try:
@@ -330,7 +335,7 @@ async def test_upload_limit_forces_a_smaller_encode(tmp_path: Path) -> None:
         emu = h.emu
         await h.give_consent(emu.alice)
         # The interaction tells the limit of the guild channel; the DM's is learnt from a 413.
-        limit = 60_000
+        limit = 24_000
         emu.set_upload_limit(emu.channel_id, limit)
         mark = len(emu.calls)
         await emu.slash_command(
@@ -351,7 +356,8 @@ async def test_upload_limit_forces_a_smaller_encode(tmp_path: Path) -> None:
         await emu.send_message(emu.alice, dm, "gentle breathing", [_photo(emu)])
         refused = await h.call(lambda c: c.route == POST_MESSAGE and c.status == 413, mark)
         assert sum(len(f.data) for f in refused.files) > limit
-        clips = await h.clips_message(dm, mark, count=3)
+        # /animate's "variations: 2" became Alice's default, as /settings would record it.
+        clips = await h.clips_message(dm, mark, count=2)
         assert sum(len(f.data) for f in clips.files) <= limit
 
 
@@ -392,8 +398,23 @@ async def test_refused_prompt_is_explained_privately(tmp_path: Path) -> None:
         )
         answer = await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path, mark)
         assert int(emu.interaction_original(token)["flags"]) & EPHEMERAL
-        assert "not" in answer.json["content"].lower()
+        assert "refused" in answer.json["content"].lower()
         await asyncio.sleep(0.2)
+        assert not [c for c in emu.calls[mark:] if c.route == POST_MESSAGE]
+
+
+async def test_rate_limit_is_explained_privately(tmp_path: Path) -> None:
+    async with harness(tmp_path, rate_user_per_min=1) as h:
+        emu = h.emu
+        await h.give_consent(emu.alice)
+        await _deliver_by_slash(h, emu.alice, emu.channel_id, 1)
+        mark = len(emu.calls)
+        token = await emu.slash_command(
+            emu.alice, emu.channel_id, "animate", {"photo": _photo(emu), "motion": "blink"}
+        )
+        answer = await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path, mark)
+        assert int(emu.interaction_original(token)["flags"]) & EPHEMERAL
+        assert "try again" in answer.json["content"].lower()
         assert not [c for c in emu.calls[mark:] if c.route == POST_MESSAGE]
 
 
@@ -420,12 +441,12 @@ async def test_consent_and_forget_commands(tmp_path: Path) -> None:
             mark,
         )
         record = await h.service("GET", f"/v1/users/discord/{emu.alice.id}/consent")
-        assert not record.get("attested", record.get("consent", {}).get("attested", False))
+        assert record["consented"] is False
 
         token = await emu.slash_command(emu.alice, emu.channel_id, "forget", {})
         answer = await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path)
         assert int(emu.interaction_original(token)["flags"]) & EPHEMERAL
-        assert "delete" in answer.json["content"].lower()
+        assert answer.json["content"].startswith("Done.")
 
 
 async def test_bad_inputs_get_clear_answers(tmp_path: Path) -> None:
@@ -438,15 +459,18 @@ async def test_bad_inputs_get_clear_answers(tmp_path: Path) -> None:
         )
         answer = await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path)
         assert "not an image" in answer.json["content"].lower()
-        # A forged or expired button.
+        # A button whose request no longer exists (the user ran /forget meanwhile).
         await h.give_consent(emu.alice)
-        _, clips_id, _ = await _deliver_by_slash(h, emu.alice, emu.channel_id, 1)
+        _, clips_id, buttons = await _deliver_by_slash(h, emu.alice, emu.channel_id, 1)
+        token = await emu.slash_command(emu.alice, emu.channel_id, "forget", {})
+        forgot = await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path)
+        assert forgot.json["content"].startswith("Done. Deleted:")
         mark = len(emu.calls)
-        press = await emu.press_button(emu.alice, clips_id, "lp:forgedtoken1")
+        press = await emu.press_button(emu.alice, clips_id, _button(buttons, "Pick 1")["custom_id"])
         answer = await h.call(lambda c: c.route == FOLLOWUP and press in c.path, mark)
         assert "expired" in answer.json["content"].lower()
         assert answer.json["flags"] & EPHEMERAL
-        # A mention with no photo and no pending question: the help text, not an error.
+        # A mention with no photo: how to send one, not an error.
         mark = len(emu.calls)
         await emu.send_message(
             emu.bob, emu.channel_id, f"<@{emu.bot.id}> hello", mentions=[emu.bot]

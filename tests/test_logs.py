@@ -14,6 +14,7 @@ from livingphoto.errors import UsageError
 from livingphoto.logs import (
     REDACTED,
     LoggingSettings,
+    configure_from_env,
     configure_logging,
     current_job_id,
     job_context,
@@ -204,3 +205,18 @@ def test_bad_settings_are_one_line_usage_errors(env: dict[str, str], message: st
 def test_configure_rejects_unknown_level() -> None:
     with pytest.raises(UsageError, match="log level must be one of"):
         configure_logging(False, "verbose", stream=io.StringIO())
+
+
+def test_configure_from_env_redacts_the_configured_tokens(stream: io.StringIO) -> None:
+    env = {
+        "LIVINGPHOTO_LOG_FORMAT": "json",
+        "LIVINGPHOTO_LOG_LEVEL": "debug",
+        "LIVINGPHOTO_SERVICE_TOKEN": SERVICE_TOKEN,
+        "HF_TOKEN": "hf_plain",
+    }
+    configure_from_env(env, stream=stream)
+    log = logging.getLogger("test.env")
+    log.debug("calling with %s and %s", SERVICE_TOKEN, "hf_plain")
+    (record,) = json_lines(stream)
+    assert record["message"] == f"calling with {REDACTED} and {REDACTED}"
+    assert record["level"] == "DEBUG"

@@ -10,7 +10,6 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from servicekit import (
     REDIS_URL,
-    files_under,
     get_job,
     job_request,
     make_photo,
@@ -29,12 +28,12 @@ async def _events(prefix: str, job_id: str) -> list[dict[str, str]]:
         entries = await client.xrange(f"{prefix}:job:{job_id}:events")
     finally:
         await client.aclose()
-    return [dict(fields) for _, fields in entries]
+    return [{str(k): str(v) for k, v in (fields or {}).items()} for _, fields in entries or []]
 
 
-async def _started_by(prefix: str, job_id: str, count: int, timeout: float = 20.0) -> list[str]:
+async def _started_by(prefix: str, job_id: str, count: int, within_s: float = 20.0) -> list[str]:
     """Consumers that started the job, waiting until ``count`` starts were reported."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within_s
     while True:
         started = [e["worker"] for e in await _events(prefix, job_id) if e["kind"] == "started"]
         if len(started) >= count:
@@ -44,28 +43,29 @@ async def _started_by(prefix: str, job_id: str, count: int, timeout: float = 20.
 
 
 async def test_jobs_flow_through_redis_workers(tmp_path: Path) -> None:
-    async with running_service(tmp_path, queue=REDIS_URL, sleep_seconds=0.3, lease_s=2.0) as svc:
-        async with running_worker(svc.settings), running_worker(svc.settings):
-            async with svc.session() as http:
-                jobs = [
-                    (await submit(http, svc, job_request(user_id=f"u{i}"), make_photo()))[1]
-                    for i in range(4)
-                ]
-                streams = await asyncio.gather(
-                    *(sse_events(http, svc, job["job_id"]) for job in jobs)
-                )
-                for events in streams:
-                    assert events[-1]["state"] == "done", events[-1]["error"]
-                    async with http.get(svc.url + events[-1]["variations"][0]["url"]) as r:
-                        assert r.status == 200 and (await r.read())[4:8] == b"ftyp"
-                # Cancel reaches a job running on a worker.
-                status, long_job, _ = await submit(
-                    http, svc, job_request(user_id="slow", seconds=6.0), make_photo()
-                )
-                await wait_for(http, svc, long_job["job_id"], frozenset({"running"}))
-                async with http.delete(f"{svc.url}/v1/jobs/{long_job['job_id']}") as response:
-                    assert response.status in (200, 202)
-                await wait_for(http, svc, long_job["job_id"], timeout=10)
+    async with (
+        running_service(tmp_path, queue=REDIS_URL, sleep_seconds=0.3, lease_s=2.0) as svc,
+        running_worker(svc.settings),
+        running_worker(svc.settings),
+        svc.session() as http,
+    ):
+        jobs = [
+            (await submit(http, svc, job_request(user_id=f"u{i}"), make_photo()))[1]
+            for i in range(4)
+        ]
+        streams = await asyncio.gather(*(sse_events(http, svc, job["job_id"]) for job in jobs))
+        for events in streams:
+            assert events[-1]["state"] == "done", events[-1]["error"]
+            async with http.get(svc.url + events[-1]["variations"][0]["url"]) as r:
+                assert r.status == 200 and (await r.read())[4:8] == b"ftyp"
+        # Cancel reaches a job running on a worker.
+        _, long_job, _ = await submit(
+            http, svc, job_request(user_id="slow", seconds=6.0), make_photo()
+        )
+        await wait_for(http, svc, long_job["job_id"], frozenset({"running"}))
+        async with http.delete(f"{svc.url}/v1/jobs/{long_job['job_id']}") as response:
+            assert response.status in (200, 202)
+        await wait_for(http, svc, long_job["job_id"], within_s=10)
 
 
 async def test_a_dead_workers_job_is_taken_over_and_completes_once(tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ async def test_a_dead_workers_job_is_taken_over_and_completes_once(tmp_path: Pat
                 victim = next(w for w in workers if w.info["consumer"] == first)
                 survivor = next(w for w in workers if w is not victim)
                 victim.kill()
-                done = await wait_for(http, svc, job["job_id"], timeout=30)
+                done = await wait_for(http, svc, job["job_id"], within_s=30)
                 assert done["state"] == "done", done["error"]
                 assert done["attempts"] == 2
                 events = await _events(svc.redis_prefix, job["job_id"])
@@ -122,9 +122,11 @@ async def test_a_job_that_keeps_killing_workers_is_dead_lettered(tmp_path: Path)
                 )
                 await _started_by(svc.redis_prefix, job["job_id"], attempt)
                 worker.kill()
-            last = start_worker_process(tmp_path, REDIS_URL, svc.redis_prefix, svc.data_dir, env=env)
+            last = start_worker_process(
+                tmp_path, REDIS_URL, svc.redis_prefix, svc.data_dir, env=env
+            )
             try:
-                done = await wait_for(http, svc, job["job_id"], timeout=20)
+                done = await wait_for(http, svc, job["job_id"], within_s=20)
             finally:
                 last.stop()
         assert done["state"] == "failed"

@@ -9,7 +9,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-
 from servicekit import (
     RunningService,
     files_under,
@@ -21,6 +20,9 @@ from servicekit import (
     submit,
     wait_for,
 )
+from yarl import URL
+
+from generation.service.app import GUARD
 
 
 def _is_mp4(data: bytes) -> bool:
@@ -28,31 +30,33 @@ def _is_mp4(data: bytes) -> bool:
 
 
 async def test_concurrent_jobs_stream_progress_and_download(tmp_path: Path) -> None:
-    async with running_service(tmp_path, sleep_seconds=0.3, workers=2) as svc:
-        async with svc.session() as http:
-            photo = make_photo()
-            submitted = [
-                await submit(http, svc, job_request(user_id=f"user{i}", variations=2), photo)
-                for i in range(4)
-            ]
-            assert all(status == 202 for status, _, _ in submitted)
-            ids = [job["job_id"] for _, job, _ in submitted]
-            assert len(set(ids)) == 4
-            streams = await asyncio.gather(*(sse_events(http, svc, job_id) for job_id in ids))
-            for job_id, events in zip(ids, streams, strict=True):
-                assert events[-1]["state"] == "done", events[-1]["error"]
-                assert all(e["job_id"] == job_id for e in events)
-                progress = [e["progress"] for e in events]
-                assert progress == sorted(progress)
-                assert events[-1]["progress"] == 1.0
-                variations = events[-1]["variations"]
-                assert [v["index"] for v in variations] == [1, 2]
-                for variation in variations:
-                    async with http.get(svc.url + variation["url"]) as response:
-                        assert response.status == 200
-                        assert response.headers["Content-Type"] == "video/mp4"
-                        assert _is_mp4(await response.read())
-            assert any(len(events) > 2 for events in streams)  # progress came in between
+    async with (
+        running_service(tmp_path, sleep_seconds=0.3, workers=2) as svc,
+        svc.session() as http,
+    ):
+        photo = make_photo()
+        submitted = [
+            await submit(http, svc, job_request(user_id=f"user{i}", variations=2), photo)
+            for i in range(4)
+        ]
+        assert all(status == 202 for status, _, _ in submitted)
+        ids = [job["job_id"] for _, job, _ in submitted]
+        assert len(set(ids)) == 4
+        streams = await asyncio.gather(*(sse_events(http, svc, job_id) for job_id in ids))
+        for job_id, events in zip(ids, streams, strict=True):
+            assert events[-1]["state"] == "done", events[-1]["error"]
+            assert all(e["job_id"] == job_id for e in events)
+            progress = [e["progress"] for e in events]
+            assert progress == sorted(progress)
+            assert events[-1]["progress"] == 1.0
+            variations = events[-1]["variations"]
+            assert [v["index"] for v in variations] == [1, 2]
+            for variation in variations:
+                async with http.get(svc.url + variation["url"]) as response:
+                    assert response.status == 200
+                    assert response.headers["Content-Type"] == "video/mp4"
+                    assert _is_mp4(await response.read())
+        assert any(len(events) > 2 for events in streams)  # progress came in between
 
 
 async def test_healthz_needs_no_token_and_everything_else_does(tmp_path: Path) -> None:
@@ -83,7 +87,12 @@ BAD_REQUESTS: list[tuple[str, Any, bytes | None, int]] = [
     ("invalid json", "{not json", b"photo", 400),
     ("json not an object", "[1, 2]", b"photo", 400),
     ("unknown field", job_request(colour="blue"), b"photo", 400),
-    ("unknown requester field", job_request(requester={"platform": "t", "user_id": "1", "x": 1}), b"p", 400),
+    (
+        "unknown requester field",
+        job_request(requester={"platform": "t", "user_id": "1", "x": 1}),
+        b"p",
+        400,
+    ),
     ("negative variations", job_request(variations=-1), b"photo", 400),
     ("too many variations", job_request(variations=99), b"photo", 400),
     ("variations not integer", job_request(variations="3"), b"photo", 400),
@@ -138,7 +147,7 @@ async def test_bad_requests_get_4xx_json(tmp_path: Path) -> None:
             "/v1/jobs/" + "0" * 32 + "/variations/1",
             "/nowhere",
         ]:
-            url = aiohttp.client.URL(svc.url + path, encoded=True)
+            url = URL(svc.url + path, encoded=True)
             async with http.get(url) as response:
                 await _expect_json_error(response, 404, path)
         async with http.delete(f"{svc.url}/v1/jobs/..%2F..%2Fetc%2Fpasswd") as response:
@@ -184,7 +193,7 @@ async def test_an_oversized_photo_streamed_without_length_gets_413(tmp_path: Pat
     async with running_service(tmp_path, max_image_bytes=50_000) as svc, svc.session() as http:
 
         async def body() -> Any:
-            yield b"--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n"
+            yield b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
             for _ in range(20):
                 yield b"\x89PNG" + b"\0" * 10_000
             yield b"\r\n--b--\r\n"
@@ -254,10 +263,16 @@ async def test_same_idempotency_key_returns_the_same_job(tmp_path: Path) -> None
 
 async def test_one_busy_user_does_not_starve_others(tmp_path: Path) -> None:
     async with (
-        running_service(tmp_path, sleep_seconds=0.15, workers=1, max_inflight_per_user=20) as svc,
+        running_service(
+            tmp_path,
+            sleep_seconds=0.15,
+            workers=1,
+            max_inflight_per_user=20,
+            rate_user_per_min=60,
+        ) as svc,
         svc.session() as http,
     ):
-        greedy = [await _busy(svc, http, "greedy") for _ in range(8)]
+        greedy = [await _busy(svc, http, "greedy") for _ in range(5)]
         polite = [await _busy(svc, http, "polite"), await _busy(svc, http, "other")]
         assert polite[0]["position"] == 1  # straight to the front of the line
         assert polite[1]["position"] == 2
@@ -280,13 +295,13 @@ async def test_cancel_reaches_a_running_job_and_a_queued_one(tmp_path: Path) -> 
         async with http.delete(f"{svc.url}/v1/jobs/{running['job_id']}") as response:
             assert response.status == 202
             assert (await response.json())["cancel_requested"] is True
-        done = await wait_for(http, svc, running["job_id"], timeout=5)
+        done = await wait_for(http, svc, running["job_id"], within_s=5)
         assert done["state"] == "cancelled"
         # The next job started; cancel it too, then a finished job stays as it is.
         await wait_for(http, svc, queued["job_id"], frozenset({"running"}))
         async with http.delete(f"{svc.url}/v1/jobs/{queued['job_id']}") as response:
             assert response.status == 202
-        assert (await wait_for(http, svc, queued["job_id"], timeout=5))["state"] == "cancelled"
+        assert (await wait_for(http, svc, queued["job_id"], within_s=5))["state"] == "cancelled"
         async with http.delete(f"{svc.url}/v1/jobs/{queued['job_id']}") as response:
             assert response.status == 200
             assert (await response.json())["state"] == "cancelled"
@@ -311,7 +326,7 @@ async def test_a_job_past_its_time_limit_fails(tmp_path: Path) -> None:
         svc.session() as http,
     ):
         job = await _busy(svc, http, "a")
-        done = await wait_for(http, svc, job["job_id"], timeout=10)
+        done = await wait_for(http, svc, job["job_id"], within_s=10)
         assert done["state"] == "failed"
         assert "limit" in done["error"]
 
@@ -330,6 +345,16 @@ async def test_adjustments_reuse_the_parent_photo_and_seed(tmp_path: Path) -> No
             status, child, _ = await submit(http, svc, request)
             assert status == 202, child
             children[adjust] = await wait_for(http, svc, child["job_id"])
+        status, explicit, _ = await submit(
+            http,
+            svc,
+            {
+                "requester": {"platform": "test", "user_id": "a"},
+                "parent": {"job_id": parent["job_id"], "adjust": "reroll"},
+                "motion_scale": 0.8,
+            },
+        )
+        assert status == 202 and explicit["options"]["motion_scale"] == pytest.approx(0.8)
         assert children["less"]["options"]["motion_scale"] == pytest.approx(0.6)
         assert children["more"]["options"]["motion_scale"] == pytest.approx(1.5)
         assert children["less"]["options"]["seed"] == chosen["seed"]
@@ -346,7 +371,7 @@ async def test_adjustments_reuse_the_parent_photo_and_seed(tmp_path: Path) -> No
             "requester": {"platform": "test", "user_id": "b"},
             "parent": {"job_id": parent["job_id"], "adjust": "reroll"},
         }
-        status, body, _ = await submit(http, svc, request)
+        status, _, _ = await submit(http, svc, request)
         assert status == 400
 
 
@@ -379,16 +404,24 @@ async def test_consent_endpoints_and_revocation_deletes_media(tmp_path: Path) ->
         del request["consent"]
         status, body, _ = await submit(http, svc, request, make_photo())
         assert status == 403 and body["error"] == "consent_required"
-        async with http.put(
-            f"{svc.url}/v1/users/test/shy/consent", json={"wording_version": "v1"}
-        ) as response:
+        consent_url = f"{svc.url}/v1/users/test/shy/consent"
+        async with http.put(consent_url, json={"wording_version": "old-wording"}) as response:
             assert response.status == 200
+            assert (await response.json())["consented"] is False  # not the current wording
+        async with http.put(consent_url, json={"scope": "self"}) as response:
+            assert response.status == 200
+            status_body = await response.json()
+            assert status_body["consented"] is True
+            assert status_body["record"]["scope"] == "self"
+        async with http.put(consent_url, json={"scope": "nobody"}) as response:
+            assert response.status == 400
         status, job, _ = await submit(http, svc, request, make_photo())
         assert status == 202, job
         await wait_for(http, svc, job["job_id"])
-        async with http.delete(f"{svc.url}/v1/users/test/shy/consent") as response:
+        async with http.delete(consent_url) as response:
             assert response.status == 200
-            assert (await response.json())["files_deleted"] >= 2
+            revoked = await response.json()
+            assert revoked["files_deleted"] >= 2 and revoked["consented"] is False
         assert not (svc.data_dir / "media" / job["job_id"]).exists()
         after = await get_job(http, svc, job["job_id"])
         assert after["media_deleted"] is True and after["variations"] == []
@@ -396,6 +429,12 @@ async def test_consent_endpoints_and_revocation_deletes_media(tmp_path: Path) ->
             assert response.status == 410
         status, body, _ = await submit(http, svc, request, make_photo())
         assert status == 403
+        child = {
+            "requester": {"platform": "test", "user_id": "shy"},
+            "parent": {"job_id": job["job_id"], "adjust": "more"},
+        }
+        status, body, _ = await submit(http, svc, child)
+        assert status == 410 and body["error"] == "gone"
         async with http.get(f"{svc.url}/metrics") as response:
             assert 'livingphoto_refusals_total{category="consent_required"} 2' in (
                 await response.text()
@@ -419,11 +458,9 @@ async def test_retention_sweeper_deletes_old_media_and_keeps_an_audit(tmp_path: 
         async with http.get(f"{svc.url}/v1/jobs/{job['job_id']}/variations/1") as response:
             assert response.status == 410
         assert svc.app is not None
-        from generation.service.app import STORE
-
-        deletions = svc.app[STORE].deletions(job["job_id"])
+        deletions = svc.app[GUARD].moderator.audit.deletions()
         assert [d.reason for d in deletions] == ["retention"]
-        assert deletions[0].files >= 2
+        assert deletions[0].counts["jobs"] == 1 and deletions[0].counts["media_files"] >= 2
 
 
 async def test_openapi_document_matches_the_routes(tmp_path: Path) -> None:
@@ -445,3 +482,35 @@ async def test_openapi_document_matches_the_routes(tmp_path: Path) -> None:
             if route.method != "HEAD":
                 routed.add((path, route.method))
         assert documented == routed
+
+
+async def test_a_policy_refusal_is_422_with_its_category(tmp_path: Path) -> None:
+    async with running_service(tmp_path) as svc, svc.session() as http:
+        request = job_request(prompt="make the child undress")
+        status, body, _ = await submit(http, svc, request, make_photo())
+        assert status == 422, body
+        assert body["error"] == "policy_refusal" and body["category"]
+        async with http.get(f"{svc.url}/metrics") as response:
+            assert f'livingphoto_refusals_total{{category="{body["category"]}"}} 1' in (
+                await response.text()
+            )
+
+
+EXAMPLE_PHOTO = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"
+
+
+async def test_warp_backend_end_to_end(tmp_path: Path) -> None:
+    photo = await asyncio.to_thread(EXAMPLE_PHOTO.read_bytes)
+    async with running_service(tmp_path, backend="warp") as svc, svc.session() as http:
+        request = job_request(variations=2, seconds=1.0, fps=8, size=160)
+        status, job, _ = await submit(http, svc, request, photo)
+        assert status == 202, job
+        events = await sse_events(http, svc, job["job_id"], within_s=120)
+        done = events[-1]
+        assert done["state"] == "done", done["error"]
+        assert sorted(v["rank"] for v in done["variations"]) == [1, 2]
+        assert all(set(v["scores"]) >= {"identity", "loop_seam"} for v in done["variations"])
+        for variation in done["variations"]:
+            async with http.get(svc.url + variation["url"]) as response:
+                assert response.status == 200
+                assert _is_mp4(await response.read())

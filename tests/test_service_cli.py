@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
 
 import aiohttp
-from servicekit import ServiceProcess, _spawn
+from servicekit import ServiceProcess, spawn_livingphoto
 
 
 def _run(args: list[str], tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -50,7 +51,7 @@ async def test_serve_without_bot_tokens_serves_the_api_and_stops_cleanly(tmp_pat
         "DISCORD_BOT_TOKEN": "",
     }
     args = ["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(tmp_path / "d")]
-    proc: ServiceProcess = _spawn(args, tmp_path, env, token, tmp_path / "d", 30)
+    proc: ServiceProcess = spawn_livingphoto(args, tmp_path, env, token, tmp_path / "d", 30)
     try:
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{proc.url}/healthz") as response:
@@ -64,3 +65,31 @@ async def test_serve_without_bot_tokens_serves_the_api_and_stops_cleanly(tmp_pat
     log = proc.log()
     assert f"listening on {proc.url}" in log
     assert token not in log and "Traceback" not in log
+
+
+async def test_serve_starts_the_telegram_bot_against_its_own_service(tmp_path: Path) -> None:
+    from emulators.telegram_api import TelegramEmulator
+
+    token = "serve-token-abcdefghij"
+    async with TelegramEmulator() as tg:
+        env = {
+            "LIVINGPHOTO_SERVICE_TOKEN": token,
+            "LIVINGPHOTO_BACKEND": "sleep",
+            "TELEGRAM_BOT_TOKEN": tg.token,
+            "TELEGRAM_API_BASE_URL": tg.api_base_url,
+            "TELEGRAM_FILE_BASE_URL": tg.file_base_url,
+            "DISCORD_BOT_TOKEN": "",
+        }
+        args = ["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(tmp_path / "d")]
+        proc = await asyncio.to_thread(
+            spawn_livingphoto, args, tmp_path, env, token, tmp_path / "d", 30
+        )
+        try:
+            await tg.wait_for("getMe", timeout=30)
+            await tg.wait_for("getUpdates", timeout=30)
+            async with aiohttp.ClientSession() as http, http.get(f"{proc.url}/healthz") as r:
+                assert r.status == 200
+        finally:
+            code = await asyncio.to_thread(proc.stop)
+    assert code == 0, proc.log()
+    assert tg.token not in proc.log() and token not in proc.log()

@@ -55,9 +55,9 @@ class Harness:
     async def bot(self) -> AsyncIterator[None]:
         """Run the bot until the block ends (then stop it cleanly and re-raise its errors)."""
         stop = asyncio.Event()
-        polls = len(self.tg.calls_of("getUpdates"))
+        polls = self.tg.polls_started
         task = asyncio.create_task(run_bot(self.settings(), stop))
-        waiter = asyncio.create_task(self.tg.wait_for("getUpdates", count=polls + 1))
+        waiter = asyncio.create_task(self.tg.wait_until(lambda: self.tg.polls_started > polls))
         done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
         if task in done:
             waiter.cancel()
@@ -142,7 +142,13 @@ async def test_happy_path_photo_to_final_clip(h: Harness) -> None:
     chat = tg.private_chat(alice)
     async with h.bot():
         commands = tg.calls_of("setMyCommands")[0].params["commands"]
-        assert [c["command"] for c in commands] == ["animate", "settings", "consent", "forget", "help"]
+        assert [c["command"] for c in commands] == [
+            "animate",
+            "settings",
+            "consent",
+            "forget",
+            "help",
+        ]
         updates = tg.calls_of("getUpdates")[0].params["allowed_updates"]
         assert {"message", "callback_query", "message_reaction"} <= set(updates)
 
@@ -159,14 +165,31 @@ async def test_happy_path_photo_to_final_clip(h: Harness) -> None:
         assert len([t for t in tg.texts_to(chat) if "Queued" in t]) >= 1
         sent = [c.text for c in tg.calls_of("sendMessage", chat)]
         assert len([t for t in sent if "Queued" in t or "Animating" in t]) == 1
-        edits = [c for c in tg.calls_of("editMessageText", chat) if c.params["message_id"] == done.params["message_id"]]
-        assert all(("Animating" in c.text) or ("Queued" in c.text) or ("Done" in c.text) for c in edits)
+        edits = [
+            c
+            for c in tg.calls_of("editMessageText", chat)
+            if c.params["message_id"] == done.params["message_id"]
+        ]
+        assert all(
+            ("Animating" in c.text) or ("Queued" in c.text) or ("Done" in c.text) for c in edits
+        )
 
-        assert [c.text.splitlines()[0].split(" ·")[0].split(" (")[0] for c in clips] == ["Take 1", "Take 2"]
+        assert [c.text.splitlines()[0].split(" ·")[0].split(" (")[0] for c in clips] == [
+            "Take 1",
+            "Take 2",
+        ]
         assert all("likeness" in c.text and "loop" in c.text for c in clips)
         assert all(c.files["animation"][4:8] == b"ftyp" for c in clips)
         labels = list(keyboard.buttons())
-        assert labels == ["Pick 1", "Pick 2", "🎲 Vary 1", "🎲 Vary 2", "🔁 Re-roll", "➖ Less motion", "➕ More motion"]
+        assert labels == [
+            "Pick 1",
+            "Pick 2",
+            "🎲 Vary 1",
+            "🎲 Vary 2",
+            "🔁 Re-roll",
+            "➖ Less motion",
+            "➕ More motion",
+        ]
         assert all(len(data.encode()) <= 64 for data in keyboard.buttons().values())
 
         tg.press(alice, keyboard.result, keyboard.buttons()["Pick 2"])
@@ -218,7 +241,9 @@ async def test_each_button_creates_a_child_job_linked_to_its_parent(h: Harness) 
         _, keyboard = await delivered(h, chat)
         (parent,) = h.state_jobs()
         buttons = keyboard.buttons()
-        for n, label in enumerate(["🔁 Re-roll", "➖ Less motion", "➕ More motion", "🎲 Vary 2"], 2):
+        for n, label in enumerate(
+            ["🔁 Re-roll", "➖ Less motion", "➕ More motion", "🎲 Vary 2"], 2
+        ):
             tg.press(alice, keyboard.result, buttons[label])
             await delivered(h, chat, rounds=n)
         children = [j for j in h.state_jobs() if j.parent_job_id == parent.job_id]

@@ -15,19 +15,16 @@ Usage::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import diffusers
 import torch
+import transformers
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-from transformers import (
-    CLIPImageProcessor,
-    CLIPVisionConfig,
-    CLIPVisionModelWithProjection,
-    PreTrainedTokenizerFast,
-    T5Config,
-    T5EncoderModel,
-    UMT5Config,
-    UMT5EncoderModel,
-)
+
+# Untyped third-party constructors, used through Any.
+d: Any = diffusers
+tf: Any = transformers
 
 _CORPUS = [
     "gentle breathing, subtle blink, slight head tilt to the left",
@@ -43,7 +40,7 @@ TEXT_DIM = 32
 _WAN_CLIP_TOKENS = 17
 
 
-def build_tokenizer(vocab_size: int = 160) -> PreTrainedTokenizerFast:
+def build_tokenizer(vocab_size: int = 160) -> Any:
     """Train a small Unigram tokenizer offline (the pipeline's ``save_pretrained`` stores it)."""
     tok = Tokenizer(models.Unigram())
     tok.normalizer = normalizers.Lowercase()
@@ -53,7 +50,7 @@ def build_tokenizer(vocab_size: int = 160) -> PreTrainedTokenizerFast:
         vocab_size=vocab_size, special_tokens=_SPECIALS, unk_token="<unk>", show_progress=False
     )
     tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
-    fast = PreTrainedTokenizerFast(
+    fast = tf.PreTrainedTokenizerFast(
         tokenizer_object=tok,
         pad_token="<pad>",
         eos_token="</s>",
@@ -63,9 +60,9 @@ def build_tokenizer(vocab_size: int = 160) -> PreTrainedTokenizerFast:
     return fast
 
 
-def _t5_encoder(vocab: int) -> T5EncoderModel:
+def _t5_encoder(vocab: int) -> Any:
     torch.manual_seed(0)
-    config = T5Config(
+    config = tf.T5Config(
         vocab_size=vocab,
         d_model=TEXT_DIM,
         d_kv=8,
@@ -75,14 +72,13 @@ def _t5_encoder(vocab: int) -> T5EncoderModel:
         relative_attention_num_buckets=8,
         pad_token_id=0,
         eos_token_id=1,
-        decoder_start_token_id=0,
     )
-    return T5EncoderModel(config).eval()
+    return tf.T5EncoderModel(config).eval()
 
 
-def _umt5_encoder(vocab: int) -> UMT5EncoderModel:
+def _umt5_encoder(vocab: int) -> Any:
     torch.manual_seed(0)
-    config = UMT5Config(
+    config = tf.UMT5Config(
         vocab_size=vocab,
         d_model=TEXT_DIM,
         d_kv=8,
@@ -92,23 +88,15 @@ def _umt5_encoder(vocab: int) -> UMT5EncoderModel:
         relative_attention_num_buckets=8,
         pad_token_id=0,
         eos_token_id=1,
-        decoder_start_token_id=0,
     )
-    return UMT5EncoderModel(config).eval()
+    return tf.UMT5EncoderModel(config).eval()
 
 
 def build_tiny_ltx(directory: Path) -> Path:
     """An ``LTXConditionPipeline`` with a 1-layer transformer and an 8-channel VAE."""
-    from diffusers import (
-        AutoencoderKLLTXVideo,
-        FlowMatchEulerDiscreteScheduler,
-        LTXConditionPipeline,
-        LTXVideoTransformer3DModel,
-    )
-
     tokenizer = build_tokenizer()
     torch.manual_seed(0)
-    transformer = LTXVideoTransformer3DModel(
+    transformer = d.LTXVideoTransformer3DModel(
         in_channels=8,
         out_channels=8,
         patch_size=1,
@@ -120,7 +108,7 @@ def build_tiny_ltx(directory: Path) -> Path:
         caption_channels=TEXT_DIM,
     )
     torch.manual_seed(0)
-    vae = AutoencoderKLLTXVideo(
+    vae = d.AutoencoderKLLTXVideo(
         in_channels=3,
         out_channels=3,
         latent_channels=8,
@@ -133,16 +121,16 @@ def build_tiny_ltx(directory: Path) -> Path:
         decoder_inject_noise=(False, False, False, False, False),
         upsample_residual=(False, False, False, False),
         upsample_factor=(1, 1, 1, 1),
-        timestep_conditioning=False,
+        timestep_conditioning=True,  # like the real 0.9.1+ VAEs: decode_timestep is used
         patch_size=1,
         patch_size_t=1,
         encoder_causal=True,
         decoder_causal=False,
     )
-    pipe = LTXConditionPipeline(
+    pipe = d.LTXConditionPipeline(
         transformer=transformer,
         vae=vae,
-        scheduler=FlowMatchEulerDiscreteScheduler(),
+        scheduler=d.FlowMatchEulerDiscreteScheduler(),
         text_encoder=_t5_encoder(len(tokenizer)),
         tokenizer=tokenizer,
     )
@@ -156,16 +144,9 @@ def build_tiny_wan(directory: Path, first_last_frame: bool = True) -> Path:
     ``first_last_frame`` gives the transformer the image position embedding of the FLF2V
     checkpoints (two CLIP token sequences: first and last frame), so ``last_image=`` works.
     """
-    from diffusers import (
-        AutoencoderKLWan,
-        FlowMatchEulerDiscreteScheduler,
-        WanImageToVideoPipeline,
-        WanTransformer3DModel,
-    )
-
     tokenizer = build_tokenizer()
     torch.manual_seed(0)
-    vae = AutoencoderKLWan(
+    vae = d.AutoencoderKLWan(
         base_dim=3,
         z_dim=16,
         dim_mult=[1, 1, 1, 1],
@@ -173,7 +154,7 @@ def build_tiny_wan(directory: Path, first_last_frame: bool = True) -> Path:
         temperal_downsample=[False, True, True],
     )
     torch.manual_seed(0)
-    transformer = WanTransformer3DModel(
+    transformer = d.WanTransformer3DModel(
         patch_size=(1, 2, 2),
         num_attention_heads=2,
         attention_head_dim=12,
@@ -190,8 +171,8 @@ def build_tiny_wan(directory: Path, first_last_frame: bool = True) -> Path:
         pos_embed_seq_len=2 * _WAN_CLIP_TOKENS if first_last_frame else None,
     )
     torch.manual_seed(0)
-    image_encoder = CLIPVisionModelWithProjection(
-        CLIPVisionConfig(
+    image_encoder = tf.CLIPVisionModelWithProjection(
+        tf.CLIPVisionConfig(
             hidden_size=4,
             projection_dim=4,
             num_hidden_layers=2,
@@ -201,12 +182,12 @@ def build_tiny_wan(directory: Path, first_last_frame: bool = True) -> Path:
             patch_size=8,
         )
     ).eval()
-    pipe = WanImageToVideoPipeline(
+    pipe = d.WanImageToVideoPipeline(
         tokenizer=tokenizer,
         text_encoder=_umt5_encoder(len(tokenizer)),
         vae=vae,
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
-        image_processor=CLIPImageProcessor(crop_size=32, size=32),
+        scheduler=d.FlowMatchEulerDiscreteScheduler(shift=7.0),
+        image_processor=tf.CLIPImageProcessor(crop_size=32, size=32),
         image_encoder=image_encoder,
         transformer=transformer,
     )
@@ -216,15 +197,8 @@ def build_tiny_wan(directory: Path, first_last_frame: bool = True) -> Path:
 
 def build_tiny_svd(directory: Path, num_frames: int = 8) -> Path:
     """A ``StableVideoDiffusionPipeline`` whose tiny CLIP image encoder takes 224-px input."""
-    from diffusers import (
-        AutoencoderKLTemporalDecoder,
-        EulerDiscreteScheduler,
-        StableVideoDiffusionPipeline,
-        UNetSpatioTemporalConditionModel,
-    )
-
     torch.manual_seed(0)
-    unet = UNetSpatioTemporalConditionModel(
+    unet = d.UNetSpatioTemporalConditionModel(
         block_out_channels=(32, 64),
         layers_per_block=1,
         sample_size=16,
@@ -238,7 +212,7 @@ def build_tiny_svd(directory: Path, num_frames: int = 8) -> Path:
         addition_time_embed_dim=32,
         num_frames=num_frames,
     )
-    scheduler = EulerDiscreteScheduler(
+    scheduler = d.EulerDiscreteScheduler(
         beta_start=0.00085,
         beta_end=0.012,
         beta_schedule="scaled_linear",
@@ -254,7 +228,7 @@ def build_tiny_svd(directory: Path, num_frames: int = 8) -> Path:
         use_karras_sigmas=True,
     )
     torch.manual_seed(0)
-    vae = AutoencoderKLTemporalDecoder(
+    vae = d.AutoencoderKLTemporalDecoder(
         block_out_channels=[32, 64],
         in_channels=3,
         out_channels=3,
@@ -262,8 +236,8 @@ def build_tiny_svd(directory: Path, num_frames: int = 8) -> Path:
         latent_channels=4,
     )
     torch.manual_seed(0)
-    image_encoder = CLIPVisionModelWithProjection(
-        CLIPVisionConfig(
+    image_encoder = tf.CLIPVisionModelWithProjection(
+        tf.CLIPVisionConfig(
             hidden_size=32,
             projection_dim=32,
             num_hidden_layers=2,
@@ -273,12 +247,12 @@ def build_tiny_svd(directory: Path, num_frames: int = 8) -> Path:
             patch_size=32,
         )
     ).eval()
-    pipe = StableVideoDiffusionPipeline(
+    pipe = d.StableVideoDiffusionPipeline(
         vae=vae,
         image_encoder=image_encoder,
         unet=unet,
         scheduler=scheduler,
-        feature_extractor=CLIPImageProcessor(crop_size=224, size=224),
+        feature_extractor=tf.CLIPImageProcessor(crop_size=224, size=224),
     )
     pipe.save_pretrained(str(directory))
     return directory

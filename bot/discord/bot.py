@@ -149,9 +149,12 @@ class Router:
             else:
                 await self._flow.on_photo(ev, image)
             return
-        if text and await self._flow.on_text(ev, text):
-            return
-        await self._flow.on_help(ev)
+        if not text:
+            await self._flow.on_help(ev)
+        elif private:
+            await self._flow.on_text(ev, text)  # the motion, when the flow asked for one
+        else:
+            await self._flow.on_animate(ev, None, text)  # a mention without a photo
 
     # -- reactions ---------------------------------------------------------------------------
     async def on_reaction(self, payload: discord.RawReactionActionEvent, added: bool) -> None:
@@ -233,8 +236,8 @@ def make_commands() -> list[app_commands.Command[Any, Any, None]]:
     @app_commands.describe(
         photo="one sharp, front-facing photo",
         motion="one subtle motion, e.g. 'subtle blink, slight head tilt'",
-        variations="how many takes to make (1-6)",
-        seconds="clip length in seconds (2-5)",
+        variations="how many takes to make (1-6; remembered as your default)",
+        seconds="clip length in seconds (2-5; remembered as your default)",
     )
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
     async def animate(

@@ -28,8 +28,12 @@ from livingphoto.errors import GenerationFailed
 
 log = logging.getLogger(__name__)
 
-# Leave room for the multipart envelope and the message JSON.
+# Leave room for the multipart envelope and the message JSON (at most 5% of the limit).
 ENVELOPE_BYTES = 16 * 1024
+
+
+def envelope(limit: int) -> int:
+    return min(ENVELOPE_BYTES, limit // 20)
 MIN_SIDE = 64
 PREVIEW_HEIGHTS = (192, 128, 96)
 PREVIEW_FPS = 12
@@ -135,7 +139,7 @@ async def shrink_clip(clip: bytes, max_bytes: int) -> bytes:
 
 async def fit_clips(clips: Sequence[bytes], budget_bytes: int) -> list[bytes]:
     """Every clip re-encoded as needed so that all of them together fit in ``budget_bytes``."""
-    usable = budget_bytes - ENVELOPE_BYTES
+    usable = budget_bytes - envelope(budget_bytes)
     if usable <= 0 or not clips:
         raise ClipTooLarge("the channel's upload limit is too small for a clip")
     if sum(len(c) for c in clips) <= usable:
@@ -146,7 +150,7 @@ async def fit_clips(clips: Sequence[bytes], budget_bytes: int) -> list[bytes]:
 
 async def make_preview(clips: Sequence[bytes], max_bytes: int) -> bytes | None:
     """An animated WebP of the clips side by side (in order), or ``None`` if none fits."""
-    if not clips or max_bytes <= ENVELOPE_BYTES:
+    if not clips or max_bytes <= 2 * envelope(max_bytes):
         return None
     with tempfile.TemporaryDirectory(prefix="lp-discord-") as tmp:
         inputs: list[str] = []
@@ -189,6 +193,6 @@ async def make_preview(clips: Sequence[bytes], max_bytes: int) -> bytes | None:
                 log.warning("could not make the preview: %s", error)
                 return None
             preview = target.read_bytes()
-            if len(preview) <= max_bytes - ENVELOPE_BYTES:
+            if len(preview) <= max_bytes - envelope(max_bytes):
                 return preview
     return None

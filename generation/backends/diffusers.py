@@ -2,12 +2,13 @@
 
 Usage::
 
-    backend = DiffusersBackend(model=None)   # default: LTX-Video distilled (DEFAULT_MODEL)
+    backend = DiffusersBackend(model=None)   # default: LTX-Video 2B distilled (DEFAULT_MODEL)
     backend.setup()                          # loads weights once per process
     takes = backend.render(request, progress, cancel)
 
-The model family comes from the model's own ``model_index.json`` (a hub id or a local folder; see
-``diffusers_families``). ``render`` makes every variation of a request in ONE pipeline call, one
+The model family comes from the model's own ``model_index.json`` (a hub id or a local folder; a
+single ``.safetensors`` checkpoint is read as LTX-Video; see ``diffusers_families``). Settings
+(device, steps, compile, offload, tiling, batch size) come from ``DiffusersSettings``. ``render`` makes every variation of a request in ONE pipeline call, one
 seeded generator per variation (variation k uses ``request.seed + k - 1``); a CUDA out-of-memory
 error halves the batch and retries, and a batch of one that still does not fit turns on CPU
 offload once before giving up. Progress and cancellation run through the pipeline's
@@ -23,6 +24,8 @@ import logging
 import math
 import os
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -41,14 +44,19 @@ from generation.backends.diffusers_families import (
 )
 from generation.backends.diffusers_settings import DiffusersSettings
 from generation.loop_repair import repair_loop, retime_loop
-from generation.prompting import build_prompt, svd_conditioning
+from generation.prompting import PromptPair, SvdConditioning, build_prompt, svd_conditioning
 from livingphoto.errors import Cancelled, GenerationFailed, UsageError
 
 log = logging.getLogger(__name__)
 
-# LTX-Video, guidance- and timestep-distilled, in diffusers format (LTXConditionPipeline), as
-# documented by diffusers. Pass --model / LIVINGPHOTO_MODEL for another checkpoint or folder.
-DEFAULT_MODEL = "Lightricks/LTX-Video-0.9.7-distilled"
+# LTX-Video 2B 0.9.8, guidance- and timestep-distilled. Lightricks publish the 2B checkpoints as
+# single files (transformer + VAE; diffusers' from_single_file maps them to the 0.9.5 architecture
+# and fetches the T5 encoder from Lightricks/LTX-Video-0.9.5). The distilled checkpoint diffusers
+# documents in its own folder format is the 13B one: LTX_13B_DISTILLED.
+DEFAULT_MODEL = (
+    "https://huggingface.co/Lightricks/LTX-Video/blob/main/ltxv-2b-0.9.8-distilled.safetensors"
+)
+LTX_13B_DISTILLED = "Lightricks/LTX-Video-0.9.7-distilled"
 
 # Called with the batch size just before each pipeline call. Diagnostics and tests use it to
 # inject failures (e.g. raise torch.cuda.OutOfMemoryError) on the real code path.
@@ -82,14 +90,16 @@ class DiffusersBackend:
         self.model = model or DEFAULT_MODEL
         self.settings = settings if settings is not None else DiffusersSettings.from_env(os.environ)
         self._before_call = before_call
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # setup
+        self._busy = threading.Lock()  # one render at a time on the one pipeline
         self._given: Any = None  # a pipeline handed over by from_pipeline(), not yet placed
         self._pipe: Any = None
         self._info: ModelInfo | None = None
         self._adapter: FamilyAdapter | None = None
         self._device = "cpu"
         self._offloaded = False
-        self.calls: list[int] = []  # batch size of every pipeline call, in order
+        # Batch size of the most recent pipeline calls, oldest first (diagnostics and tests).
+        self.calls: deque[int] = deque(maxlen=64)
 
     @classmethod
     def from_pipeline(
@@ -148,10 +158,20 @@ class DiffusersBackend:
             self._given = None
 
     def _load(self, info: ModelInfo, dtype: Any) -> Any:
+        from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
+
+        # Loading bars belong on a developer's terminal, not in CLI output or service logs.
+        quiet: list[Any] = [diffusers_logging, transformers_logging]
+        for library in quiet:
+            library.disable_progress_bar()
         log.info("loading %s (%s)", self.model, info.class_name)
+        cls = pipeline_class(info.family)
         try:
-            return pipeline_class(info.family).from_pretrained(self.model, dtype=dtype)
-        except (OSError, ValueError, RuntimeError, TypeError) as exc:
+            if info.single_file:
+                return cls.from_single_file(self.model, dtype=dtype)
+            return cls.from_pretrained(self.model, dtype=dtype)
+        except Exception as exc:  # the loading boundary: any failure is one line
             raise GenerationFailed(
                 f"could not load model {self.model}: {_first_line(exc)}"
             ) from None
@@ -219,6 +239,12 @@ class DiffusersBackend:
         if request.image.ndim != 3 or request.image.shape[2] != 3:
             raise UsageError(f"the photo must be an RGB image, got shape {request.image.shape}")
         self.setup()
+        with self._busy:
+            return self._render(request, progress, cancel)
+
+    def _render(
+        self, request: RenderRequest, progress: ProgressFn, cancel: CancelToken
+    ) -> list[Take]:
         cancel.check()
         pipe, adapter, info = self._pipe, self._adapter, self._info
         assert adapter is not None and info is not None
@@ -235,20 +261,12 @@ class DiffusersBackend:
         while len(videos) < len(seeds):
             cancel.check()
             chunk = seeds[len(videos) : len(videos) + batch]
+            out: list[Frames] | None = None
             try:
                 out = self._call(
-                    pipe,
-                    adapter,
-                    plan,
-                    image,
-                    prompt,
-                    svd,
-                    chunk,
-                    len(videos),
-                    len(seeds),
-                    progress,
-                    cancel,
-                )
+                    pipe, adapter, plan, image, prompt, svd, chunk, len(videos), len(seeds),
+                    progress, cancel,
+                )  # fmt: skip
             except Cancelled:
                 raise
             except Exception as exc:
@@ -256,6 +274,7 @@ class DiffusersBackend:
                     raise GenerationFailed(
                         f"{info.family.value} generation failed: {_first_line(exc)}"
                     ) from exc
+            if out is None:  # out of memory; the failed call's tensors are released by now
                 self._free_cuda_memory()
                 if batch > 1:
                     batch = math.ceil(batch / 2)
@@ -266,9 +285,7 @@ class DiffusersBackend:
                     pipe.enable_model_cpu_offload()
                     self._offloaded = True
                     continue
-                raise GenerationFailed(
-                    "out of GPU memory even with one variation at a time"
-                ) from None
+                raise GenerationFailed("out of GPU memory even with one variation at a time")
             videos.extend((video, len(chunk)) for video in out)
 
         progress(0.97, "looping")
@@ -285,8 +302,8 @@ class DiffusersBackend:
         adapter: FamilyAdapter,
         plan: GenPlan,
         image: Any,
-        prompt: Any,
-        svd: Any,
+        prompt: PromptPair | None,
+        svd: SvdConditioning | None,
         seeds: list[int],
         done: int,
         total: int,
@@ -307,12 +324,24 @@ class DiffusersBackend:
             return {}
 
         generator_device = "cpu" if self._offloaded or self._device == "cpu" else self._device
-        generators = [torch.Generator(device=generator_device).manual_seed(s) for s in seeds]
+        generators = [
+            torch.Generator(device=generator_device).manual_seed(s % 2**63) for s in seeds
+        ]
         self.calls.append(size)
         if self._before_call is not None:
             self._before_call(size)
+        started = time.perf_counter()
         with torch.inference_mode():
             videos = adapter.generate(pipe, plan, image, prompt, svd, generators, on_step)
+        log.info(
+            "%s: %d variation(s) of %d frames at %dx%d in %.2f s",
+            adapter.family.value,
+            size,
+            plan.num_frames,
+            plan.width,
+            plan.height,
+            time.perf_counter() - started,
+        )
         if videos.shape[0] != size:
             raise GenerationFailed(f"the model returned {videos.shape[0]} clips for {size} seeds")
         return list(videos)
@@ -331,8 +360,8 @@ class DiffusersBackend:
 
     def _set_tiling(self, pipe: Any, plan: GenPlan) -> None:
         vae = getattr(pipe, "vae", None)
-        if vae is None or not hasattr(vae, "enable_tiling"):
-            return
+        if vae is None or not hasattr(vae, "use_tiling"):
+            return  # e.g. SVD's temporal decoder: it decodes in chunks instead
         if max(plan.width, plan.height) >= self.settings.vae_tiling_px:
             vae.enable_tiling()
         else:
@@ -351,7 +380,7 @@ class DiffusersBackend:
                 (plan.width, plan.height),
                 interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC,
             )
-        return Image.fromarray(photo, mode="RGB")
+        return Image.fromarray(photo)
 
     def _finish(
         self,
@@ -360,8 +389,8 @@ class DiffusersBackend:
         request: RenderRequest,
         plan: GenPlan,
         info: ModelInfo,
-        prompt: Any,
-        svd: Any,
+        prompt: PromptPair | None,
+        svd: SvdConditioning | None,
         batch: int,
     ) -> Take:
         loop: dict[str, Any]

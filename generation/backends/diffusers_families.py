@@ -57,9 +57,15 @@ PIPELINE_FAMILIES: dict[str, Family] = {
 
 @dataclass(frozen=True)
 class ModelInfo:
-    model: str  # hub id or local directory, as given
+    model: str  # hub id, local directory or single-file checkpoint, as given
     class_name: str  # model_index.json "_class_name"
     family: Family
+    single_file: bool = False  # an original-format LTX-Video checkpoint (.safetensors)
+
+
+def is_single_file(model: str) -> bool:
+    """A ``.safetensors`` checkpoint (URL or path) rather than a diffusers pipeline folder/repo."""
+    return model.split("?", 1)[0].lower().endswith(".safetensors")
 
 
 def _looks_local(model: str) -> bool:
@@ -95,7 +101,15 @@ def read_model_index(model: str) -> dict[str, Any]:
 
 
 def detect_family(model: str) -> ModelInfo:
-    """Which family ``model`` belongs to, from its own ``model_index.json``."""
+    """Which family ``model`` belongs to, from its own ``model_index.json``.
+
+    A single ``.safetensors`` checkpoint has no ``model_index.json``: it is read as an original
+    LTX-Video checkpoint (diffusers' ``from_single_file`` infers its architecture from the keys).
+    """
+    if is_single_file(model):
+        if not model.startswith(("https://", "http://")) and not Path(model).expanduser().is_file():
+            raise UsageError(f"model file {model} does not exist")
+        return ModelInfo(model, "LTXConditionPipeline", Family.LTX, single_file=True)
     index = read_model_index(model)
     class_name = index.get("_class_name")
     if not isinstance(class_name, str) or not class_name:
@@ -228,7 +242,9 @@ class LtxAdapter:
         assert prompt is not None
         n = len(generators)
         # One conditioning tensor per batch item (the pipeline encodes conditions per sample).
-        pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div(255.0)
+        pixels = (
+            torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div(255.0)
+        )
         # A (N, 3, H, W) tensor in 0..1: the pipeline's image processor takes tensors as well.
         batch: Any = pixels.unsqueeze(0).repeat(n, 1, 1, 1)
         conditions = [LTXVideoCondition(image=batch, frame_index=0)]

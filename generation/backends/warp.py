@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from generation.backend import CancelToken, FaceBox, Frames, ProgressFn, RenderRequest, Take
+from generation.backend import CancelToken, FaceBox, ProgressFn, RenderRequest, Take
 from generation.faces import geometry
 from generation.motion import Constraint, MotionSpec, Primitive
 from livingphoto.errors import GenerationFailed
@@ -310,7 +310,7 @@ def plan_variation(
     jitter = rng.uniform(0.8, 1.2)
     components: list[Component] = []
     eyes: list[EyeBlink] = []
-    closure = np.zeros(frames, dtype=np.float64)
+    closure: NDArray[np.float64] = np.zeros(frames, dtype=np.float64)
     notes: dict[str, object] = {}
     size = float(min(grid.width, grid.height))
     overscan = 0.0  # fraction of the frame the global moves may reveal
@@ -417,7 +417,7 @@ def plan_variation(
             if seconds >= 4.5 or blink >= 0.75:
                 second = position + (0.35 if position < 0.5 else -0.35)
                 second = min(0.85, max(0.15, second))
-                closure = np.maximum(closure, blink_curve(frames, fps, second))
+                closure = np.maximum(closure, blink_curve(frames, fps, second)).astype(np.float64)
             notes["blink_at_s"] = round(position * seconds, 3)
         anchor = reg.head_centre
         subject = reg.body
@@ -442,7 +442,10 @@ def plan_variation(
 
     # Camera moves (work with or without a face).
     zoom = level(Primitive.ZOOM)
-    if face is None and not spec.constraints & {Constraint.STILL_CAMERA, Constraint.STILL_BACKGROUND}:
+    if face is None and not spec.constraints & {
+        Constraint.STILL_CAMERA,
+        Constraint.STILL_BACKGROUND,
+    }:
         # Without a face the picture itself must carry the life: a slow, gentle push in.
         zoom = max(zoom, 0.25 * jitter)
     if zoom > 0:
@@ -522,8 +525,12 @@ def render_frame(
             weight = float(comp.curve[t])
             cv2.scaleAdd(comp.dx, weight, fdx, dst=fdx)
             cv2.scaleAdd(comp.dy, weight, fdy, dst=fdy)
-        map_x = cv2.resize(fdx, (width, height), interpolation=cv2.INTER_LINEAR)
-        map_y = cv2.resize(fdy, (width, height), interpolation=cv2.INTER_LINEAR)
+        map_x: F32 = np.asarray(
+            cv2.resize(fdx, (width, height), interpolation=cv2.INTER_LINEAR), dtype=np.float32
+        )
+        map_y: F32 = np.asarray(
+            cv2.resize(fdy, (width, height), interpolation=cv2.INTER_LINEAR), dtype=np.float32
+        )
         map_x += grid.full_x
         map_y += grid.full_y
     else:

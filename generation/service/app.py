@@ -342,8 +342,9 @@ async def get_consent(request: web.Request) -> web.Response:
 
 
 async def put_consent(request: web.Request) -> web.Response:
+    """Record a consent attestation: body ``{wording_version?, scope?, chat_id?}`` (optional)."""
     body = await request.read() if request.can_read_body else b""
-    wording, chat_id = "", ""
+    fields: dict[str, Any] = {}
     if body.strip():
         try:
             data = json.loads(body)
@@ -351,16 +352,17 @@ async def put_consent(request: web.Request) -> web.Response:
             raise UsageError("body is not valid JSON") from None
         if not isinstance(data, dict):
             raise UsageError("body must be a JSON object")
-        unknown = sorted(set(data) - {"wording_version", "chat_id"})
+        unknown = sorted(set(data) - {"wording_version", "scope", "chat_id"})
         if unknown:
             raise UsageError(f"unknown field: {', '.join(unknown)}")
-        wording = data.get("wording_version") or ""
-        chat_id = data.get("chat_id") or ""
-        if not isinstance(wording, str) or len(wording) > 64:
-            raise UsageError("wording_version must be a string of at most 64 characters")
-    requester = _requester(request, chat_id)
+        fields = data
+    wording = fields.get("wording_version") or ""
+    scope = fields.get("scope") or "attested"
+    if not isinstance(wording, str) or not isinstance(scope, str):
+        raise UsageError("wording_version and scope must be strings")
+    requester = _requester(request, fields.get("chat_id") or "")
     guard = request.app[GUARD]
-    status = await asyncio.to_thread(guard.record_consent, requester, wording)
+    status = await asyncio.to_thread(guard.record_consent, requester, wording, scope)
     return web.json_response(status)
 
 

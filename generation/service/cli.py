@@ -178,14 +178,17 @@ def bound_url(runner: web.AppRunner, host: str) -> str:
 def configured_bots(settings: Settings) -> dict[str, BotRunner]:
     """The bots whose token is set, imported lazily (``bot.<platform>.app.run_bot``)."""
     bots: dict[str, BotRunner] = {}
-    if settings.bot.telegram_token:
-        from bot.telegram.app import run_bot as run_telegram
+    try:
+        if settings.bot.telegram_token:
+            from bot.telegram.app import run_bot as run_telegram
 
-        bots["telegram"] = run_telegram
-    if settings.bot.discord_token:
-        from bot.discord.app import run_bot as run_discord
+            bots["telegram"] = run_telegram
+        if settings.bot.discord_token:
+            from bot.discord.app import run_bot as run_discord
 
-        bots["discord"] = run_discord
+            bots["discord"] = run_discord
+    except ImportError as error:
+        raise UsageError(f"a configured bot cannot start: {error}") from None
     return bots
 
 

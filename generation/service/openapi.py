@@ -103,7 +103,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "responses": {
                         "202": _json(_JOB, "Accepted (or the earlier job with this key)"),
-                        **_errors(400, 401, 403, 413, 422, 429),
+                        **_errors(400, 401, 403, 410, 413, 422, 429),
                     },
                 }
             },
@@ -183,6 +183,9 @@ def openapi_document() -> dict[str, Any]:
                                     "additionalProperties": False,
                                     "properties": {
                                         "wording_version": {"type": "string"},
+                                        "scope": {
+                                            "enum": ["self", "permission", "guardian", "attested"]
+                                        },
                                         "chat_id": {"type": "string"},
                                     },
                                 }
@@ -233,6 +236,7 @@ def _schemas() -> dict[str, Any]:
                 "fps": {"type": "integer", "minimum": 8, "maximum": 30},
                 "size": {"type": "integer", "minimum": 128, "maximum": 1024},
                 "seed": {"type": ["integer", "null"], "minimum": 0},
+                "motion_scale": {"type": "number", "minimum": 0.1, "maximum": 4},
                 "requester": requester,
                 "consent": {
                     "type": "object",

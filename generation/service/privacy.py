@@ -1,9 +1,9 @@
 """Forgetting users, revoking consent, and the retention sweeper.
 
 Photos and clips are deleted ``retention_hours`` after a job finishes, and at once when a user
-is forgotten or revokes consent. Each deletion is recorded in the store's ``deletions`` table
-(job id, reason, file count and bytes; never the media or the user's name), so there is an
-audit of what was deleted while the media itself is not kept.
+is forgotten or revokes consent. Each deletion is reported to the moderation audit (reason and
+counts, under a pseudonym; never the media), so there is a record of what was deleted while
+the media itself is not kept.
 """
 
 from __future__ import annotations
@@ -25,17 +25,20 @@ class Privacy:
         self._scheduler = scheduler
         self._store = scheduler.store
         self._media = scheduler.media
+        self._guard = scheduler.guard
         self._retention_s = retention_hours * 3600.0
 
     async def forget(self, requester: Requester) -> dict[str, Any]:
         """Delete the user's jobs, media and consent records; return what was deleted."""
+        moderation = await asyncio.to_thread(self._guard.forget, requester)
         jobs = self._store.user_jobs(requester)
         await self._stop(jobs)
-        files, size = self._delete_media(jobs, "forget")
+        files, size = self._delete_media(jobs)
         deleted = self._store.delete_jobs([job.id for job in jobs])
         for job in jobs:
             self._scheduler.forget_live(job.id)
-        moderation = await asyncio.to_thread(self._scheduler.guard.forget, requester)
+        counts = {"jobs": deleted, "media_files": files, "media_bytes": size}
+        await asyncio.to_thread(self._guard.record_deletion, requester, "forget", counts)
         log.info("forgot a user: %d job(s), %d file(s)", deleted, files)
         return {
             "jobs_deleted": deleted,
@@ -46,14 +49,18 @@ class Privacy:
 
     async def revoke(self, requester: Requester) -> dict[str, Any]:
         """Revoke consent: stop the user's jobs and delete all their media (jobs stay listed)."""
-        consent = await asyncio.to_thread(self._scheduler.guard.revoke_consent, requester)
+        revoked = await asyncio.to_thread(self._guard.revoke_consent, requester)
         jobs = self._store.user_jobs(requester)
         await self._stop(jobs)
-        files, size = self._delete_media(jobs, "consent_revoked")
+        files, size = self._delete_media(jobs)
         for job in jobs:
             self._scheduler.forget_live(job.id)
+        counts = {"jobs": len(jobs), "media_files": files, "media_bytes": size}
+        await asyncio.to_thread(self._guard.record_deletion, requester, "revoke", counts)
+        status = await asyncio.to_thread(self._guard.consent_status, requester)
         return {
-            "consent": consent,
+            **status,
+            "records_revoked": revoked,
             "jobs_affected": len(jobs),
             "files_deleted": files,
             "bytes_deleted": size,
@@ -63,8 +70,10 @@ class Privacy:
         """Delete media older than the retention period; returns how many jobs were swept."""
         cutoff = (time.time() if now is None else now) - self._retention_s
         expired = self._store.expired(cutoff)
-        self._delete_media(expired, "retention")
         if expired:
+            files, size = self._delete_media(expired)
+            counts = {"jobs": len(expired), "media_files": files, "media_bytes": size}
+            self._guard.record_deletion(None, "retention", counts)
             log.info("retention: deleted the media of %d job(s)", len(expired))
         return len(expired)
 
@@ -81,12 +90,11 @@ class Privacy:
             if not job.state.final:
                 await self._scheduler.cancel(job)
 
-    def _delete_media(self, jobs: list[JobRecord], reason: str) -> tuple[int, int]:
+    def _delete_media(self, jobs: list[JobRecord]) -> tuple[int, int]:
         files = size = 0
         for job in jobs:
             removed = self._media.delete_job(job.id)
             files, size = files + removed.files, size + removed.bytes
             if not job.media_deleted:
                 self._store.mark_media_deleted(job.id)
-            self._store.record_deletion(job.id, reason, removed.files, removed.bytes)
         return files, size

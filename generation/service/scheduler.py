@@ -10,6 +10,7 @@ with ``max_inflight_per_user`` jobs queued or running gets ``RateLimited`` (429 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import sqlite3
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from generation.config import ServiceSettings
+from generation.service.errors import Gone
 from generation.service.fairness import UserKey, fair_order, user_key
 from generation.service.guard import Guard
 from generation.service.jobs import (
@@ -42,7 +44,7 @@ from generation.service.submission import Submission
 from livingphoto.errors import ConsentRequired, PolicyRefusal, RateLimited, UsageError
 from moderation.config import ModerationSettings
 from moderation.gate import Requester
-from moderation.intake import SanitizedImage, load_image
+from moderation.intake import load_image
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,7 @@ class Scheduler:
         )
         self._check_capacity(sub.requester)
         prompt = sub.prompt if sub.prompt is not None else parent.prompt if parent else ""
+        checked_at = time.perf_counter()
         try:
             await asyncio.to_thread(
                 self.guard.check_request, sub.requester, prompt, image.rgb, sub.consent_attested
@@ -149,9 +152,12 @@ class Scheduler:
         except RateLimited:
             self.metrics.refused("rate_limited")
             raise
+        moderation_s = time.perf_counter() - checked_at
         png = await asyncio.to_thread(image.to_png) if image_bytes is not None else None
         self._check_capacity(sub.requester)  # again: no await from here to the insert
-        job = self._new_job(sub, prompt, parent, png, image)
+        job = dataclasses.replace(
+            self._new_job(sub, prompt, parent, png), moderation_s=round(moderation_s, 4)
+        )
         try:
             self.store.insert(job)
         except sqlite3.IntegrityError:
@@ -163,7 +169,10 @@ class Scheduler:
         self.metrics.submitted += 1
         log.info("job accepted", extra={"job_id": job.id})
         self._positions = None
-        await self.pump()
+        try:
+            await self.pump()
+        except Exception:  # the job is stored; the periodic tick dispatches it later
+            log.warning("could not dispatch yet", exc_info=True, extra={"job_id": job.id})
         return Accepted(self.store.get(job.id) or job, created=True)
 
     def _parent(self, sub: Submission) -> JobRecord | None:
@@ -176,11 +185,11 @@ class Scheduler:
 
     def _parent_photo(self, parent: JobRecord | None) -> bytes:
         if parent is None or parent.media_deleted:
-            raise UsageError("the parent job's photo was deleted: send the photo again")
+            raise Gone("the parent job's photo was deleted: send the photo again")
         try:
             return self.media.resolve(parent.input_path).read_bytes()
         except FileNotFoundError:
-            raise UsageError("the parent job's photo was deleted: send the photo again") from None
+            raise Gone("the parent job's photo was deleted: send the photo again") from None
 
     def _new_job(
         self,
@@ -188,7 +197,6 @@ class Scheduler:
         prompt: str,
         parent: JobRecord | None,
         png: bytes | None,
-        image: SanitizedImage,
     ) -> JobRecord:
         base = parent.options if parent else RenderOptions()
         seed = sub.seed
@@ -199,6 +207,8 @@ class Scheduler:
             scale = min(MAX_MOTION_SCALE, max(MIN_MOTION_SCALE, scale * ADJUST_SCALE[adjust]))
             if seed is None:
                 seed = self._adjusted_seed(parent, adjust, variation)
+        if sub.motion_scale is not None:
+            scale = sub.motion_scale
         options = RenderOptions(
             variations=sub.variations or base.variations,
             seconds=sub.seconds or base.seconds,
@@ -282,26 +292,31 @@ class Scheduler:
             free = await self.queue.free_slots(len(self._outstanding))
             if free <= 0:
                 return
-            started = fair_order(self.store.waiting(), self._last_served)[:free]
-            for job in started:
-                self._served += 1
-                self._last_served[user_key(job)] = self._served
-                self.store.mark_dispatched(job.id)
-                self._outstanding.add(job.id)
-                await self.queue.submit(
-                    JobTicket(
-                        job_id=job.id,
-                        prompt=job.prompt,
-                        options=job.options,
-                        input_path=job.input_path,
-                        timeout_s=self.settings.job_timeout_s,
-                    )
-                )
-            if started:
-                self._positions = None
-                self._notify_waiting()
-                for job in started:
-                    self._notify(job.id)
+            started: list[JobRecord] = []
+            try:
+                for job in fair_order(self.store.waiting(), self._last_served)[:free]:
+                    self._outstanding.add(job.id)
+                    try:
+                        await self.queue.submit(
+                            JobTicket(
+                                job_id=job.id,
+                                prompt=job.prompt,
+                                options=job.options,
+                                input_path=job.input_path,
+                                timeout_s=self.settings.job_timeout_s,
+                            )
+                        )
+                    except BaseException:
+                        self._outstanding.discard(job.id)  # still waiting: retried later
+                        raise
+                    self.store.mark_dispatched(job.id)
+                    self._served += 1
+                    self._last_served[user_key(job)] = self._served
+                    started.append(job)
+            finally:
+                if started:
+                    self._positions = None
+                    self._notify_waiting()
 
     async def _tick(self) -> None:
         while True:
@@ -360,6 +375,7 @@ class Scheduler:
         clips = [self.media.resolve(v.path) for v in result.variations]
         self._live[job.id] = (1.0, "checking output")
         self._notify(job.id)
+        checked_at = time.perf_counter()
         try:
             await asyncio.to_thread(self.guard.check_clips, clips, job.requester)
         except PolicyRefusal as refusal:
@@ -367,6 +383,8 @@ class Scheduler:
             self.media.prune_runs(job.id, keep=None)
             self._finish(job.id, JobState.REFUSED, str(refusal), refusal.category)
             return
+        finally:
+            self.store.add_moderation_time(job.id, round(time.perf_counter() - checked_at, 4))
         if self.store.finish_done(job.id, result, time.time()):
             self.metrics.observe_generation(result.generation_s)
             self.metrics.finished[JobState.DONE.value] += 1
@@ -450,6 +468,7 @@ class Scheduler:
             "started_at": job.started_at,
             "finished_at": job.finished_at,
             "generation_s": job.generation_s,
+            "moderation_s": job.moderation_s,
             "warnings": list(job.warnings),
             "media_deleted": job.media_deleted,
         }

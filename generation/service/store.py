@@ -1,7 +1,7 @@
 """The job store: one SQLite database (WAL) in the data directory.
 
-It holds jobs, their variations and scores, parent/child links, idempotency keys, requesters,
-timestamps, and an audit of media deletions (what was deleted and why; never the media). The
+It holds jobs, their variations and scores, parent/child links, idempotency keys, requesters
+and timestamps (media deletions are audited by moderation, see ``generation.service.guard``). The
 database is the source of truth across restarts: ``recover`` puts interrupted jobs back in line.
 Only the service process opens it (workers report over the queue), from its event-loop thread.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     started_at REAL,
     finished_at REAL,
     generation_s REAL,
+    moderation_s REAL NOT NULL DEFAULT 0,
     run_dir TEXT,
     warnings TEXT NOT NULL DEFAULT '[]',
     media_deleted INTEGER NOT NULL DEFAULT 0
@@ -66,13 +66,6 @@ CREATE TABLE IF NOT EXISTS variations (
     combined REAL NOT NULL,
     flagged INTEGER NOT NULL,
     PRIMARY KEY (job_id, idx)
-);
-CREATE TABLE IF NOT EXISTS deletions (
-    at REAL NOT NULL,
-    job_id TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    files INTEGER NOT NULL,
-    bytes INTEGER NOT NULL
 );
 """
 
@@ -99,18 +92,10 @@ class JobRecord:
     started_at: float | None = None
     finished_at: float | None = None
     generation_s: float | None = None
+    moderation_s: float = 0.0
     run_dir: str | None = None
     warnings: tuple[str, ...] = ()
     media_deleted: bool = False
-
-
-@dataclass(frozen=True)
-class Deletion:
-    at: float
-    job_id: str
-    reason: str
-    files: int
-    bytes: int
 
 
 class JobStore:
@@ -150,8 +135,8 @@ class JobStore:
     def insert(self, job: JobRecord) -> None:
         self._db.execute(
             "INSERT INTO jobs (id, state, platform, user_id, chat_id, prompt, options, parent_id,"
-            " parent_variation, adjust, idempotency_key, input_path, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " parent_variation, adjust, idempotency_key, input_path, created_at, moderation_s)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 job.id,
                 job.state.value,
@@ -166,6 +151,7 @@ class JobStore:
                 job.idempotency_key,
                 job.input_path,
                 job.created_at,
+                job.moderation_s,
             ),
         )
 
@@ -319,6 +305,11 @@ class JobStore:
         ).fetchall()
         return [_job(row) for row in rows]
 
+    def add_moderation_time(self, job_id: str, seconds: float) -> None:
+        self._db.execute(
+            "UPDATE jobs SET moderation_s = moderation_s + ? WHERE id = ?", (seconds, job_id)
+        )
+
     def mark_media_deleted(self, job_id: str) -> None:
         self._db.execute("UPDATE jobs SET media_deleted = 1 WHERE id = ?", (job_id,))
 
@@ -328,23 +319,6 @@ class JobStore:
             for job_id in job_ids:
                 deleted += db.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount
         return deleted
-
-    # -- deletion audit ---------------------------------------------------------------------
-
-    def record_deletion(self, job_id: str, reason: str, files: int, size: int) -> None:
-        self._db.execute(
-            "INSERT INTO deletions (at, job_id, reason, files, bytes) VALUES (?, ?, ?, ?, ?)",
-            (time.time(), job_id, reason, files, size),
-        )
-
-    def deletions(self, job_id: str | None = None) -> list[Deletion]:
-        if job_id is None:
-            rows = self._db.execute("SELECT * FROM deletions ORDER BY at").fetchall()
-        else:
-            rows = self._db.execute(
-                "SELECT * FROM deletions WHERE job_id = ? ORDER BY at", (job_id,)
-            ).fetchall()
-        return [Deletion(r["at"], r["job_id"], r["reason"], r["files"], r["bytes"]) for r in rows]
 
 
 def _job(row: sqlite3.Row) -> JobRecord:
@@ -368,6 +342,7 @@ def _job(row: sqlite3.Row) -> JobRecord:
         started_at=data["started_at"],
         finished_at=data["finished_at"],
         generation_s=data["generation_s"],
+        moderation_s=data["moderation_s"],
         run_dir=data["run_dir"],
         warnings=tuple(json.loads(data["warnings"])),
         media_deleted=bool(data["media_deleted"]),

@@ -23,6 +23,7 @@ LIMITS = {
     "fps": (8, 30),
     "size": (128, 1024),
     "seed": (0, 2**31 - 1),
+    "motion_scale": (0.1, 4.0),
 }
 _NAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 _PLATFORM = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -35,6 +36,7 @@ _TOP = frozenset(
         "fps",
         "size",
         "seed",
+        "motion_scale",
         "requester",
         "consent",
         "parent",
@@ -62,6 +64,7 @@ class Submission:
     fps: int | None
     size: int | None
     seed: int | None
+    motion_scale: float | None  # None: 1.0, or derived from the parent's for an adjustment
     consent_attested: bool
     consent_wording: str
     parent: ParentRef | None
@@ -106,6 +109,7 @@ def parse_submission(raw: bytes | str) -> Submission:
         fps=_int_field(obj, "fps"),
         size=_int_field(obj, "size"),
         seed=_int_field(obj, "seed"),
+        motion_scale=_float_field(obj, "motion_scale"),
         consent_attested=attested,
         consent_wording=wording,
         parent=parent,

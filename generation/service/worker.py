@@ -19,6 +19,8 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any, cast
 
+from redis.exceptions import RedisError
+
 from generation.backend import CancelToken
 from generation.service.execute import JobRunner
 from generation.service.jobs import EventKind, JobTicket, WorkerEvent
@@ -71,9 +73,14 @@ class RedisWorker:
         log.info("worker %s ready", self.consumer)
         try:
             while not stop.is_set():
-                entry = await self._claim_stale() or await self._read_new()
-                if entry is not None:
-                    await self._process(*entry, stop=stop)
+                try:
+                    entry = await self._claim_stale() or await self._read_new()
+                    if entry is not None:
+                        await self._process(*entry, stop=stop)
+                except (RedisError, OSError) as error:
+                    # The job (if any) stays pending and is taken over after the lease.
+                    log.warning("Redis error, retrying in 1 s: %s", error)
+                    await asyncio.sleep(1.0)
         finally:
             self._stopping = True
             presence.cancel()
@@ -177,11 +184,16 @@ class RedisWorker:
         """Renew the claim (resets idle time), and turn cancel requests into the token."""
         while True:
             await asyncio.sleep(self._lease_s / 3)
-            await self._client.xclaim(
-                self._keys.jobs, GROUP, self.consumer, 0, [entry_id], justid=True
-            )
-            if stop.is_set() or await self._client.exists(self._keys.cancel(job_id)):
+            if stop.is_set():
                 token.cancel()
+            try:
+                await self._client.xclaim(
+                    self._keys.jobs, GROUP, self.consumer, 0, [entry_id], justid=True
+                )
+                if await self._client.exists(self._keys.cancel(job_id)):
+                    token.cancel()
+            except (RedisError, OSError) as error:
+                log.warning("could not renew the claim: %s", error, extra={"job_id": job_id})
 
     async def _final(self, event: WorkerEvent) -> bool:
         """Append the job's one final event (atomic with the completion marker)."""

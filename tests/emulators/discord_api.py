@@ -495,6 +495,9 @@ class DiscordEmulator:
     async def press_button(self, user: EmuUser, message_id: int, custom_id: str) -> str:
         """A user presses a button on a message the bot sent; returns the interaction token."""
         message = self.messages[message_id]
+        buttons = {b.get("custom_id"): b for b in self.components_of(message_id)}
+        if custom_id not in buttons or buttons[custom_id].get("disabled"):
+            raise LookupError(f"message {message_id} has no enabled button {custom_id!r}")
         data, token = self._interaction_base(user, int(message["channel_id"]), 3)
         data["message"] = message
         data["data"] = {"custom_id": custom_id, "component_type": 2}

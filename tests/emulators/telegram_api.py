@@ -19,6 +19,7 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -101,6 +102,8 @@ class TelegramEmulator:
         self.calls: list[Call] = []
         self.messages: dict[tuple[int, int], JSON] = {}  # (chat id, message id) -> message
         self.answered: dict[str, int] = {}  # callback query id -> times answered
+        self.polls_started = 0  # getUpdates requests received (recorded when they return)
+        self._closing = False
         self.alice = User(1001, "Alice")
         self.bob = User(1002, "Bob")
         self.carol = User(1003, "Carol")
@@ -112,7 +115,7 @@ class TelegramEmulator:
         self._message_ids = itertools.count(1)
         self._ids = itertools.count(1)
         self._failures: dict[str, list[int]] = {}
-        self._changed = asyncio.Condition()
+        self._changed = asyncio.Event()  # replaced after each change: wakes every waiter
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -132,6 +135,8 @@ class TelegramEmulator:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        self._closing = True  # pending long polls return at once
+        self._notify()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -169,9 +174,7 @@ class TelegramEmulator:
         self._updates.append({**update, "_force": True})
         self._notify()
 
-    def send_text(
-        self, user: User, chat: ChatRef, text: str, reply_to: JSON | None = None
-    ) -> JSON:
+    def send_text(self, user: User, chat: ChatRef, text: str, reply_to: JSON | None = None) -> JSON:
         message = self._user_message(user, chat, {"text": text}, reply_to)
         if text.startswith("/"):
             message["entities"] = [_command_entity(text)]
@@ -294,13 +297,13 @@ class TelegramEmulator:
                 if c.method == method and c.status == 200 and (where is None or where(c))
             ]
 
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(lambda: len(matching()) >= count)
+        await self.wait_until(lambda: len(matching()) >= count, timeout)
         return matching()
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(predicate)
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await self._changed.wait()
 
     # -- HTTP --------------------------------------------------------------------------------
     async def _api(self, request: web.Request) -> web.Response:
@@ -343,13 +346,12 @@ class TelegramEmulator:
         return web.json_response(body, status=status)
 
     def _notify(self) -> None:
-        async def notify() -> None:
-            async with self._changed:
-                self._changed.notify_all()
-
-        asyncio.get_running_loop().create_task(notify())
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     async def _get_updates(self, params: JSON) -> web.Response:
+        self.polls_started += 1
+        self._notify()
         offset = int(params.get("offset") or 0)
         timeout = min(float(params.get("timeout") or 0), 10.0)
         if offset:
@@ -360,12 +362,8 @@ class TelegramEmulator:
                 u for u in self._updates if u.get("_force") or u["update_id"] >= self._confirmed
             ]
 
-        async with self._changed:
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._changed.wait_for(lambda: bool(ready()))
-            except TimeoutError:
-                pass
+        with contextlib.suppress(TimeoutError):
+            await self.wait_until(lambda: self._closing or bool(ready()), timeout)
         batch = ready()[:100]
         for update in batch:
             if update.get("_force"):
@@ -489,9 +487,7 @@ class TelegramEmulator:
         self.answered[query_id] = 1
         return True
 
-    def _user_message(
-        self, user: User, chat: ChatRef, extra: JSON, reply_to: JSON | None
-    ) -> JSON:
+    def _user_message(self, user: User, chat: ChatRef, extra: JSON, reply_to: JSON | None) -> JSON:
         message: JSON = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),

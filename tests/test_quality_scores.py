@@ -1,0 +1,116 @@
+"""Quality scores: identity catches drifting faces, motion sees stills, loop_seam sees jumps."""
+
+from __future__ import annotations
+
+import cv2
+import images
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from generation.animator import Scores
+from generation.backend import CancelToken, FaceBox, RenderRequest, no_progress
+from generation.backends.warp import WarpBackend
+from generation.faces import FaceDetector, geometry
+from generation.motion import parse_motion
+from generation.preprocess import frame_subject
+from generation.quality import flicker, identity, loop_seam, motion_amount, rank, score
+from moderation.intake import load_image
+
+
+@pytest.fixture(scope="module")
+def clip() -> tuple[NDArray[np.uint8], FaceBox]:
+    rgb = load_image(images.astronaut_bytes()).rgb
+    detector = FaceDetector()
+    framed = frame_subject(rgb, detector.find_face(rgb), crop="auto", size=320)
+    assert framed.face is not None
+    face = detector.locate_eyes(framed.image, framed.face)
+    request = RenderRequest(
+        image=framed.image,
+        spec=parse_motion("subtle blink, slight head tilt, gentle breathing"),
+        variations=1,
+        frames=36,
+        fps=24,
+        seed=11,
+        face=face,
+    )
+    (take,) = WarpBackend().render(request, no_progress, CancelToken())
+    return take.frames, face
+
+
+def spread_eyes(frames: NDArray[np.uint8], face: FaceBox, amount: float) -> NDArray[np.uint8]:
+    """Warp the eyes gradually apart over the clip (a face drifting away from its identity)."""
+    geo = geometry(face)
+    height, width = frames.shape[1:3]
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    sigma = 0.3 * geo.eye_distance
+    out = frames.copy()
+    for t in range(len(frames)):
+        s = amount * geo.eye_distance * t / (len(frames) - 1)
+        shift = np.zeros_like(xs)
+        for (ex, ey), sign in ((geo.left_eye, -1.0), (geo.right_eye, 1.0)):
+            blob = np.exp(-((xs - ex) ** 2 + (ys - ey) ** 2) / (2 * sigma**2))
+            shift -= sign * s * blob  # sample inward: the eye moves outward
+        out[t] = cv2.remap(frames[t], xs + shift, ys, cv2.INTER_LINEAR)
+    return out
+
+
+def test_drifting_face_scores_worse_on_identity(clip: tuple[NDArray[np.uint8], FaceBox]) -> None:
+    frames, face = clip
+    clean = identity(frames, face)
+    drifting = identity(spread_eyes(frames, face, 0.12), face)
+    assert clean > 0.9
+    assert drifting < clean - 0.3
+
+
+def test_still_clip(clip: tuple[NDArray[np.uint8], FaceBox]) -> None:
+    frames, face = clip
+    still = np.repeat(frames[:1], 20, axis=0)
+    scores = score(still, face)
+    assert scores.motion < 0.05
+    assert scores.loop_seam == 0.0
+    assert scores.flicker == 0.0
+    assert scores.identity == pytest.approx(1.0)
+
+
+def test_moving_clip_has_motion_and_no_seam(clip: tuple[NDArray[np.uint8], FaceBox]) -> None:
+    frames, _ = clip
+    assert motion_amount(frames) > 0.1
+    assert loop_seam(frames) == 0.0
+
+
+def test_jump_at_the_end_raises_loop_seam(clip: tuple[NDArray[np.uint8], FaceBox]) -> None:
+    frames, _ = clip
+    jumpy = frames.copy()
+    jumpy[-1] = frames[len(frames) // 2]
+    shifted = frames.copy()
+    shifted[-1] = np.roll(frames[-1], 6, axis=1)
+    assert loop_seam(jumpy) > 1.0
+    assert loop_seam(shifted) > loop_seam(jumpy) > loop_seam(frames)
+
+
+def test_flicker_sees_brightness_pumping(clip: tuple[NDArray[np.uint8], FaceBox]) -> None:
+    frames, _ = clip
+    pumped = frames.astype(np.int16)
+    pumped[::2] += 12
+    pumping = np.clip(pumped, 0, 255).astype(np.uint8)
+    assert flicker(pumping) > 10 * max(flicker(frames), 0.05)
+
+
+def test_rank_prefers_identity_and_motion_and_flags_drift() -> None:
+    good = Scores(identity=0.98, loop_seam=0.0, flicker=0.05, motion=0.4)
+    still = Scores(identity=1.0, loop_seam=0.0, flicker=0.0, motion=0.0)
+    drifted = Scores(identity=0.5, loop_seam=0.0, flicker=0.05, motion=0.8)
+    seam = Scores(identity=0.98, loop_seam=3.0, flicker=0.05, motion=0.4)
+    ranked = rank([drifted, still, good, seam])
+    by_index = {r.index: r for r in ranked}
+    assert by_index[2].rank == 1
+    assert by_index[0].flagged and not by_index[2].flagged
+    assert by_index[0].rank > by_index[2].rank
+    assert by_index[3].rank > by_index[2].rank
+    assert sorted(r.rank for r in ranked) == [1, 2, 3, 4]
+
+
+def test_identity_without_face_is_neutral(clip: tuple[NDArray[np.uint8], FaceBox]) -> None:
+    frames, _ = clip
+    assert identity(frames, None) == 1.0

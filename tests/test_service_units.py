@@ -1,0 +1,126 @@
+"""Small pure parts of the service: fair order, job store recovery, metrics text, parsing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from generation.service.fairness import fair_order
+from generation.service.jobs import JobState, RenderOptions, RunResult, VariationRecord
+from generation.service.metrics import Metrics
+from generation.service.store import JobRecord, JobStore
+from generation.service.submission import parse_submission
+from livingphoto.errors import UsageError
+from moderation.gate import Requester
+
+
+def _job(job_id: str, user: str, created: float) -> JobRecord:
+    return JobRecord(
+        id=job_id,
+        state=JobState.QUEUED,
+        requester=Requester("test", user),
+        prompt="blink",
+        options=RenderOptions(),
+        input_path=f"media/{job_id}/input.png",
+        created_at=created,
+    )
+
+
+def test_fair_order_interleaves_users_least_recently_served_first() -> None:
+    waiting = [_job(f"a{i}", "a", i) for i in range(4)] + [_job("b0", "b", 10), _job("c0", "c", 11)]
+    assert [j.id for j in fair_order(waiting, {})] == ["a0", "b0", "c0", "a1", "a2", "a3"]
+    # a was just served: b and c go first even though a's jobs are older.
+    served = {("test", "a"): 5}
+    assert [j.id for j in fair_order(waiting, served)] == ["b0", "c0", "a0", "a1", "a2", "a3"]
+
+
+def test_store_recovers_unfinished_jobs_and_records_results_once(tmp_path: Path) -> None:
+    with JobStore.open(tmp_path / "jobs.sqlite3") as store:
+        for i, job_id in enumerate(["1" * 32, "2" * 32, "3" * 32]):
+            store.insert(_job(job_id, f"u{i}", i))
+        store.mark_dispatched("1" * 32)
+        store.mark_running("1" * 32, 1, 5.0)
+        store.mark_dispatched("2" * 32)
+        result = RunResult(
+            run_dir="media/x/run-1",
+            variations=(VariationRecord(1, "media/x/run-1/variation-1.mp4", 7, 1, {}, 1.0, False),),
+            generation_s=0.5,
+        )
+        assert store.finish_done("3" * 32, result, 9.0)
+        assert not store.finish_done("3" * 32, result, 9.5)  # a second report changes nothing
+        assert len(store.variations("3" * 32)) == 1
+    with JobStore.open(tmp_path / "jobs.sqlite3") as store:
+        assert store.recover(requeue_dispatched=True) == 2
+        waiting = store.waiting()
+        assert [j.id for j in waiting] == ["1" * 32, "2" * 32]
+        assert store.counts_by_state()[JobState.DONE] == 1
+
+
+def test_metrics_are_prometheus_text() -> None:
+    metrics = Metrics()
+    metrics.observe_generation(0.3)
+    metrics.observe_generation(42.0)
+    metrics.refused('nsfw "image"')
+    text = metrics.render(3, {JobState.QUEUED: 3, JobState.DONE: 2})
+    lines = text.splitlines()
+    assert "livingphoto_queue_depth 3" in lines
+    assert 'livingphoto_jobs{state="done"} 2' in lines
+    assert 'livingphoto_generation_seconds_bucket{le="0.5"} 1' in lines
+    assert 'livingphoto_generation_seconds_bucket{le="60"} 2' in lines
+    assert 'livingphoto_generation_seconds_bucket{le="+Inf"} 2' in lines
+    assert "livingphoto_generation_seconds_count 2" in lines
+    assert 'livingphoto_refusals_total{category="nsfw \\"image\\""} 1' in lines
+    for line in lines:
+        assert line.startswith("#") or float(line.rsplit(" ", 1)[1]) >= 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"\xff\xfe", "not valid JSON"),
+        (json.dumps({"requester": {"platform": "t", "user_id": "1"}}), "prompt is required"),
+        (json.dumps({"prompt": "x", "requester": {"platform": "t"}}), "user_id"),
+        (
+            json.dumps({"prompt": "x", "requester": {"platform": "t", "user_id": "1"}, "a": 1}),
+            "unknown field in request: a",
+        ),
+        (
+            json.dumps(
+                {"prompt": "x", "requester": {"platform": "t", "user_id": "1"}, "fps": 1000}
+            ),
+            "fps must be from 8 to 30",
+        ),
+        (
+            json.dumps(
+                {
+                    "prompt": "x",
+                    "requester": {"platform": "t", "user_id": "1"},
+                    "consent": {"attested": "yes"},
+                }
+            ),
+            "consent.attested",
+        ),
+    ],
+)
+def test_submission_errors_name_the_field(raw: bytes | str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_submission(raw)
+
+
+def test_a_valid_submission_keeps_numeric_ids_as_strings() -> None:
+    sub = parse_submission(
+        json.dumps(
+            {
+                "prompt": " blink ",
+                "requester": {"platform": "telegram", "user_id": 42, "chat_id": -100},
+                "consent": {"attested": True, "at": 1700000000},
+                "parent": {"job_id": "a" * 32, "variation": 2, "adjust": "more"},
+                "idempotency_key": "tg:1:2",
+            }
+        )
+    )
+    assert sub.requester == Requester("telegram", "42", "-100")
+    assert sub.prompt == "blink" and sub.consent_attested
+    assert sub.parent is not None and sub.parent.variation == 2
