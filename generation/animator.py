@@ -132,6 +132,7 @@ class Inspection:
 
     image: SanitizedImage
     face: FaceBox | None
+    faces: int = 0  # how many faces were found (the largest one is animated)
 
     @property
     def shows_person(self) -> bool:
@@ -176,13 +177,14 @@ class Animator:
 
     def inspect_image(self, image: SanitizedImage) -> Inspection:
         """Find the main face of an already sanitised photo."""
-        return Inspection(image=image, face=self._find_face(image))
+        faces = self._find_faces(image)
+        return Inspection(image=image, face=faces[0] if faces else None, faces=len(faces))
 
-    def _find_face(self, image: SanitizedImage) -> FaceBox | None:
+    def _find_faces(self, image: SanitizedImage) -> list[FaceBox]:
         if self._detector is None:
             self.setup()
-        face: FaceBox | None = self._detector.find_face(image.rgb)
-        return face
+        faces: list[FaceBox] = self._detector.find_faces(image.rgb)
+        return faces
 
     def animate(
         self,
@@ -221,10 +223,10 @@ class Animator:
             )
             timings["decode"] = time.perf_counter() - mark
             mark = time.perf_counter()
-            face = self._find_face(image)
+            inspection = self.inspect_image(image)
         else:
-            image, face = inspection.image, inspection.face
             timings["decode"] = 0.0
+        image, face = inspection.image, inspection.face
         progress(0.04, "detect")
         framed = frame_subject(image.rgb, face, crop=options.crop, size=options.size)
         located = self._detector.locate_eyes(framed.image, framed.face) if framed.face else None
@@ -232,6 +234,11 @@ class Animator:
         token.check()
 
         warnings = list(image.warnings) + list(spec.warnings)
+        if inspection.faces > 1:
+            warnings.append(
+                f"{inspection.faces} faces found: animating the largest "
+                "(several faces drift at different rates; crop to one person for best results)"
+            )
         if located is None:
             warnings.append(
                 "no face found: used whole-picture motion (blink and head motions need a face)"

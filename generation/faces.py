@@ -92,7 +92,12 @@ class FaceDetector:
         return self.locate_eyes(rgb, box)
 
     def find_face(self, rgb: NDArray[np.uint8]) -> FaceBox | None:
-        """The largest frontal face box (no eyes), searched on a downscaled grey copy."""
+        """The largest frontal face box (no eyes), or None."""
+        faces = self.find_faces(rgb)
+        return faces[0] if faces else None
+
+    def find_faces(self, rgb: NDArray[np.uint8]) -> list[FaceBox]:
+        """Frontal face boxes (no eyes), largest first, searched on a downscaled grey copy."""
         height, width = rgb.shape[:2]
         scale = min(1.0, DETECT_LONG_SIDE / max(height, width))
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -110,11 +115,11 @@ class FaceDetector:
             found = [tuple(int(v) for v in b) for b in boxes]  # type: ignore[misc]
             if found:
                 break
-        if not found:
-            return None
-        x, y, w, h = max(found, key=lambda b: b[2] * b[3])
         inv = 1.0 / scale
-        return FaceBox(x=round(x * inv), y=round(y * inv), w=round(w * inv), h=round(h * inv))
+        return [
+            FaceBox(x=round(x * inv), y=round(y * inv), w=round(w * inv), h=round(h * inv))
+            for x, y, w, h in sorted(found, key=lambda b: -b[2] * b[3])
+        ]
 
     def locate_eyes(self, rgb: NDArray[np.uint8], face: FaceBox) -> FaceBox:
         """``face`` with eye centres: cascade hits where plausible, else estimates; refined to the iris."""

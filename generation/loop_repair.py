@@ -126,19 +126,21 @@ def repair_loop(
     """Trim ``frames`` to its best loop window and cross-fade the seam.
 
     The window is at least ``min_fraction`` of the clip; the cross-fade covers ``fade_fraction``
-    of the window (at least one frame). The result is kept only if it loops better than the
-    untouched clip (by ``loop_seam``); otherwise the clip is returned as it was.
+    of the window (at least one frame). A clip that already loops (``loop_seam`` 0) is returned as
+    it was, and so is one the repair would not improve.
     """
     _check(frames, 3)
     n = frames.shape[0]
     seam_before = loop_seam(frames)
+    if seam_before <= 0.0:
+        return LoopRepair(frames.copy(), 0, n, 0, seam_before, seam_before)  # already seamless
     min_length = max(3, math.ceil(n * min_fraction))
     start, end = best_loop_window(frames, min_length)
     window = frames[start:end]
     fade = max(1, min(round(window.shape[0] * fade_fraction), (window.shape[0] - 1) // 2))
     repaired = crossfade_loop(window, fade)
     seam_after = loop_seam(repaired)
-    if seam_after > seam_before:
+    if seam_after >= seam_before:
         return LoopRepair(frames.copy(), 0, n, 0, seam_before, seam_before)
     return LoopRepair(repaired, start, end, fade, seam_before, seam_after)
 

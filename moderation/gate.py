@@ -9,7 +9,8 @@ CONTRACT (relied on by the service and the CLI; implemented by the moderation wo
         moderator.forget(requester)           # consent records + rate state; audit keeps decisions only
 
 Every decision is written to the audit log (never the image). ``check_request`` with
-``consent_attested=True`` records the attestation in the ledger before checking.
+``consent_attested=True`` records the attestation in the ledger (at the consent step below, so a
+request refused earlier records nothing).
 
 ``check_request`` runs, in this order, and stops at the first refusal:
 

@@ -14,6 +14,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import os
 import re
 import shlex
 import shutil
@@ -276,7 +277,9 @@ def render_with_docker(docker: str, profiles: list[str]) -> ComposeProject:
     argv = [docker, "compose", "-f", str(DEPLOY / "compose.yaml")]
     for profile in profiles:
         argv += ["--profile", profile]
-    env = {"PATH": "/usr/bin:/bin", "LIVINGPHOTO_ENV_FILE": ENV_EXAMPLE.name}
+    prefixes = ("LIVINGPHOTO_", "TELEGRAM_", "DISCORD_", "COMPOSE_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env["LIVINGPHOTO_ENV_FILE"] = ENV_EXAMPLE.name
     out = subprocess.run(
         [*argv, "config", "--format", "json"], capture_output=True, text=True, env=env, timeout=60
     )
@@ -288,13 +291,18 @@ def render_with_docker(docker: str, profiles: list[str]) -> ComposeProject:
             svc.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices") or []
         )
         health = svc.get("healthcheck")
+        environment: dict[str, str] = {}
+        for env_file in svc.get("env_file") or []:  # compose versions differ in merging these
+            path = Path(env_file if isinstance(env_file, str) else env_file["path"])
+            environment.update({k: v or "" for k, v in dotenv_values(path).items()})
+        environment.update(
+            {k: "" if v is None else str(v) for k, v in (svc.get("environment") or {}).items()}
+        )
         services[name] = ComposeService(
             image=svc["image"],
             build_dockerfile=(svc.get("build") or {}).get("dockerfile"),
             command=list(svc.get("command") or []),
-            environment={
-                k: "" if v is None else str(v) for k, v in (svc.get("environment") or {}).items()
-            },
+            environment=environment,
             volumes=[
                 (v["source"], v["target"])
                 for v in svc.get("volumes", [])
@@ -519,23 +527,78 @@ def test_env_example_names_only_settings_variables_and_all_secrets() -> None:
 # ---- Kubernetes -------------------------------------------------------------------------------------
 
 
-@cache
-def k8s_objects() -> list[dict[str, Any]]:
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
-    assert kustomization["kind"] == "Kustomization"
-    listed = kustomization["resources"]
-    on_disk = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
-    assert sorted(listed) == on_disk, "kustomization.yaml must list every manifest"
+def kustomization() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
+    assert doc["kind"] == "Kustomization"
+    return doc
+
+
+def kustomize_by_parsing() -> list[dict[str, Any]]:
+    """What ``kubectl kustomize deploy/k8s`` does with this kustomization: load the resources,
+    set the namespace, apply the common labels and the image overrides."""
+    k = kustomization()
+    assert set(k) <= {"apiVersion", "kind", "namespace", "labels", "resources", "images"}
+    images = {i["name"]: f"{i.get('newName', i['name'])}:{i['newTag']}" for i in k["images"]}
     objects: list[dict[str, Any]] = []
-    for name in listed:
+    for name in k["resources"]:
         for doc in yaml.safe_load_all((K8S / name).read_text(encoding="utf-8")):
             if doc is None:
                 continue
-            assert {"apiVersion", "kind", "metadata"} <= set(doc), f"{name}: incomplete object"
-            assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", doc["metadata"]["name"])
-            doc["_file"] = name
+            if doc["kind"] != "Namespace":
+                doc["metadata"]["namespace"] = k["namespace"]
+            for pairs in k.get("labels", []):
+                doc["metadata"].setdefault("labels", {}).update(pairs["pairs"])
+            if doc["kind"] in {"Deployment", "StatefulSet"}:
+                for container in doc["spec"]["template"]["spec"]["containers"]:
+                    base = container["image"].split(":", 1)[0]
+                    container["image"] = images.get(base, container["image"])
             objects.append(doc)
     return objects
+
+
+@cache
+def k8s_rendering() -> tuple[str, list[dict[str, Any]]]:
+    """The manifests as applied: rendered by ``kubectl kustomize`` where kubectl is installed,
+    by ``kustomize_by_parsing`` where not; the same checks run on either."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is not None:
+        out = subprocess.run(
+            [kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 0, f"kubectl kustomize failed: {out.stderr.strip()}"
+        return "kubectl kustomize", [d for d in yaml.safe_load_all(out.stdout) if d]
+    return "parsing deploy/k8s", kustomize_by_parsing()
+
+
+def k8s_objects() -> list[dict[str, Any]]:
+    objects = k8s_rendering()[1]
+    for doc in objects:
+        assert {"apiVersion", "kind", "metadata"} <= set(doc), f"incomplete object {doc}"
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", doc["metadata"]["name"])
+    return objects
+
+
+def test_kustomization_lists_every_manifest_and_renders_the_same_either_way() -> None:
+    on_disk = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+    assert sorted(kustomization()["resources"]) == on_disk, "list every manifest"
+    rendered_by, objects = k8s_rendering()
+    expected = "kubectl kustomize" if shutil.which("kubectl") else "parsing deploy/k8s"
+    assert rendered_by == expected
+
+    def key(doc: dict[str, Any]) -> tuple[str, str]:
+        return doc["kind"], doc["metadata"]["name"]
+
+    parsed = {key(d): d for d in kustomize_by_parsing()}
+    assert {key(d) for d in objects} == set(parsed)
+    namespace = kustomization()["namespace"]
+    for doc in objects:
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"]["namespace"] == namespace, key(doc)
+        assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "livingphoto"
+        if doc["kind"] in {"Deployment", "StatefulSet"}:
+            images = [c["image"] for c in doc["spec"]["template"]["spec"]["containers"]]
+            mine = [c["image"] for c in parsed[key(doc)]["spec"]["template"]["spec"]["containers"]]
+            assert images == mine, key(doc)
 
 
 def k8s_named(kind: str) -> dict[str, dict[str, Any]]:
@@ -556,10 +619,10 @@ def pod_specs() -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def test_kustomization_images_and_versions_match_the_project() -> None:
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
+    images = kustomization()["images"]
     version = project_version()
-    assert {i["name"] for i in kustomization["images"]} == set(PROJECT_IMAGES)
-    assert all(i["newTag"] == version for i in kustomization["images"])
+    assert {i["name"] for i in images} == set(PROJECT_IMAGES)
+    assert all(i["newTag"] == version for i in images)
     for workload, spec in pod_specs():
         for container in spec["containers"]:
             name, _, tag = container["image"].partition(":")
@@ -654,8 +717,7 @@ def test_k8s_service_probes_ports_and_worker_gpu() -> None:
 def test_keda_scales_workers_on_the_stream_group_and_the_service_backlog() -> None:
     from generation.service.redis_queue import GROUP, RedisKeys
 
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
-    namespace = kustomization["namespace"]
+    namespace = kustomization()["namespace"]
     services = k8s_named("Service")
     config = k8s_named("ConfigMap")["livingphoto-config"]["data"]
     (scaled,) = k8s_named("ScaledObject").values()

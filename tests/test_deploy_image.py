@@ -13,8 +13,6 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("livingphoto", "generation", "moderation", "bot")
 SKIP_DIRS = {".git", ".venv", ".mypy_cache", ".ruff_cache", ".pytest_cache", "node_modules"}
@@ -91,10 +89,24 @@ def test_dockerignore_matcher_follows_docker_rules() -> None:
     assert excluded("generation/.env", rules)
 
 
-@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.gpu"])
-def test_the_image_build_installs_every_module_and_data_file(
-    dockerfile: str, tmp_path: Path
-) -> None:
+def build_wheel(workdir: Path, out: Path) -> tuple[set[str], str]:
+    """``pip wheel`` the build stage's source tree; the wheel's file names and entry points."""
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    build = subprocess.run(
+        [*pip_wheel, "-w", str(out), str(workdir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert build.returncode == 0, build.stderr[-2000:]
+    (wheel,) = out.glob("livingphoto-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+        return names, archive.read(entry_points).decode()
+
+
+def test_the_image_builds_install_every_module_and_data_file(tmp_path: Path) -> None:
     context = tmp_path / "context"
     files = list(context_files())
     for rel in files:
@@ -102,45 +114,27 @@ def test_the_image_build_installs_every_module_and_data_file(
         shutil.copy2(REPO / rel, context / rel)
     assert not any(rel.name == ".env" or rel.suffix == ".safetensors" for rel in files)
     assert not any(rel.parts[0] in {"tests", "deploy", "data", "docs"} for rel in files)
-
-    workdir = tmp_path / "src"
-    workdir.mkdir()
-    for sources, dest in build_stage_copies(dockerfile):
-        for source in sources:
-            origin = context / source
-            assert origin.exists(), f"{dockerfile}: COPY {source} is not in the build context"
-            if origin.is_dir():  # COPY dir ./dir
-                shutil.copytree(origin, workdir / dest)
-            else:  # COPY file… ./
-                assert dest.endswith("/"), f"{dockerfile}: COPY of several files needs a dir"
-                shutil.copy2(origin, workdir / dest / origin.name)
-
-    wheels = tmp_path / "wheels"
-    build = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(wheels),
-            str(workdir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert build.returncode == 0, build.stderr[-2000:]
-    (wheel,) = wheels.glob("livingphoto-*.whl")
-    with zipfile.ZipFile(wheel) as archive:
-        names = set(archive.namelist())
-        entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-        scripts = archive.read(entry_points).decode()
     expected = {rel.as_posix() for rel in files if rel.parts[0] in PACKAGES}
     assert {"livingphoto/cli.py", "moderation/policy.toml"} <= expected
-    missing = sorted(expected - names)
-    assert not missing, f"pip install . in {dockerfile} would not install {missing}"
-    assert re.search(r"^livingphoto = livingphoto\.cli:run$", scripts, flags=re.MULTILINE)
+
+    built: dict[str, tuple[set[str], str]] = {}  # one wheel per distinct set of COPYs
+    for dockerfile in ("Dockerfile", "Dockerfile.gpu"):
+        copies = build_stage_copies(dockerfile)
+        key = repr(copies)
+        if key not in built:
+            workdir = tmp_path / f"src-{len(built)}"
+            workdir.mkdir()
+            for sources, dest in copies:
+                for source in sources:
+                    origin = context / source
+                    assert origin.exists(), f"{dockerfile}: COPY {source} is not in the context"
+                    if origin.is_dir():  # COPY dir ./dir
+                        shutil.copytree(origin, workdir / dest)
+                    else:  # COPY file… ./
+                        assert dest.endswith("/"), f"{dockerfile}: COPY of files needs a dir"
+                        shutil.copy2(origin, workdir / dest / origin.name)
+            built[key] = build_wheel(workdir, tmp_path / f"wheels-{len(built)}")
+        names, scripts = built[key]
+        missing = sorted(expected - names)
+        assert not missing, f"pip install . in {dockerfile} would not install {missing}"
+        assert re.search(r"^livingphoto = livingphoto\.cli:run$", scripts, flags=re.MULTILINE)

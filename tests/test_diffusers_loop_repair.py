@@ -51,10 +51,11 @@ def test_repair_makes_a_drifting_clip_loop() -> None:
 
 
 def test_a_clip_that_already_loops_is_left_alone() -> None:
-    xs = [4, 6, 8, 10, 12, 10, 8, 6]
-    clip = moving_square(xs)
-    repaired = repair_loop(clip, min_fraction=1.0)
-    assert repaired.seam_after <= repaired.seam_before + 1e-9
+    clip = moving_square([4, 6, 8, 10, 12, 10, 8, 6])  # the last step leads back to the start
+    repaired = repair_loop(clip)
+    assert repaired.seam_before == 0.0
+    assert (repaired.start, repaired.end, repaired.fade) == (0, 8, 0)
+    assert np.array_equal(repaired.frames, clip)
 
 
 def test_crossfade_blends_the_tail_into_the_head() -> None:

@@ -171,7 +171,7 @@ def build_tiny_wan(directory: Path, first_last_frame: bool = True) -> Path:
         pos_embed_seq_len=2 * _WAN_CLIP_TOKENS if first_last_frame else None,
     )
     torch.manual_seed(0)
-    image_encoder = tf.CLIPVisionModelWithProjection(
+    image_encoder = tf.CLIPVisionModel(
         tf.CLIPVisionConfig(
             hidden_size=4,
             projection_dim=4,

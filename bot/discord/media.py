@@ -34,6 +34,8 @@ ENVELOPE_BYTES = 16 * 1024
 
 def envelope(limit: int) -> int:
     return min(ENVELOPE_BYTES, limit // 20)
+
+
 MIN_SIDE = 64
 PREVIEW_HEIGHTS = (192, 128, 96)
 PREVIEW_FPS = 12

@@ -140,6 +140,9 @@ class DiscordPort:
             await self._channel(chat).get_partial_message(int(message_id)).edit(**fields)
         except discord.NotFound:
             log.info("message %s to edit is gone", message_id)
+        except discord.HTTPException as error:
+            # Progress edits are best effort: a message we may no longer edit stops nothing.
+            log.warning("could not edit message %s: %s", message_id, error.text or error.status)
 
     def _channel(self, chat: Chat) -> discord.PartialMessageable:
         return self._client.get_partial_messageable(int(chat.id))

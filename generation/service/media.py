@@ -12,14 +12,26 @@ directory, and job ids are validated before they name a directory.
 
 from __future__ import annotations
 
+import io
 import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
 from generation.service.jobs import check_job_id
 
 INPUT_NAME = "input.png"
+
+
+def encode_png(rgb: NDArray[np.uint8]) -> bytes:
+    """Pixels only (no metadata) as PNG, fast compression: the photo is kept for hours, not years."""
+    buffer = io.BytesIO()
+    Image.fromarray(rgb, "RGB").save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from generation.service.jobs import (
     WorkerEvent,
     new_job_id,
 )
-from generation.service.media import MediaStore
+from generation.service.media import MediaStore, encode_png
 from generation.service.metrics import Metrics
 from generation.service.queue import JobQueue
 from generation.service.store import JobRecord, JobStore
@@ -130,18 +130,11 @@ class Scheduler:
         if image_bytes is None and parent is None:
             raise UsageError("missing image: send the photo as the multipart part 'image'")
         source = image_bytes if image_bytes is not None else self._parent_photo(parent)
-        image = await asyncio.to_thread(
-            load_image,
-            source,
-            max_bytes=self.moderation.max_image_bytes,
-            max_pixels=self.moderation.max_image_pixels,
-        )
         self._check_capacity(sub.requester)
         prompt = sub.prompt if sub.prompt is not None else parent.prompt if parent else ""
-        checked_at = time.perf_counter()
         try:
-            await asyncio.to_thread(
-                self.guard.check_request, sub.requester, prompt, image.rgb, sub.consent_attested
+            png, moderation_s = await asyncio.to_thread(
+                self._admit, sub, prompt, source, image_bytes is not None
             )
         except ConsentRequired:
             self.metrics.refused("consent_required")
@@ -152,8 +145,6 @@ class Scheduler:
         except RateLimited:
             self.metrics.refused("rate_limited")
             raise
-        moderation_s = time.perf_counter() - checked_at
-        png = await asyncio.to_thread(image.to_png) if image_bytes is not None else None
         self._check_capacity(sub.requester)  # again: no await from here to the insert
         job = dataclasses.replace(
             self._new_job(sub, prompt, parent, png), moderation_s=round(moderation_s, 4)
@@ -174,6 +165,23 @@ class Scheduler:
         except Exception:  # the job is stored; the periodic tick dispatches it later
             log.warning("could not dispatch yet", exc_info=True, extra={"job_id": job.id})
         return Accepted(self.store.get(job.id) or job, created=True)
+
+    def _admit(
+        self, sub: Submission, prompt: str, photo: bytes, encode: bool
+    ) -> tuple[bytes | None, float]:
+        """Intake, moderation and re-encoding, in one hop off the event loop (blocking).
+
+        Returns the sanitised PNG (when ``encode``) and the seconds moderation took.
+        """
+        image = load_image(
+            photo,
+            max_bytes=self.moderation.max_image_bytes,
+            max_pixels=self.moderation.max_image_pixels,
+        )
+        started = time.perf_counter()
+        self.guard.check_request(sub.requester, prompt, image.rgb, sub.consent_attested)
+        moderation_s = time.perf_counter() - started
+        return (encode_png(image.rgb) if encode else None), moderation_s
 
     def _parent(self, sub: Submission) -> JobRecord | None:
         if sub.parent is None:

@@ -26,12 +26,12 @@ import itertools
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
-from aiohttp import WSMsgType, web
+from aiohttp import BodyPartReader, WSMsgType, web
 
 log = logging.getLogger(__name__)
 
@@ -172,12 +172,9 @@ class DiscordEmulator:
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._api)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base_url = f"http://127.0.0.1:{port}"
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        host, port = self._runner.addresses[0][:2]
+        self.base_url = f"http://{host}:{port}"
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -551,9 +548,9 @@ class DiscordEmulator:
             files: list[UploadedFile] = []
             reader = await request.multipart()
             async for part in reader:
-                if not hasattr(part, "read"):
+                if not isinstance(part, BodyPartReader):
                     continue
-                raw = await part.read()  # type: ignore[union-attr]
+                raw = await part.read()
                 name = part.name or ""
                 if part.filename:
                     ctype = part.headers.get("Content-Type", "application/octet-stream")
@@ -574,6 +571,10 @@ class DiscordEmulator:
             log.warning("discord emulator: unknown route %s %s", request.method, path)
             await self._record(call)
             return _json({"message": "404: Not Found", "code": 0}, status=404)
+        webhook = route.split(" ")[1].startswith(("/webhooks/", "/interactions/"))
+        if not webhook and not request.headers.get("Authorization", "").startswith("Bot "):
+            await self._record(replace(call, status=401))
+            return _json({"message": "401: Unauthorized", "code": 0}, status=401)
         handler = getattr(self, "_r_" + _handler_name(route), None)
         assert handler is not None, route
         response: web.Response = await handler(params, body, files, request)
@@ -676,7 +677,7 @@ class DiscordEmulator:
             "mention_everyone": False,
             "mentions": [],
             "mention_roles": [],
-            "attachments": self._attachments_from(body, files, []),
+            "attachments": self._attachments_from(files, []),
             "embeds": body.get("embeds") or [],
             "pinned": False,
             "type": 0 if interaction is None else 20,
@@ -698,9 +699,7 @@ class DiscordEmulator:
         self.messages[message_id] = message
         return message
 
-    def _attachments_from(
-        self, body: JSON, files: tuple[UploadedFile, ...], kept: list[JSON]
-    ) -> list[JSON]:
+    def _attachments_from(self, files: tuple[UploadedFile, ...], kept: list[JSON]) -> list[JSON]:
         out = list(kept)
         for f in files:
             attachment = self.upload(f.filename, f.data, f.content_type)
@@ -722,7 +721,7 @@ class DiscordEmulator:
         if "attachments" in body or files:
             keep_ids = {str(a.get("id")) for a in body.get("attachments") or []}
             kept = [a for a in message["attachments"] if a["id"] in keep_ids]
-            message["attachments"] = self._attachments_from(body, files, kept)
+            message["attachments"] = self._attachments_from(files, kept)
         message["edited_timestamp"] = _now()
         return message
 
@@ -813,10 +812,10 @@ class DiscordEmulator:
             info["response_message_id"] = message["id"]
             resource = {"type": kind, "message": message}
         elif kind == 7 and interaction.message_id is not None:
-            message = self._edit_message(interaction.message_id, data, files)
+            edited = self._edit_message(interaction.message_id, data, files)
             interaction.original_id = interaction.message_id
             info["response_message_id"] = str(interaction.message_id)
-            resource = {"type": kind, "message": message}
+            resource = {"type": kind, "message": edited}
         elif kind == 6 and interaction.message_id is not None:
             interaction.original_id = interaction.message_id
         return _json({"interaction": info, "resource": resource})
