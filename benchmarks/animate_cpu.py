@@ -11,6 +11,8 @@ the Python process itself (``getrusage`` ``ru_maxrss``, which the parent also se
 child) and the whole process tree including the concurrent ffmpeg encoders (summed RSS sampled
 every 10 ms with psutil; ``ru_maxrss`` of an exec'd child would count the parent's pages it was
 forked from, so it cannot measure ffmpeg alone).
+The last row times the real command (``python -m livingphoto animate``), which also imports
+every other subcommand's module at start-up.
 Goal on a 2-core machine: whole run < 3 s wall, < 600 MB peak RSS.
 """
 
@@ -103,6 +105,35 @@ def _watch_tree(process: subprocess.Popen[str]) -> int:
     return peak
 
 
+def run_cli_once(photo: Path, python: str) -> float:
+    """Wall time of the real command line, ``python -m livingphoto animate ...``."""
+    with tempfile.TemporaryDirectory(prefix="lp-bench-cli-") as out:
+        started = time.perf_counter()
+        done = subprocess.run(
+            [
+                python,
+                "-m",
+                "livingphoto",
+                "animate",
+                str(photo),
+                PROMPT,
+                "--consent",
+                "--seed",
+                "7",
+                "--out",
+                out,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"CLI run failed: {done.stderr.strip().splitlines()[-1:]}")
+    return wall
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -113,6 +144,10 @@ def main() -> int:
         row = run_once(args.photo, sys.executable)
         rows.append(row)
         print(f"run {k + 1}/{args.runs}: wall {row['wall']:.2f} s", file=sys.stderr)
+
+    cli_walls = [run_cli_once(args.photo, sys.executable) for _ in range(args.runs)]
+    for row, cli_wall in zip(rows, cli_walls, strict=True):
+        row["cli_wall"] = cli_wall
 
     def med(key: str) -> float:
         return statistics.median(r[key] for r in rows)
@@ -134,8 +169,9 @@ def main() -> int:
         "sheet": "contact sheet",
         "total": "animate() total",
         "wall": "whole process wall",
+        "cli_wall": "`livingphoto animate` wall",
     }
-    for key in ("imports", "setup", *STAGES, "wall"):
+    for key in ("imports", "setup", *STAGES, "wall", "cli_wall"):
         values = [r[key] for r in rows]
         print(
             f"| {labels.get(key, key):<28} | {med(key):>7.3f} s | {min(values):>7.3f} s | "

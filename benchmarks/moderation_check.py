@@ -3,7 +3,7 @@ audit write, with the model loaded once (as the service does). Goal: median unde
 
 Usage::
 
-    .venv/bin/python benchmarks/moderation.py [--runs 30] [--photo examples/astronaut.jpg]
+    .venv/bin/python benchmarks/moderation_check.py [--runs 30] [--photo examples/astronaut.jpg]
 
 Prints one table of medians (and 90th percentiles) over ``--runs`` runs of each stage and of the
 whole ``Moderator.check_request``; the data directory is a temporary one.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,14 +21,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-# This script shares its name with the package it measures: when run as a file, its own folder
-# comes first on sys.path and would shadow the ``moderation`` package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-sys.path.insert(0, str(ROOT))
+from moderation.config import ModerationSettings
+from moderation.gate import ModerationRequest, Moderator, Requester
 
-from moderation.config import ModerationSettings  # noqa: E402
-from moderation.gate import ModerationRequest, Moderator, Requester  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 PROMPTS = (
     "subtle blink, slight head tilt, gentle breathing",
