@@ -166,6 +166,13 @@ class JobStatus:
 
 
 @dataclass(frozen=True)
+class ForgetReport:
+    jobs: int
+    files: int
+    consent_records: int
+
+
+@dataclass(frozen=True)
 class ConsentRecord:
     attested: bool
     at: str = ""
@@ -232,13 +239,16 @@ class ServiceClient:
     async def cancel(self, job_id: str) -> None:
         await self._json("DELETE", f"/v1/jobs/{job_id}")
 
-    async def forget(self, requester: Requester) -> dict[str, int]:
+    async def forget(self, requester: Requester) -> ForgetReport:
         """Delete the user's jobs, media and consent records; returns what was deleted."""
         body = await self._json("DELETE", _user_path(requester))
-        source = body.get("deleted", body)
-        if not isinstance(source, Mapping):
-            return {}
-        return {str(k): int(v) for k, v in source.items() if isinstance(v, int | float)}
+        moderation = body.get("moderation")
+        consent = moderation.get("consent_records", 0) if isinstance(moderation, Mapping) else 0
+        return ForgetReport(
+            jobs=_int(body.get("jobs_deleted", body.get("jobs"))),
+            files=_int(body.get("files_deleted", body.get("media_files"))),
+            consent_records=_int(body.get("consent_records", consent)),
+        )
 
     async def consent_get(self, requester: Requester) -> ConsentRecord:
         body = await self._json("GET", _user_path(requester) + "/consent")
@@ -283,6 +293,10 @@ class ServiceClient:
         except json.JSONDecodeError:
             raise ServiceError("generation service sent a malformed answer") from None
         return body if isinstance(body, dict) else {}
+
+
+def _int(value: object) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
 def _user_path(requester: Requester) -> str:

@@ -24,7 +24,7 @@ PORT (what a skin implements; every id is an opaque ``str`` the skin chose)::
         max_image_bytes: int               # the platform's download limit (Telegram: 20 MB)
         clips_per_message: int             # Telegram 1 (sendAnimation each), Discord up to 10
         async def send_text(chat, text, *, reply_to="", private=False) -> message_id
-        async def edit_text(chat, message_id, text) -> None
+        async def edit_text(chat, message_id, text) -> None             # also removes its buttons
         async def send_keyboard(chat, text, rows, *, reply_to="", private=False) -> message_id
         async def edit_keyboard(chat, message_id, rows | None) -> None   # None removes the keyboard
         async def send_clips(chat, clips, *, final) -> list[message_id]  # one id per clip, in order
@@ -411,7 +411,7 @@ class Flow:
         if not self._state.claim_event(ev.event_id):
             return
         try:
-            service = await self._client.forget(self._requester(ev.user_id, ev.chat))
+            report = await self._client.forget(self._requester(ev.user_id, ev.chat))
         except ServiceError:
             await self._port.send_text(ev.chat, texts.SERVICE_DOWN, reply_to=ev.message_id)
             return
@@ -421,9 +421,8 @@ class Flow:
                 if task is not None:
                     task.cancel()
         local = self._state.forget_user(ev.user_id)
-        await self._port.send_text(
-            ev.chat, texts.forgot(service, local), reply_to=ev.message_id, private=True
-        )
+        text = texts.forgot(report.jobs, report.files, report.consent_records, sum(local.values()))
+        await self._port.send_text(ev.chat, text, reply_to=ev.message_id, private=True)
 
     async def on_settings(self, ev: Incoming, args: str) -> None:
         if not self._state.claim_event(ev.event_id):
@@ -462,7 +461,6 @@ class Flow:
         chat = Chat(draft.chat_id, "group" if draft.chat_kind == "group" else "private")
         if action == "consent_no":
             await self._port.answer_callback(callback_id)
-            await self._port.edit_keyboard(chat, ev.message_id, None)
             await self._port.edit_text(chat, ev.message_id, texts.CONSENT_DECLINED)
             return
         requester = self._requester(draft.user_id, chat)
@@ -472,9 +470,8 @@ class Flow:
             await self._port.answer_callback(callback_id, texts.SERVICE_DOWN, alert=True)
             return
         await self._port.answer_callback(callback_id, texts.CONSENT_RECORDED)
-        await self._port.edit_keyboard(chat, ev.message_id, None)
         await self._port.edit_text(chat, ev.message_id, texts.CONSENT_RECORDED)
-        await self._submit(self._spec_from_draft(draft, draft.prompt, draft.reply_to), True)
+        await self._submit(self._spec_from_draft(draft, draft.prompt, draft.reply_to))
 
     async def _revoke(self, ev: Incoming, callback_id: str) -> None:
         try:
@@ -484,7 +481,6 @@ class Flow:
             return
         self._state.drop_callbacks(ev.user_id)
         await self._port.answer_callback(callback_id, texts.CONSENT_REVOKED)
-        await self._port.edit_keyboard(ev.chat, ev.message_id, None)
         await self._port.edit_text(ev.chat, ev.message_id, texts.CONSENT_REVOKED)
 
     async def _ask_consent(self, spec: _Spec) -> None:
@@ -523,9 +519,9 @@ class Flow:
         if not record.attested:
             await self._ask_consent(spec)
             return
-        await self._submit(spec, True)
+        await self._submit(spec)
 
-    async def _submit(self, spec: _Spec, consent_attested: bool) -> bool:
+    async def _submit(self, spec: _Spec) -> bool:
         """Submit ``spec``; on success show the status message and watch the job."""
         notice: str | None = None
         try:
@@ -537,9 +533,8 @@ class Flow:
                 JobRequest(
                     prompt=spec.prompt,
                     requester=self._requester(spec.user_id, spec.chat),
-                    consent_attested=consent_attested,
-                    consent_at=_now_iso() if consent_attested else "",
-                    wording_version=texts.CONSENT_WORDING_VERSION if consent_attested else "",
+                    # recorded in the service's ledger (PUT .../consent) before any submission
+                    consent_attested=False,
                     variations=spec.variations,
                     seconds=spec.seconds,
                     motion_scale=spec.motion_scale,
@@ -655,8 +650,9 @@ class Flow:
             return shown
         if status.state == "queued":
             text = texts.queued(status.position)
-        else:
-            text = texts.running(int(status.progress * 10) / 10)
+        else:  # coarser steps in groups, where Telegram allows 20 messages a minute
+            steps = 4 if job.chat_kind == "group" else 10
+            text = texts.running(int(status.progress * steps) / steps)
         if text != shown:
             await self._port.edit_text(self._chat(job), job.status_message_id, text)
         return text
@@ -872,10 +868,6 @@ def _apply_setting(current: UserSettings, words: Sequence[str]) -> UserSettings 
         )
         return replace(current, motion=motion)
     return None
-
-
-def _now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 __all__ = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 
 CONSENT_WORDING_VERSION = "2026-11-v1"
@@ -90,12 +91,24 @@ def done(count: int) -> str:
 
 
 def refused(message: str, suggestion: str = "") -> str:
-    text = f"Sorry, I can't make that one: {message.rstrip('.')}."
+    """A polite refusal: why (the service's one-line reason) and what to try instead."""
+    match = _REFUSED_PREFIX.match(message)
+    reason = message[match.end() :] if match else message
+    head = (
+        f"Sorry, I can't animate that ({match.group(1)})"
+        if match
+        else "Sorry, I can't animate that"
+    )
     try_instead = suggestion or (
         "You can try a gentle, natural motion instead — a blink, a small smile, "
         "a slight head tilt or soft breathing."
     )
-    return f"{text}\n{try_instead}"
+    if try_instead in reason:
+        return f"{head}: {reason.strip()}"
+    return f"{head}: {reason.strip().rstrip('.')}.\n{try_instead}"
+
+
+_REFUSED_PREFIX = re.compile(r"^\s*refused\s*\(([^)]{1,60})\)\s*:\s*", re.IGNORECASE)
 
 
 def rate_limited(retry_after_s: float, queue_full: bool) -> str:
@@ -158,25 +171,23 @@ SETTINGS_BAD = (
 )
 
 
-def forgot(service: Mapping[str, int], bot: Mapping[str, int]) -> str:
-    """What /forget deleted, e.g. 'Deleted: 2 jobs, 1 consent record; and 1 saved request.'"""
-    at_service = [_count(n, name) for name, n in service.items() if n]
-    in_bot = [_count(n, name) for name, n in bot.items() if n]
-    if not at_service and not in_bot:
+def forgot(jobs: int, files: int, consent_records: int, bot_items: int) -> str:
+    """What /forget deleted, in one line."""
+    items = [
+        _count(jobs, "request"),
+        _count(files, "stored file"),
+        _count(consent_records, "consent record"),
+    ]
+    deleted = [item for item, n in zip(items, (jobs, files, consent_records), strict=True) if n]
+    if bot_items:
+        deleted.append(f"{_count(bot_items, 'item')} the bot remembered")
+    if not deleted:
         return "Done. I had nothing stored about you."
-    parts = []
-    if at_service:
-        parts.append("from the animation service: " + ", ".join(at_service))
-    if in_bot:
-        parts.append("from this bot: " + ", ".join(in_bot))
-    return "Done. Deleted " + "; ".join(parts) + ". Nothing about you is kept."
+    return "Done. Deleted " + ", ".join(deleted) + ". Nothing about you is kept."
 
 
-def _count(n: int, name: str) -> str:
-    words = name.replace("_", " ")
-    if n == 1 and words.endswith("s"):
-        words = words[:-1]
-    return f"{n} {words}"
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _dots(value: float) -> str:

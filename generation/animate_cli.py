@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -150,6 +151,11 @@ def run_animate(args: argparse.Namespace) -> int:
     """The ``animate`` handler: errors become one line (LivingPhotoError), never a traceback."""
     try:
         return _run_animate(args)
+    except BrokenPipeError:
+        # stdout was closed early (e.g. piped into `head`): finish quietly, as the shell expects.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except (LivingPhotoError, KeyboardInterrupt):
         raise
     except Exception as error:

@@ -266,7 +266,7 @@ class Animator:
         except LivingPhotoError:
             raise
         except Exception as error:  # a backend bug must not leak a traceback to users
-            logger.error("backend %s failed: %s", self.backend.name, error)
+            logger.info("backend %s failed: %s", self.backend.name, error)
             logger.debug("backend failure", exc_info=True)
             raise GenerationFailed(f"the {self.backend.name} backend failed: {error}") from error
         timings["warp"] = time.perf_counter() - mark
@@ -291,7 +291,9 @@ class Animator:
             all_scores = []
             for k, take in enumerate(takes):
                 token.check()
-                all_scores.append(score(take.frames, located))
+                # A backend may return another size (e.g. sides divisible by 32): follow it.
+                face_here = _scale_face(located, framed.image.shape, take.frames.shape[1:3])
+                all_scores.append(score(take.frames, face_here))
                 progress(0.8 + 0.15 * (k + 1) / len(takes), "score")
             timings["score"] = time.perf_counter() - mark
             for future in futures:
@@ -353,6 +355,28 @@ class Animator:
         written: Path = export(take.frames, path, options.fps, options.format)
         done.append(time.perf_counter())
         return written
+
+
+def _scale_face(
+    face: FaceBox | None, source_shape: tuple[int, ...], target_hw: tuple[int, ...]
+) -> FaceBox | None:
+    """``face`` (in an image of ``source_shape``) in the coordinates of a ``target_hw`` image."""
+    if face is None or tuple(source_shape[:2]) == tuple(target_hw[:2]):
+        return face
+    sy = target_hw[0] / source_shape[0]
+    sx = target_hw[1] / source_shape[1]
+
+    def point(p: tuple[float, float] | None) -> tuple[float, float] | None:
+        return None if p is None else (p[0] * sx, p[1] * sy)
+
+    return FaceBox(
+        x=round(face.x * sx),
+        y=round(face.y * sy),
+        w=round(face.w * sx),
+        h=round(face.h * sy),
+        left_eye=point(face.left_eye),
+        right_eye=point(face.right_eye),
+    )
 
 
 def _prepare_out_dir(out_dir: Path) -> None:

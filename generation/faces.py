@@ -97,53 +97,83 @@ class FaceDetector:
         return faces[0] if faces else None
 
     def find_faces(self, rgb: NDArray[np.uint8]) -> list[FaceBox]:
-        """Frontal face boxes (no eyes), largest first, searched on a downscaled grey copy."""
+        """Frontal face boxes (no eyes), largest first.
+
+        Searched on a downscaled grey copy; if nothing is found, again at twice the resolution
+        (small faces in big photos) and then on copies rotated by ±15° and ±30° (tilted heads).
+        """
         height, width = rgb.shape[:2]
-        scale = min(1.0, DETECT_LONG_SIDE / max(height, width))
-        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        if scale < 1.0:
-            grey = cv2.resize(
-                grey, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
+        grey_full = np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
+        attempts = [(DETECT_LONG_SIDE, 0.0)]
+        if max(height, width) > 1.5 * DETECT_LONG_SIDE:
+            attempts.append((2 * DETECT_LONG_SIDE, 0.0))
+        attempts += [(DETECT_LONG_SIDE, angle) for angle in (18.0, -18.0)]
+        for long_side, angle in attempts:
+            scale = min(1.0, long_side / max(height, width))
+            grey = grey_full
+            if scale < 1.0:
+                size = (round(width * scale), round(height * scale))
+                grey = np.asarray(
+                    cv2.resize(grey_full, size, interpolation=cv2.INTER_AREA), dtype=np.uint8
+                )
+            inv = 1.0 / scale
+            faces = [
+                FaceBox(x=round(x * inv), y=round(y * inv), w=round(w * inv), h=round(h * inv))
+                for x, y, w, h in sorted(self._faces_in(grey, angle), key=lambda b: -b[2] * b[3])
+            ]
+            if angle:
+                # Turned searches find more false faces: keep those whose two eyes are found.
+                faces = [f for f in faces if None not in self._eyes_at(grey_full, f, angle)]
+            if faces:
+                return faces
+        return []
+
+    def _faces_in(self, grey: NDArray[np.uint8], angle: float) -> list[tuple[float, ...]]:
+        """Face boxes in ``grey`` (rotated by ``angle`` degrees first; boxes mapped back)."""
+        height, width = grey.shape[:2]
+        rotation = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+        work = np.asarray(
+            cv2.warpAffine(grey, rotation, (width, height), borderMode=cv2.BORDER_REPLICATE)
+            if angle
+            else grey,
+            dtype=np.uint8,
+        )
+        work = np.asarray(cv2.equalizeHist(work), dtype=np.uint8)
+        min_side = max(20, int(0.06 * min(height, width)))
+        boxes: list[tuple[float, ...]] = []
+        cascades = ((self._face, 6), (self._face_alt, 4)) if not angle else ((self._face, 8),)
+        for cascade, neighbours in cascades:
+            hits = cascade.detectMultiScale(
+                work, scaleFactor=1.12, minNeighbors=neighbours, minSize=(min_side, min_side)
             )
-        grey = cv2.equalizeHist(grey)
-        min_side = max(24, int(0.08 * min(grey.shape[:2])))
-        found: list[tuple[int, int, int, int]] = []
-        for cascade, neighbours in ((self._face, 6), (self._face_alt, 4)):
-            boxes = cascade.detectMultiScale(
-                grey, scaleFactor=1.12, minNeighbors=neighbours, minSize=(min_side, min_side)
-            )
-            found = [tuple(int(v) for v in b) for b in boxes]  # type: ignore[misc]
-            if found:
+            boxes = [tuple(float(v) for v in b) for b in np.asarray(hits).reshape(-1, 4)]
+            if boxes:
                 break
-        inv = 1.0 / scale
-        return [
-            FaceBox(x=round(x * inv), y=round(y * inv), w=round(w * inv), h=round(h * inv))
-            for x, y, w, h in sorted(found, key=lambda b: -b[2] * b[3])
-        ]
+        if not angle:
+            return boxes
+        back = cv2.invertAffineTransform(rotation)
+        mapped: list[tuple[float, ...]] = []
+        for x, y, w, h in boxes:
+            cx, cy = back @ np.array([x + w / 2, y + h / 2, 1.0])
+            mapped.append((cx - w / 2, cy - h / 2, w, h))
+        return mapped
 
     def locate_eyes(self, rgb: NDArray[np.uint8], face: FaceBox) -> FaceBox:
-        """``face`` with eye centres: cascade hits where plausible, else estimates; refined to the iris."""
-        height, width = rgb.shape[:2]
-        x0, y0 = max(0, face.x), max(0, face.y)
-        x1, y1 = min(width, face.x + face.w), min(height, face.y + int(face.h * 0.62))
-        grey = cv2.cvtColor(rgb[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY) if x1 > x0 and y1 > y0 else None
+        """``face`` with eye centres: cascade hits where plausible, else estimates; refined to the iris.
+
+        The eye cascades are tried on the face upright and turned by ±12° and ±24°, so the eyes
+        of a tilted head are found (and come back as a tilted eye line).
+        """
+        grey = np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
         left: tuple[float, float] | None = None
         right: tuple[float, float] | None = None
-        if grey is not None and grey.size:
-            grey = cv2.equalizeHist(grey)
-            min_eye = max(6, face.w // 9)
-            max_eye = max(min_eye + 1, face.w // 3)
-            for cascade in (self._eye, self._eye_glasses):
-                eyes = cascade.detectMultiScale(
-                    grey,
-                    scaleFactor=1.08,
-                    minNeighbors=3,
-                    minSize=(min_eye, min_eye),
-                    maxSize=(max_eye, max_eye),
-                )
-                left, right = _pick_pair(eyes, face, x0, y0)
-                if left is not None or right is not None:
-                    break
+        for angle in (0.0, 12.0, -12.0, 24.0, -24.0):
+            pair = self._eyes_at(grey, face, angle)
+            if pair[0] is not None and pair[1] is not None:
+                left, right = pair
+                break
+            if angle == 0.0:
+                left, right = pair  # one eye upright beats none; keep looking for both
         left_est = (face.x + EYE_X_LEFT * face.w, face.y + EYE_Y * face.h)
         right_est = (face.x + EYE_X_RIGHT * face.w, face.y + EYE_Y * face.h)
         if left is None and right is not None:
@@ -153,6 +183,47 @@ class FaceDetector:
         left = _refine_to_iris(rgb, left or left_est, face.w)
         right = _refine_to_iris(rgb, right or right_est, face.w)
         return FaceBox(x=face.x, y=face.y, w=face.w, h=face.h, left_eye=left, right_eye=right)
+
+    def _eyes_at(
+        self, grey: NDArray[np.uint8], face: FaceBox, angle: float
+    ) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+        """Eye centres found with the face turned upright by ``angle`` degrees (picture coords)."""
+        side = int(1.5 * max(face.w, face.h))
+        cx, cy = face.x + face.w / 2, face.y + face.h / 2
+        rotation = np.asarray(cv2.getRotationMatrix2D((cx, cy), angle, 1.0), dtype=np.float64)
+        rotation[:, 2] -= (cx - side / 2, cy - side / 2)  # crop around the face
+        crop = cv2.warpAffine(grey, rotation, (side, side), borderMode=cv2.BORDER_REPLICATE)
+        local = FaceBox(
+            x=round(side / 2 - face.w / 2), y=round(side / 2 - face.h / 2), w=face.w, h=face.h
+        )
+        top, bottom = max(0, local.y), min(side, local.y + int(0.62 * face.h))
+        upper = cv2.equalizeHist(np.ascontiguousarray(crop[top:bottom, local.x : local.x + face.w]))
+        if upper.size == 0:
+            return None, None
+        min_eye = max(6, face.w // 9)
+        max_eye = max(min_eye + 1, face.w // 3)
+        left: tuple[float, float] | None = None
+        right: tuple[float, float] | None = None
+        for cascade in (self._eye, self._eye_glasses):
+            eyes = cascade.detectMultiScale(
+                upper,
+                scaleFactor=1.08,
+                minNeighbors=3,
+                minSize=(min_eye, min_eye),
+                maxSize=(max_eye, max_eye),
+            )
+            left, right = _pick_pair(eyes, local, local.x, top)
+            if left is not None or right is not None:
+                break
+        back = cv2.invertAffineTransform(rotation)
+
+        def to_picture(p: tuple[float, float] | None) -> tuple[float, float] | None:
+            if p is None:
+                return None
+            x, y = back @ np.array([p[0], p[1], 1.0])
+            return (float(x), float(y))
+
+        return to_picture(left), to_picture(right)
 
 
 def _pick_pair(

@@ -23,6 +23,8 @@ from generation.quality import loop_seam
 
 # Frames are compared at this long side when searching for the window (speed, not precision).
 _SEARCH_SIDE = 64
+# A loop_seam this small is invisible: such a clip is left as it is.
+SEAMLESS = 0.05
 # Like ``loop_seam``: a still window has no typical step, so any seam counts as a full jump.
 _STEP_FLOOR = 0.05
 
@@ -38,7 +40,7 @@ class LoopRepair:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "method": "trim+crossfade",
+            "method": "trim+crossfade" if self.fade else "unchanged",
             "window": [self.start, self.end],
             "fade_frames": self.fade,
             "loop_seam_before": round(self.seam_before, 4),
@@ -126,13 +128,13 @@ def repair_loop(
     """Trim ``frames`` to its best loop window and cross-fade the seam.
 
     The window is at least ``min_fraction`` of the clip; the cross-fade covers ``fade_fraction``
-    of the window (at least one frame). A clip that already loops (``loop_seam`` 0) is returned as
-    it was, and so is one the repair would not improve.
+    of the window (at least one frame). A clip that already loops (``loop_seam`` at most
+    ``SEAMLESS``) is returned as it was, and so is one the repair would not improve.
     """
     _check(frames, 3)
     n = frames.shape[0]
     seam_before = loop_seam(frames)
-    if seam_before <= 0.0:
+    if seam_before <= SEAMLESS:
         return LoopRepair(frames.copy(), 0, n, 0, seam_before, seam_before)  # already seamless
     min_length = max(3, math.ceil(n * min_fraction))
     start, end = best_loop_window(frames, min_length)

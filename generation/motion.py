@@ -11,8 +11,10 @@ in ``unknown_words`` for text-conditioned models.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 from livingphoto.errors import UsageError
@@ -263,14 +265,16 @@ _DIRECTIONS: tuple[tuple[str, str], ...] = (
     (r"\b(out|back|away|pull\w* out|pull\w* back)\b", "out"),
 )
 
-_DIRECTIONS_FOR: dict[Primitive, frozenset[str]] = {
-    _P.HEAD_TILT: frozenset({"left", "right"}),
-    _P.HEAD_TURN: frozenset({"left", "right"}),
-    _P.NOD: frozenset({"up", "down"}),
-    _P.ZOOM: frozenset({"in", "out"}),
-    _P.PAN: frozenset({"left", "right", "up", "down"}),
-    _P.PARALLAX: frozenset({"left", "right", "up", "down"}),
-}
+_DIRECTIONS_FOR: Mapping[Primitive, frozenset[str]] = MappingProxyType(
+    {
+        _P.HEAD_TILT: frozenset({"left", "right"}),
+        _P.HEAD_TURN: frozenset({"left", "right"}),
+        _P.NOD: frozenset({"up", "down"}),
+        _P.ZOOM: frozenset({"in", "out"}),
+        _P.PAN: frozenset({"left", "right", "up", "down"}),
+        _P.PARALLAX: frozenset({"left", "right", "up", "down"}),
+    }
+)
 
 _NEGATION = re.compile(
     r"\b(no|not|don'?t|dont|do not|doesn'?t|does not|never|without|avoid\w*|stop\w*|nothing|neither|nor|shouldn'?t|mustn'?t|isn'?t|aren'?t|zero|keep\w*)\b"

@@ -71,6 +71,8 @@ _PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"()(?<![0-9])\d{5,12}:[A-Za-z0-9_-]{30,}"),
     # Discord bot tokens: three base64url parts separated by dots.
     re.compile(r"()(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{23,28}\.[A-Za-z0-9_-]{6,7}\.[A-Za-z0-9_-]{27,}"),
+    # Passwords in URLs: redis://:PASSWORD@host, https://user:PASSWORD@host.
+    re.compile(r"(://[^/\s:@]*:)(?!\[REDACTED)[^@\s/]+(?=@)"),
     # token=… / secret=… / password=… in query strings and key=value logs.
     re.compile(
         r"(?i)((?:^|[?&\s\"'])(?:[a-z_]*token|secret|password|api_key)[\"']?\s*[=:]\s*[\"']?)(?!\[REDACTED)[^\s&'\",;]+"

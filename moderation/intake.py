@@ -31,8 +31,8 @@ DEFAULT_MAX_PIXELS = 40_000_000
 MIN_SHORT_SIDE = 64
 MAX_ASPECT = 4.0
 
-# Pillow format names we decode, keyed by the name we report.
-_ACCEPTED = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WEBP", "GIF": "GIF"}
+# Pillow format names we decode (the same names the sniffer reports).
+_ACCEPTED = ("JPEG", "PNG", "WEBP", "GIF")
 
 
 @dataclass(frozen=True)
@@ -128,10 +128,12 @@ def load_image(
         raise UsageError(f"the photo is {described}; send a JPEG, PNG or WebP photo")
 
     notes: list[str] = []
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(record=True) as caught:
+        # Pillow's own complaints (e.g. corrupt EXIF) must not reach the user's terminal.
+        warnings.simplefilter("always")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            with Image.open(io.BytesIO(data), formats=[_ACCEPTED[kind]]) as im:
+            with Image.open(io.BytesIO(data), formats=[kind]) as im:
                 width, height = im.size
                 if width * height > max_pixels:
                     raise UsageError(
@@ -162,6 +164,10 @@ def load_image(
             raise UsageError(
                 f"the photo could not be decoded as {kind} ({_short(error)})"
             ) from None
+        except Exception as error:  # malformed headers/EXIF can raise almost anything
+            raise UsageError(f"the photo is a corrupt {kind} file ({_short(error)})") from None
+    if caught:
+        notes.append("the photo's metadata was damaged and has been ignored")
 
     out_h, out_w = rgb.shape[:2]
     _check_shape(out_w, out_h)

@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import cv2
 import images
 import numpy as np
 import pytest
@@ -13,13 +14,14 @@ from PIL import Image
 
 from generation.animate_cli import ProgressBar
 from generation.animator import AnimateOptions, Animator
-from generation.backend import CancelToken, FaceBox
+from generation.backend import CancelToken, FaceBox, ProgressFn, RenderRequest, Take
 from generation.backends import make_backend
+from generation.backends.warp import WarpBackend
 from generation.contact_sheet import pick_frames
-from generation.export import read_frames
+from generation.export import probe, read_frames
 from generation.faces import FaceDetector, geometry
 from generation.preprocess import crop_box, even_size, frame_subject
-from livingphoto.errors import Cancelled, UsageError
+from livingphoto.errors import Cancelled, GenerationFailed, UsageError
 
 TINY = AnimateOptions(variations=2, seconds=1.0, fps=8, size=160, seed=5)
 
@@ -173,3 +175,56 @@ def test_several_faces_warn(animator: Animator, tmp_path: Path) -> None:
     assert animator.inspect(data).faces == 2
     result = animator.animate(data, "blink", TINY, tmp_path)
     assert any("2 faces found" in w for w in result.warnings)
+
+
+class ResizingBackend:
+    """A backend whose frames come out at another size (as a diffusion model's may)."""
+
+    name = "resizing"
+
+    def __init__(self, fail: bool = False) -> None:
+        self.inner = WarpBackend()
+        self.fail = fail
+
+    def setup(self) -> None:
+        self.inner.setup()
+
+    def render(
+        self, request: RenderRequest, progress: ProgressFn, cancel: CancelToken
+    ) -> list[Take]:
+        if self.fail:
+            raise RuntimeError("model exploded")
+        takes = self.inner.render(request, progress, cancel)
+        for take in takes:
+            take.frames = np.stack([cv2.resize(f, (96, 128)) for f in take.frames])
+        return takes
+
+
+def test_scores_follow_a_backend_that_resizes(tmp_path: Path) -> None:
+    animator = Animator(ResizingBackend())
+    animator.setup()
+    result = animator.animate(images.astronaut_bytes(), "blink", TINY, tmp_path)
+    assert probe(result.variations[0].path).width == 96
+    assert all(v.scores.identity > 0.8 for v in result.variations)
+
+
+def test_backend_crash_is_generation_failed(tmp_path: Path) -> None:
+    animator = Animator(ResizingBackend(fail=True))
+    animator.setup()
+    with pytest.raises(GenerationFailed, match="model exploded"):
+        animator.animate(images.jpeg_bytes(), "blink", TINY, tmp_path)
+
+
+@pytest.mark.parametrize("angle", [-25, 25])
+def test_tilted_heads_are_found_with_a_tilted_eye_line(angle: int) -> None:
+    source = Image.open(images.EXAMPLES / "astronaut.jpg").convert("RGB")
+    tilted = np.asarray(
+        source.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=(128, 128, 128))
+    )
+    face = FaceDetector().detect(tilted)
+    assert face is not None and face.left_eye is not None and face.right_eye is not None
+    eye_line = np.degrees(
+        np.arctan2(face.right_eye[1] - face.left_eye[1], face.right_eye[0] - face.left_eye[0])
+    )
+    # PIL turns counter-clockwise; the upright photo's eye line is ~3 degrees.
+    assert abs(eye_line - (3 - angle)) < 8

@@ -760,3 +760,23 @@ def test_keda_scales_workers_on_the_stream_group_and_the_service_backlog() -> No
         ref["key"] == "LIVINGPHOTO_SERVICE_TOKEN"
         and ref["key"] in k8s_named("Secret")[ref["name"]]["stringData"]
     )
+
+
+def test_documented_cpu_command_starts_no_gpu_service() -> None:
+    """The guide's CPU-only command names services whose dependencies never reach a GPU one."""
+    guide = (REPO / "docs" / "operators.md").read_text(encoding="utf-8").replace("\\\n", " ")
+    match = re.search(r"--profile cpu up -d --build\s+([a-z\- ]+)\n", guide)
+    assert match is not None, "the guide's CPU command is missing"
+    named = match.group(1).split()
+    services = compose(("cpu",)).services
+    closure, todo = set(), list(named)
+    while todo:
+        name = todo.pop()
+        assert name in services, f"the CPU command names {name}, not a compose service"
+        if name not in closure:
+            closure.add(name)
+            todo.extend(services[name].depends_on)
+    assert not any(services[name].gpu for name in closure)
+    assert "worker-cpu" in closure and {"service", "redis"} <= closure
+    header = (DEPLOY / "compose.yaml").read_text(encoding="utf-8").replace("\\\n#", " ")
+    assert " ".join(named) in re.sub(r"\s+", " ", header)

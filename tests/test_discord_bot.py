@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from emulators.discord_api import EPHEMERAL, Call, DiscordEmulator, EmuUser
 from images import jpeg_bytes
 from servicekit import running_service
 
-from bot.discord.app import DiscordOptions, main, run_bot
+from bot.discord.app import DiscordOptions, DiscordUnavailable, main, run_bot
+from generation.export import SYNTHETIC_STATEMENT, probe
 from livingphoto.errors import UsageError
 from livingphoto.settings import Settings
 
@@ -147,16 +149,25 @@ async def harness(
     tmp_path: Path, vote_window_s: float = 30.0, **service_overrides: Any
 ) -> AsyncIterator[Harness]:
     async with (
-        DiscordEmulator() as emu,
+        DiscordEmulator(heartbeat_interval_ms=500) as emu,
         running_service(tmp_path / "svc", backend="warp", **service_overrides) as svc,
     ):
         h = Harness(emu, _settings(emu, svc.url, svc.token, tmp_path / "bot", vote_window_s))
         await h.start()
         try:
             yield h
+        except BaseException:
+            _print_calls(emu)  # shown by pytest with the failure
+            raise
         finally:
             await h.stop()
         assert emu.unknown == [], f"the bot called routes the emulator lacks: {emu.unknown}"
+
+
+def _print_calls(emu: DiscordEmulator) -> None:
+    for c in emu.calls:
+        body = json.dumps(c.json, ensure_ascii=False)[:160]
+        print(c.route, c.status, body, [f.filename for f in c.files])
 
 
 def _photo(emu: DiscordEmulator) -> Any:
@@ -334,6 +345,7 @@ async def test_guild_vote_ignores_the_bots_reactions(tmp_path: Path) -> None:
             mark,
         )
         assert all(b.get("disabled") for b in emu.components_of(clips_id))
+        assert emu.heartbeats > 0  # the bot kept the gateway alive (ACKed) all along
 
 
 async def test_upload_limit_forces_a_smaller_encode(tmp_path: Path) -> None:
@@ -352,7 +364,10 @@ async def test_upload_limit_forces_a_smaller_encode(tmp_path: Path) -> None:
         )
         clips = await h.clips_message(emu.channel_id, mark, count=2)
         assert sum(len(f.data) for f in clips.files) <= limit
-        assert all(f.data[4:8] == b"ftyp" for f in clips.files if f.filename.endswith(".mp4"))
+        # Still labelled as synthetic after the re-encode.
+        smaller = tmp_path / "sent.mp4"
+        smaller.write_bytes(clips.files[0].data)
+        assert probe(smaller).metadata["comment"] == SYNTHETIC_STATEMENT
         originals = [await h.service("GET", path) for path in await _variation_paths(h)]
         assert sum(len(o) for o in originals) > limit  # the clips as made would not have fitted
 
@@ -404,7 +419,7 @@ async def test_refused_prompt_is_explained_privately(tmp_path: Path) -> None:
         )
         answer = await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path, mark)
         assert int(emu.interaction_original(token)["flags"]) & EPHEMERAL
-        assert "refused" in answer.json["content"].lower()
+        assert "sexual" in answer.json["content"].lower()  # the policy category, explained
         await asyncio.sleep(0.2)
         assert not [c for c in emu.calls[mark:] if c.route == POST_MESSAGE]
 
@@ -465,8 +480,23 @@ async def test_bad_inputs_get_clear_answers(tmp_path: Path) -> None:
         )
         answer = await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path)
         assert "not an image" in answer.json["content"].lower()
-        # A button whose request no longer exists (the user ran /forget meanwhile).
+        # Larger than the bot downloads.
+        huge = emu.upload("huge.jpg", b"\xff\xd8", "image/jpeg", declared_size=30 * 1024 * 1024)
+        token = await emu.slash_command(
+            emu.alice, emu.channel_id, "animate", {"photo": huge, "motion": "blink"}
+        )
+        answer = await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path)
+        assert "larger than 25 mb" in answer.json["content"].lower()
+        # Gone from Discord's CDN before the bot fetched it.
         await h.give_consent(emu.alice)
+        gone = _photo(emu)
+        del emu.attachments[gone.id]
+        token = await emu.slash_command(
+            emu.alice, emu.channel_id, "animate", {"photo": gone, "motion": "blink"}
+        )
+        answer = await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path)
+        assert "send it again" in answer.json["content"].lower()
+        # A button whose request no longer exists (the user ran /forget meanwhile).
         _, clips_id, buttons = await _deliver_by_slash(h, emu.alice, emu.channel_id, 1)
         token = await emu.slash_command(emu.alice, emu.channel_id, "forget", {})
         forgot = await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path)
@@ -499,19 +529,20 @@ def test_main_without_a_token_exits_2(tmp_path: Path, capsys: pytest.CaptureFixt
     assert err == "error: DISCORD_BOT_TOKEN is not set"
 
 
-def test_main_with_a_bad_gateway_url_exits_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DISCORD_GATEWAY_URL", "http://example.invalid", "must be a ws:// or wss:// URL"),
+        ("DISCORD_API_BASE_URL", "ftp://example.invalid/", "must be an http(s) URL"),
+    ],
+)
+def test_main_with_a_bad_url_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, value: str, message: str
 ) -> None:
-    env = {
-        "LIVINGPHOTO_DATA_DIR": str(tmp_path),
-        "DISCORD_BOT_TOKEN": "x",
-        "DISCORD_GATEWAY_URL": "http://example.invalid/",
-    }
+    env = {"LIVINGPHOTO_DATA_DIR": str(tmp_path), "DISCORD_BOT_TOKEN": "x", name: value}
     assert main(Settings.from_env(env, dotenv_path=tmp_path / "x")) == 2
-    assert (
-        capsys.readouterr().err.strip()
-        == "error: DISCORD_GATEWAY_URL must be a ws:// or wss:// URL"
-    )
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {name} {message}, got {value.rstrip('/')!r}"
 
 
 async def test_main_with_a_rejected_token_exits_2(tmp_path: Path) -> None:
@@ -526,3 +557,19 @@ async def test_main_with_a_rejected_token_exits_2(tmp_path: Path) -> None:
         settings = Settings.from_env(env, dotenv_path=tmp_path / "x")
         with pytest.raises(UsageError, match=r"^Discord rejected DISCORD_BOT_TOKEN$"):
             await run_bot(settings, asyncio.Event())
+
+
+async def test_gateway_refusing_the_bot_ends_run_bot_with_one_line(tmp_path: Path) -> None:
+    async with DiscordEmulator() as emu:
+        emu.close_on_identify = 4004
+        env = {
+            "LIVINGPHOTO_DATA_DIR": str(tmp_path),
+            "DISCORD_BOT_TOKEN": "revoked",
+            "DISCORD_API_BASE_URL": emu.api_base,
+            "DISCORD_GATEWAY_URL": emu.gateway_url,
+        }
+        settings = Settings.from_env(env, dotenv_path=tmp_path / "x")
+        with pytest.raises(DiscordUnavailable, match=r"^lost the Discord gateway: .*4004"):
+            await asyncio.wait_for(
+                run_bot(settings, asyncio.Event(), DiscordOptions(guild_ready_timeout=0.05)), 20
+            )

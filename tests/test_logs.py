@@ -76,8 +76,19 @@ def test_redaction_keeps_ordinary_sentences() -> None:
         "bearer of good news",
         "job 3f2a finished in 12.5 s at 12:30:01",
         "max_tokens is 77",
+        "GET /v1/jobs/3f2a9c0d4e5b6a7f8091a2b3c4d5e6f7/variations/1 200",
+        "connecting to redis://redis:6379/0",
     ):
         assert redact(text) == text
+
+
+def test_passwords_in_urls_are_redacted() -> None:
+    assert redact("cannot reach redis://:s3cret-pw@redis:6379/0") == (
+        f"cannot reach redis://:{REDACTED}@redis:6379/0"
+    )
+    assert redact("proxy https://alice:pa55@proxy.local:3128") == (
+        f"proxy https://alice:{REDACTED}@proxy.local:3128"
+    )
 
 
 def test_bytes_are_never_emitted(stream: io.StringIO) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from pathlib import Path
 
@@ -31,7 +32,7 @@ async def _events(prefix: str, job_id: str) -> list[dict[str, str]]:
     return [{str(k): str(v) for k, v in (fields or {}).items()} for _, fields in entries or []]
 
 
-async def _started_by(prefix: str, job_id: str, count: int, within_s: float = 20.0) -> list[str]:
+async def _started_by(prefix: str, job_id: str, count: int, within_s: float = 40.0) -> list[str]:
     """Consumers that started the job, waiting until ``count`` starts were reported."""
     deadline = time.monotonic() + within_s
     while True:
@@ -65,7 +66,7 @@ async def test_jobs_flow_through_redis_workers(tmp_path: Path) -> None:
         await wait_for(http, svc, long_job["job_id"], frozenset({"running"}))
         async with http.delete(f"{svc.url}/v1/jobs/{long_job['job_id']}") as response:
             assert response.status in (200, 202)
-        await wait_for(http, svc, long_job["job_id"], within_s=10)
+        await wait_for(http, svc, long_job["job_id"], within_s=30)
 
 
 async def test_a_dead_workers_job_is_taken_over_and_completes_once(tmp_path: Path) -> None:
@@ -126,10 +127,39 @@ async def test_a_job_that_keeps_killing_workers_is_dead_lettered(tmp_path: Path)
                 tmp_path, REDIS_URL, svc.redis_prefix, svc.data_dir, env=env
             )
             try:
-                done = await wait_for(http, svc, job["job_id"], within_s=20)
+                done = await wait_for(http, svc, job["job_id"], within_s=40)
             finally:
                 last.stop()
         assert done["state"] == "failed"
         assert done["error"].startswith("dead letter")
         media = svc.data_dir / "media" / job["job_id"]
         assert [p.name for p in media.iterdir()] == ["input.png"]  # no attempt left behind
+
+
+async def test_gone_workers_are_pruned_from_the_group_and_the_roster() -> None:
+    from servicekit import delete_redis_prefix
+
+    from generation.service.redis_queue import (
+        GROUP,
+        RedisKeys,
+        connect,
+        ensure_group,
+        live_workers,
+        prune_consumers,
+    )
+
+    keys = RedisKeys(f"lptest:{secrets.token_hex(6)}")
+    try:
+        async with connect(REDIS_URL) as client:
+            await ensure_group(client, keys)
+            await client.xreadgroup(GROUP, "gone-worker", {keys.jobs: ">"}, count=1)
+            await client.zadd(
+                keys.workers, {"gone-worker": time.time() - 3600, "alive": time.time()}
+            )
+            assert await live_workers(client, keys, lease_s=5.0) == 1
+            assert await client.zcard(keys.workers) == 1  # the long-dead entry was dropped
+            await asyncio.sleep(0.02)  # idle time is counted in milliseconds
+            assert await prune_consumers(client, keys, idle_s=0.001) == 1
+            assert await client.xinfo_consumers(keys.jobs, GROUP) == []
+    finally:
+        await delete_redis_prefix(REDIS_URL, keys.prefix)

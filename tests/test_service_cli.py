@@ -85,8 +85,9 @@ async def test_serve_starts_the_telegram_bot_against_its_own_service(tmp_path: P
             spawn_livingphoto, args, tmp_path, env, token, tmp_path / "d", 30
         )
         try:
-            await tg.wait_for("getMe", timeout=30)
-            await tg.wait_for("getUpdates", timeout=30)
+            async with asyncio.timeout(30):
+                await tg.wait_for("getMe")
+                await tg.wait_for("getUpdates")
             async with aiohttp.ClientSession() as http, http.get(f"{proc.url}/healthz") as r:
                 assert r.status == 200
         finally:

@@ -353,8 +353,9 @@ async def test_refused_prompt_is_explained_politely(h: Harness) -> None:
     async with h.bot():
         tg.send_photo(alice, chat, PHOTO, caption="/animate make her undress")
         await consent(h, alice, chat)
-        refusal = await wait_text(h, chat, "Sorry, I can't make that one")
-    assert "try" in refusal.text.lower()
+        refusal = await wait_text(h, chat, "Sorry, I can't animate that")
+    assert "sexual" in refusal.text
+    assert "blink" in refusal.text  # what the user can ask for instead
     assert not tg.calls_of("sendAnimation")
     assert not h.state_jobs()
 
@@ -390,7 +391,8 @@ async def test_forget_says_what_was_deleted(h: Harness) -> None:
         await consent(h, alice, chat)
         await delivered(h, chat)
         tg.send_text(alice, chat, "/forget")
-        forgot = await wait_text(h, chat, "Deleted from")
-    assert "from this bot: 1 request" in forgot.text
+        forgot = await wait_text(h, chat, "Deleted")
+    assert forgot.text.startswith("Done. Deleted 1 request, ")
     assert "1 consent record" in forgot.text
+    assert "stored files" in forgot.text
     assert not h.state_jobs()

@@ -36,6 +36,10 @@ from livingphoto.settings import Settings
 log = logging.getLogger(__name__)
 
 
+class DiscordUnavailable(LivingPhotoError):
+    """The Discord gateway failed for good (exit 1)."""
+
+
 @dataclass(frozen=True)
 class DiscordOptions:
     """Knobs of the discord.py client that are not user configuration."""
@@ -51,7 +55,9 @@ def point_discord_at(settings: BotSettings) -> None:
     if not api.startswith(("http://", "https://")):
         raise UsageError(f"DISCORD_API_BASE_URL must be an http(s) URL, got {api!r}")
     if gateway.scheme not in {"ws", "wss"}:
-        raise UsageError("DISCORD_GATEWAY_URL must be a ws:// or wss:// URL")
+        raise UsageError(
+            f"DISCORD_GATEWAY_URL must be a ws:// or wss:// URL, got {settings.discord_gateway_url!r}"
+        )
     discord.http.Route.BASE = api
     DiscordWebSocket.DEFAULT_GATEWAY = gateway
 
@@ -112,7 +118,7 @@ def _raise_gateway_failure(connection: asyncio.Task[None] | None, stop: asyncio.
     if isinstance(error, discord.PrivilegedIntentsRequired):
         raise UsageError("the Discord application lacks a privileged intent the bot asked for")
     if error is not None and not stop.is_set():
-        raise UsageError(f"lost the Discord gateway: {error}")
+        raise DiscordUnavailable(f"lost the Discord gateway: {error}")
 
 
 def main(settings: Settings) -> int:

@@ -45,6 +45,7 @@ INTERACTION_TTL_S = 14 * 60.0  # Discord keeps an interaction token for 15 minut
 DM_UPLOAD_LIMIT = 10 * 1024 * 1024
 MAX_IMAGE_BYTES = 25 * 1024 * 1024
 MAX_ATTACHMENTS = 10
+UPLOAD_ATTEMPTS = 6  # a 413 halves the budget: 6 tries reach 1/32 of the first upload
 KEYCAPS = tuple(f"{n}\ufe0f\u20e3" for n in range(1, 10))
 MAX_CONTENT = 2000
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -200,7 +201,8 @@ class DiscordPort:
         return str(message.id)
 
     async def edit_text(self, chat: Chat, message_id: str, text: str) -> None:
-        await self._edit(chat, message_id, content=_text(text))
+        # Like Telegram's editMessageText, the new text replaces any buttons.
+        await self._edit(chat, message_id, content=_text(text), view=None)
 
     async def edit_keyboard(self, chat: Chat, message_id: str, rows: Rows | None) -> None:
         if rows is not None:
@@ -221,7 +223,7 @@ class DiscordPort:
             return []
         limit = self._upload_limit(chat)
         content = _text("\n".join(clip.caption for clip in clips))
-        for _ in range(4):
+        for _ in range(UPLOAD_ATTEMPTS):
             files, sent = await self._files(clips, limit)
             try:
                 message = await self._channel(chat).send(
@@ -230,7 +232,8 @@ class DiscordPort:
             except discord.HTTPException as error:
                 if not _too_large(error):
                     raise
-                limit = int(min(limit, sent) * 0.6)
+                # The real limit is below what was sent: halve (the preview goes first).
+                limit = min(limit, sent) // 2
                 self._upload_limits[chat.id] = limit
                 log.info("upload refused as too large; re-encoding under %d bytes", limit)
                 continue

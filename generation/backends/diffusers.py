@@ -146,6 +146,8 @@ class DiffusersBackend:
                 info, pipe = self._info, self._given
             else:
                 info = detect_family(self.model)
+                if device == "cpu":
+                    log.warning("no CUDA device: running %s on the CPU (slow)", self.model)
                 pipe = self._load(info, torch.bfloat16 if device == "cuda" else torch.float32)
             pipe.set_progress_bar_config(disable=True)
             self._device = device
@@ -415,6 +417,8 @@ class DiffusersBackend:
         }
         if prompt is not None:
             details.update(prompt.to_json())
+            # Guidance-distilled models run without classifier-free guidance: no negative prompt.
+            details["negative_prompt_used"] = plan.guidance_scale > 1.0
         if svd is not None:
             details["svd"] = svd.to_json()
         return Take(frames=np.ascontiguousarray(clip, dtype=np.uint8), seed=seed, info=details)

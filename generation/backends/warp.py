@@ -60,9 +60,10 @@ class EyeBlink:
     half_width: float
     half_height: float
     above: float  # how much lid skin above the opening gets stretched down
+    angle: float = 0.0  # tilt of the eye line in radians (the lids follow it)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
     """Everything one variation needs to render its frames."""
 
@@ -96,7 +97,7 @@ class WarpBackend:
             seed = request.seed + k
             rng = np.random.default_rng(seed)
             plan = plan_variation(
-                request.spec, request.face, grid, request.frames, request.fps, rng, variant=k
+                request.spec, request.face, grid, request.frames, request.fps, rng
             )
             frames = np.empty((request.frames, height, width, 3), dtype=np.uint8)
             for t in range(request.frames - 1):
@@ -109,6 +110,7 @@ class WarpBackend:
                 "blink_peak": int(np.argmax(plan.closure)) if plan.closure.max() > 0 else None,
                 **plan.notes,
             }
+            logger.debug("warp variation %d (seed %d): %s", k + 1, seed, plan.notes)
             takes.append(Take(frames=frames, seed=seed, info=info))
             progress((k + 1) * request.frames / total, "warp")
         return takes
@@ -302,7 +304,6 @@ def plan_variation(
     frames: int,
     fps: int,
     rng: np.random.Generator,
-    variant: int = 0,
 ) -> Plan:
     """Choose this variation's fields, curves and blink from the motion spec and the seed."""
     phase = loop_phase(frames)
@@ -403,13 +404,20 @@ def plan_variation(
         blink = level(Primitive.BLINK)
         if blink > 0:
             eye_dist = geo.eye_distance
+            angle = math.atan2(
+                geo.right_eye[1] - geo.left_eye[1], geo.right_eye[0] - geo.left_eye[0]
+            )
             for centre in (geo.left_eye, geo.right_eye):
                 eyes.append(
                     EyeBlink(
-                        centre=(centre[0], centre[1] + 0.01 * eye_dist),
+                        centre=(
+                            centre[0] - 0.01 * eye_dist * math.sin(angle),
+                            centre[1] + 0.01 * eye_dist * math.cos(angle),
+                        ),
                         half_width=0.27 * eye_dist,
                         half_height=0.085 * eye_dist,
                         above=0.14 * eye_dist,
+                        angle=angle,
                     )
                 )
             position = rng.uniform(0.3, 0.7)
@@ -574,15 +582,21 @@ def _apply_blink(
     shift_x = float(map_x[iy, ix]) - ix
     shift_y = float(map_y[iy, ix]) - iy
     pad = 3
-    x0 = max(0, math.floor(ex - shift_x - 1.4 * a) - pad)
-    x1 = min(width, math.ceil(ex - shift_x + 1.4 * a) + pad)
-    y0 = max(0, math.floor(ey - shift_y - b - up) - pad)
-    y1 = min(height, math.ceil(ey - shift_y + b + 0.6 * up) + pad)
+    reach = max(1.4 * a, b + up)  # generous: the eye line may be tilted
+    x0 = max(0, math.floor(ex - shift_x - reach) - pad)
+    x1 = min(width, math.ceil(ex - shift_x + reach) + pad)
+    y0 = max(0, math.floor(ey - shift_y - reach) - pad)
+    y1 = min(height, math.ceil(ey - shift_y + reach) + pad)
     if x1 <= x0 or y1 <= y0:
         return None
-    qx = map_x[y0:y1, x0:x1]
-    qy = map_y[y0:y1, x0:x1]
-    u = (qx - ex) / a
+    map_x_roi = map_x[y0:y1, x0:x1]
+    map_y_roi = map_y[y0:y1, x0:x1]
+    # Eye-aligned coordinates: s along the eye line, qy "down" across it (relative to ey).
+    cos_a, sin_a = math.cos(eye.angle), math.sin(eye.angle)
+    rel_x, rel_y = map_x_roi - ex, map_y_roi - ey
+    s = rel_x * cos_a + rel_y * sin_a
+    qy = ey + (-rel_x * sin_a + rel_y * cos_a)
+    u = s / a
     # Lid travel is largest mid-eye and fades past the corners (the lid is an arc).
     arc = np.sqrt(np.clip(1.0 - u * u, 0.0, 1.0))
     fade = closure * (1.0 - _smooth_f32(np.clip((np.abs(u) - 1.0) / 0.4, 0.0, 1.0)))
@@ -597,8 +611,11 @@ def _apply_blink(
     below = (qy > lid) & (qy < bottom)
     pushed = qy + fade * 0.35 * b * (bottom - qy) / np.maximum(bottom - lid, 1e-3)
     near_lid = np.exp(-(((qy - lid) / (0.35 * b + 0.5)) ** 2))
-    shade = (1.0 - 0.28 * fade * near_lid).astype(np.float32)
-    qy[...] = np.where(above, stretched, np.where(below, pushed, qy))
+    shade = (1.0 - 0.22 * fade * near_lid * np.sqrt(arc)).astype(np.float32)
+    moved = np.where(above, stretched, np.where(below, pushed, qy)) - qy
+    # Back to picture coordinates: the lid moves across the eye line.
+    map_x_roi -= (moved * sin_a).astype(np.float32)
+    map_y_roi += (moved * cos_a).astype(np.float32)
     return x0, y0, shade
 
 

@@ -1,6 +1,7 @@
-"""The embedded queue: workers are tasks in the service process, each running one job at a time
-in a thread (``JobRunner.run_job``). Nothing survives the process: on restart the store puts
-every unfinished job back in line (``JobStore.recover``).
+"""The embedded queue: ``slots`` workers in the service process, each running one job at a time
+on its own thread pool (``JobRunner.run_job``), apart from the threads that serve short blocking
+calls. Nothing survives the process: on restart the store puts every unfinished job back in
+line (``JobStore.recover``).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 
 from generation.backend import CancelToken
@@ -20,9 +22,10 @@ _SHUTDOWN_GRACE_S = 10.0
 
 
 class EmbeddedQueue:
-    def __init__(self, runner: JobRunner, slots: int) -> None:
+    def __init__(self, runner: JobRunner, slots: int, executor: ThreadPoolExecutor) -> None:
         self._runner = runner
         self._slots = slots
+        self._executor = executor
         self._events: asyncio.Queue[WorkerEvent] = asyncio.Queue()
         self._running: dict[str, tuple[asyncio.Task[None], CancelToken]] = {}
 
@@ -30,11 +33,13 @@ class EmbeddedQueue:
     @asynccontextmanager
     async def open(cls, runner: JobRunner, slots: int) -> AsyncIterator[EmbeddedQueue]:
         await asyncio.to_thread(runner.setup)
-        queue = cls(runner, slots)
+        executor = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="job")
+        queue = cls(runner, slots, executor)
         try:
             yield queue
         finally:
             await queue._stop()
+            executor.shutdown(wait=False, cancel_futures=True)
 
     async def free_slots(self, outstanding: int) -> int:
         return self._slots - max(outstanding, len(self._running))
@@ -61,7 +66,7 @@ class EmbeddedQueue:
                 WorkerEvent(ticket.job_id, EventKind.STARTED, worker="embedded")
             )
             final = await self._runner.run_job(
-                ticket, self._events.put_nowait, token, worker="embedded"
+                ticket, self._events.put_nowait, token, "embedded", self._executor
             )
             self._events.put_nowait(final)
         finally:

@@ -9,10 +9,12 @@ directory, relays progress to the event loop, enforces the job's time limit thro
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 
 from generation.animator import AnimateOptions, Animator
 from generation.backend import Backend, CancelToken
@@ -87,9 +89,18 @@ class JobRunner:
         )
 
     async def run_job(
-        self, ticket: JobTicket, emit: EmitFn, cancel: CancelToken, worker: str = ""
+        self,
+        ticket: JobTicket,
+        emit: EmitFn,
+        cancel: CancelToken,
+        worker: str = "",
+        executor: Executor | None = None,
     ) -> WorkerEvent:
-        """Run ``ticket`` off the event loop; progress goes to ``emit``; returns the final event."""
+        """Run ``ticket`` in ``executor`` (default: the loop's); progress goes to ``emit``.
+
+        Returns the final event. Long jobs get their own executor in the embedded queue so
+        they never hold up the short blocking calls (intake, moderation) of the service.
+        """
         loop = asyncio.get_running_loop()
         relay = _ProgressRelay(ticket.job_id, worker, emit, loop)
         timed_out = threading.Event()
@@ -101,7 +112,9 @@ class JobRunner:
         timer = loop.call_later(ticket.timeout_s, time_out)
         job = {"job_id": ticket.job_id}
         try:
-            result = await asyncio.to_thread(self.run_blocking, ticket, relay, cancel)
+            result = await loop.run_in_executor(
+                executor, functools.partial(self.run_blocking, ticket, relay, cancel)
+            )
         except Cancelled:
             if timed_out.is_set():
                 message = f"the job took longer than its {ticket.timeout_s:g} s limit"

@@ -114,7 +114,20 @@ async def ensure_group(client: Redis, keys: RedisKeys) -> None:
 
 
 async def live_workers(client: Redis, keys: RedisKeys, lease_s: float) -> int:
-    return int(await client.zcount(keys.workers, time.time() - lease_s, "+inf"))
+    """Workers that sent a heartbeat within the lease (long-dead ones are dropped)."""
+    now = time.time()
+    await client.zremrangebyscore(keys.workers, "-inf", now - max(60.0, 10 * lease_s))
+    return int(await client.zcount(keys.workers, now - lease_s, "+inf"))
+
+
+async def prune_consumers(client: Redis, keys: RedisKeys, idle_s: float = 3600.0) -> int:
+    """Remove group consumers idle for ``idle_s`` with nothing pending (workers long gone)."""
+    removed = 0
+    for consumer in await client.xinfo_consumers(keys.jobs, GROUP):
+        if int(consumer["pending"]) == 0 and int(consumer["idle"]) > idle_s * 1000:
+            await client.xgroup_delconsumer(keys.jobs, GROUP, consumer["name"])
+            removed += 1
+    return removed
 
 
 def _redact(url: str) -> str:

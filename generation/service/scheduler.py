@@ -1,10 +1,12 @@
 """The scheduler: accepts jobs, keeps the fair bounded line, hands jobs to the queue, records
 what workers report, and tells watchers (SSE) about every change.
 
-It is the only writer of the job store. Limits applied on submission, in this order: the same
-idempotency key returns the same job; a full line of waiting jobs (``max_queue``) or a user
-with ``max_inflight_per_user`` jobs queued or running gets ``RateLimited`` (429 with
-``Retry-After``); then moderation decides (consent, policy, rate limits).
+It is the only writer of the job store. On submission, in this order: the same idempotency key
+returns the same job; a full line of waiting jobs (``max_queue``) or a user with
+``max_inflight_per_user`` jobs queued or running gets ``RateLimited`` (429 with
+``Retry-After``); then, in one hop off the event loop, intake (``moderation.intake``) and
+moderation (rate limits, policy, consent, NSFW) decide; the sanitised photo is stored and the
+job joins the line. Finished clips are checked by moderation again before they are served.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ class Scheduler:
         self._positions: dict[str, int] | None = None
         self._watchers: dict[str, set[asyncio.Queue[None]]] = {}
         self._pump_lock = asyncio.Lock()
-        self._finishing: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     @classmethod
     @asynccontextmanager
@@ -113,9 +115,9 @@ class Scheduler:
             await scheduler.pump()
             yield scheduler
         finally:
-            for task in [*tasks, *scheduler._finishing]:
+            for task in [*tasks, *scheduler._background]:
                 task.cancel()
-            for task in [*tasks, *scheduler._finishing]:
+            for task in [*tasks, *scheduler._background]:
                 with suppress(asyncio.CancelledError):
                     await task
 
@@ -356,8 +358,8 @@ class Scheduler:
             self._notify(job.id)
         elif event.kind is EventKind.DONE:
             task = asyncio.create_task(self._complete(job, event))
-            self._finishing.add(task)
-            task.add_done_callback(self._finishing.discard)
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         elif event.kind is EventKind.CANCELLED:
             self._finish(job.id, JobState.CANCELLED, "cancelled")
         else:
@@ -415,8 +417,8 @@ class Scheduler:
         self._notify(job_id)
         self._notify_waiting()
         task = asyncio.create_task(self.pump())
-        self._finishing.add(task)
-        task.add_done_callback(self._finishing.discard)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- views and watchers -----------------------------------------------------------------
 

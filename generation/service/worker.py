@@ -33,6 +33,7 @@ from generation.service.redis_queue import (
     Redis,
     RedisKeys,
     ensure_group,
+    prune_consumers,
 )
 from livingphoto.errors import UsageError
 
@@ -66,6 +67,7 @@ class RedisWorker:
     async def run(self, stop: asyncio.Event, ready_file: Path | None = None) -> None:
         """Serve jobs until ``stop`` is set."""
         await ensure_group(self._client, self._keys)
+        await prune_consumers(self._client, self._keys)
         await self._beat()
         presence = asyncio.create_task(self._presence(), name="worker-presence")
         if ready_file is not None:

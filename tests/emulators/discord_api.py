@@ -92,12 +92,13 @@ class Attachment:
     content_type: str
     data: bytes
     url: str
+    declared_size: int = 0  # the size Discord reports, when it should differ from the data
 
     def payload(self) -> JSON:
         return {
             "id": str(self.id),
             "filename": self.filename,
-            "size": len(self.data),
+            "size": self.declared_size or len(self.data),
             "url": self.url,
             "proxy_url": self.url,
             "content_type": self.content_type,
@@ -159,6 +160,8 @@ class DiscordEmulator:
         self._interactions: dict[str, _Interaction] = {}
         self._gateways: list[_Gateway] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self.heartbeats = 0
+        self.close_on_identify = 0  # e.g. 4004: the gateway refuses the token
         self.reject_token = False  # answer login with 401, as for a wrong token
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -210,10 +213,13 @@ class DiscordEmulator:
             self._channel_types[channel_id] = 1
         return self.dm_channels[user.id]
 
-    def upload(self, filename: str, data: bytes, content_type: str) -> Attachment:
+    def upload(
+        self, filename: str, data: bytes, content_type: str, declared_size: int = 0
+    ) -> Attachment:
+        """A file a user attached (served on the CDN route until ``attachments`` drops it)."""
         attachment_id = self.new_id()
         url = f"{self.base_url}/cdn/{attachment_id}/{filename}"
-        attachment = Attachment(attachment_id, filename, content_type, data, url)
+        attachment = Attachment(attachment_id, filename, content_type, data, url, declared_size)
         self.attachments[attachment_id] = attachment
         return attachment
 
@@ -350,7 +356,10 @@ class DiscordEmulator:
                 frame = json.loads(msg.data)
                 op = frame.get("op")
                 if op == 1:
+                    self.heartbeats += 1
                     await ws.send_str(json.dumps({"op": 11}))
+                elif op == 2 and self.close_on_identify:
+                    await ws.close(code=self.close_on_identify, message=b"Authentication failed.")
                 elif op == 2:
                     await self._identify(gateway, frame["d"])
                 elif op == 6:

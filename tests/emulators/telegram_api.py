@@ -286,7 +286,7 @@ class TelegramEmulator:
         method: str,
         count: int = 1,
         where: Callable[[Call], bool] | None = None,
-        timeout: float = 60.0,
+        limit_s: float = 60.0,
     ) -> list[Call]:
         """Wait until at least ``count`` successful calls of ``method`` (matching ``where``)."""
 
@@ -297,11 +297,11 @@ class TelegramEmulator:
                 if c.method == method and c.status == 200 and (where is None or where(c))
             ]
 
-        await self.wait_until(lambda: len(matching()) >= count, timeout)
+        await self.wait_until(lambda: len(matching()) >= count, limit_s)
         return matching()
 
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-        async with asyncio.timeout(timeout):
+    async def wait_until(self, predicate: Callable[[], bool], limit_s: float = 60.0) -> None:
+        async with asyncio.timeout(limit_s):
             while not predicate():
                 await self._changed.wait()
 
