@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -51,8 +52,10 @@ result = animator.animate(
     AnimateOptions(variations=3, seconds=3.0, fps=24, size=512, seed=7), Path(out),
 )
 timings = dict(result.timings, imports=imports, setup=setup)
+me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({
     "timings": timings,
+    "cpu_s": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
     "self_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     "children_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
     "frames": sum(1 for _ in Path(out).glob("variation-*.mp4")),
@@ -79,6 +82,7 @@ def run_once(photo: Path, python: str) -> dict[str, float]:
     report = json.loads(done.stdout.strip().splitlines()[-1])
     row: dict[str, float] = {k: float(v) for k, v in report["timings"].items()}
     row["wall"] = wall
+    row["cpu"] = float(report["cpu_s"])
     row["self_mb"] = report["self_kb"] / 1024
     row["tree_mb"] = tree_peak / 2**20
     return row
@@ -155,7 +159,11 @@ def main() -> int:
     print(
         f"livingphoto animate, warp backend: 3 variations x 3 s x 24 fps, 512 px, {args.photo.name}"
     )
-    print(f"median of {args.runs} runs, each in a fresh process\n")
+    load = os.getloadavg()[0]
+    print(
+        f"median of {args.runs} runs, each in a fresh process; {os.cpu_count()} CPUs, "
+        f"load average {load:.1f} when done (wall times grow with other load; CPU time does not)\n"
+    )
     print(f"| {'stage':<28} | {'median':>9} | {'min':>9} | {'max':>9} |")
     print(f"|{'-' * 30}|{'-' * 11}|{'-' * 11}|{'-' * 11}|")
     labels = {
@@ -170,8 +178,9 @@ def main() -> int:
         "total": "animate() total",
         "wall": "whole process wall",
         "cli_wall": "`livingphoto animate` wall",
+        "cpu": "CPU time, python + ffmpeg",
     }
-    for key in ("imports", "setup", *STAGES, "wall", "cli_wall"):
+    for key in ("imports", "setup", *STAGES, "wall", "cli_wall", "cpu"):
         values = [r[key] for r in rows]
         print(
             f"| {labels.get(key, key):<28} | {med(key):>7.3f} s | {min(values):>7.3f} s | "

@@ -7,11 +7,12 @@ Usage::
 
 Starts ``livingphoto service`` as a separate process (embedded queue) and drives it with 1, 8
 and 32 concurrent clients, each submitting a job (multipart POST) and following it over
-Server-Sent Events until it is done, as the chat bots do. Backends: ``sleep`` (fixed duration;
-one embedded worker slot per client, so jobs never wait for each other) and ``warp`` (CPU; two
-slots). Prints, per backend and concurrency, the median over ``--runs`` runs of: requests/s,
+Server-Sent Events until it is done, as the chat bots do. Backends: ``sleep`` (fixed duration)
+and ``warp`` (CPU), each with ``--workers`` embedded worker slots (default 2: this is a CPU
+box; more concurrent jobs only fight over the cores). Prints, per backend and concurrency, the median over ``--runs`` runs of: requests/s,
 p50/p95 latency (submit -> final event), service overhead per job (latency minus the time the
-worker spent in ``Animator.animate``, minus time spent waiting for a free slot) and peak RSS
+worker spent in ``Animator.animate``, minus the time the job waited in line for a free slot,
+``dispatched_at - created_at``) and peak RSS
 of the service process. Moderation (NSFW scoring of the photo and of sampled output frames,
 timed by the service as ``moderation_s``) is reported on its own ("mod p50") and not counted
 as overhead. Then checks that memory stays flat over ``--memory-jobs`` jobs (sleep
@@ -127,8 +128,8 @@ async def one_job(
     latency = time.perf_counter() - started
     if final.get("state") != "done":
         raise RuntimeError(f"job ended {final.get('state')}: {final.get('error')}")
-    # Time waiting for a free worker slot (zero when there is one per client).
-    wait = max(0.0, (final["started_at"] or final["created_at"]) - final["created_at"])
+    # Time in line waiting for a free worker slot (not the service's own time).
+    wait = max(0.0, (final["dispatched_at"] or final["created_at"]) - final["created_at"])
     return JobTiming(latency, float(final["generation_s"]), wait, float(final["moderation_s"]))
 
 
@@ -203,7 +204,7 @@ def main() -> int:
     parser.add_argument("--backends", default="sleep,warp")
     parser.add_argument("--sleep-seconds", type=float, default=0.2, help="sleep backend duration")
     parser.add_argument("--jobs-per-client", type=int, default=4)
-    parser.add_argument("--warp-workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="embedded worker slots")
     parser.add_argument("--memory-jobs", type=int, default=500)
     args = parser.parse_args()
     levels = [int(c) for c in args.clients.split(",")]
@@ -217,7 +218,7 @@ def main() -> int:
     print("-" * len(header))
     for backend in args.backends.split(","):
         for clients in levels:
-            workers = clients if backend == "sleep" else args.warp_workers
+            workers = args.workers
             runs = [
                 run_config(backend, clients, args.jobs_per_client, args.sleep_seconds, workers)
                 for _ in range(args.runs)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -31,6 +32,7 @@ from livingphoto.errors import (
     RateLimited,
     UsageError,
 )
+from moderation.consent import CONSENT_VERSION
 from moderation.gate import Requester
 
 log = logging.getLogger(__name__)
@@ -304,13 +306,24 @@ def _user_path(requester: Requester) -> str:
 
 
 def _consent_from_json(body: Mapping[str, Any]) -> ConsentRecord:
+    """The service's consent status: ``{valid|consented|...}`` or the ledger record itself
+    (``{wording_version, recorded_at, revoked_at}``; only the current wording counts)."""
     record = body.get("consent", body)
     if not isinstance(record, Mapping):
         return ConsentRecord(attested=bool(record))
-    attested = record.get("attested", record.get("consented"))
-    if attested is None:
-        attested = record.get("status") in {"granted", "attested", "active"}
-    return ConsentRecord(attested=bool(attested), at=str(record.get("at") or ""))
+    at = record.get("recorded_at", record.get("at"))
+    when = _iso(at) if isinstance(at, int | float) and not isinstance(at, bool) else str(at or "")
+    for name in ("valid", "consented", "attested"):
+        if isinstance(record.get(name), bool):
+            return ConsentRecord(attested=bool(record[name]), at=when)
+    if "recorded_at" not in record:
+        return ConsentRecord(attested=False)
+    attested = record.get("revoked_at") is None and record.get("wording_version") == CONSENT_VERSION
+    return ConsentRecord(attested=attested, at=when)
+
+
+def _iso(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
 
 
 async def _raise_for_status(response: aiohttp.ClientResponse) -> None:

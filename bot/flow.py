@@ -48,11 +48,14 @@ user_id, message_id)`` whose ``event_id`` is unique per platform event; calling 
 ``event_id`` is a no-op, so duplicated updates are processed once)::
 
     await flow.on_help(ev)                              # /start, /help
-    await flow.on_animate(ev, image, prompt)            # image: ImageRef | None; prompt may be ""
+    await flow.on_animate(ev, image, prompt)            # image: ImageRef | None; prompt may be "";
+                                                        # the flow checks ImageRef.mime and .size
     await flow.on_photo(ev, image)                      # a photo with no command (private: asks the motion)
-    handled = await flow.on_text(ev, text)              # plain text: the motion, if the flow asked for it
+    handled = await flow.on_text(ev, text)              # plain text: the motion if the flow asked
+                                                        # for it, else (private) how to send a photo
     await flow.on_bad_file(ev, reason)                  # "not_image" | "too_large": a clear message
-    await flow.on_button(ev, callback_id, token)        # always answers the callback
+    await flow.on_button(ev, callback_id, token)        # always answers the callback; ev.message_id
+                                                        # is the message carrying the button
     await flow.on_reaction(ev, message_id, emojis)      # the user's current reactions on a message
     await flow.on_consent(ev, action)                   # "show" | "revoke"
     await flow.on_forget(ev)
@@ -70,14 +73,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Literal, Protocol
 
 from bot import texts
 from bot.client import JobRequest, JobStatus, ParentRef, ServiceClient, ServiceError
 from bot.config import BotSettings
-from bot.state import BotState, Draft, JobRecord, UserSettings
+from bot.state import BotState, Draft, JobRecord, UserSettings, new_id
 from livingphoto.errors import ConsentRequired, PolicyRefusal, RateLimited, UsageError
 from moderation.gate import Requester
 
@@ -88,12 +92,13 @@ BadFile = Literal["not_image", "too_large"]
 ConsentAction = Literal["show", "revoke"]
 
 PICK_EMOJIS: frozenset[str] = frozenset({"👍", "❤", "❤️", "🔥"})
-NUMBER_EMOJIS: dict[str, int] = {f"{n}\ufe0f\u20e3": n for n in range(1, 10)} | {
-    f"{n}\u20e3": n for n in range(1, 10)
-}
+NUMBER_EMOJIS: Mapping[str, int] = MappingProxyType(
+    {f"{n}\ufe0f\u20e3": n for n in range(1, 10)} | {f"{n}\u20e3": n for n in range(1, 10)}
+)
 IMAGE_TYPES: frozenset[str] = frozenset(
     {"image/jpeg", "image/png", "image/webp", "image/bmp", "image/tiff", "image/heic"}
 )
+MAX_DELIVERY_ATTEMPTS = 10  # about 4 minutes of retries, then the user is told
 _CHILD_ACTIONS: frozenset[str] = frozenset({"reroll", "less", "more", "vary"})
 
 
@@ -244,15 +249,12 @@ class Flow:
             if job.vote_deadline > 0:
                 self._spawn(f"vote:{job.job_id}", self._close_vote(job.job_id))
 
-    async def idle(self) -> None:
-        """Wait until every background task (progress, delivery, votes) has finished."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
-
     # -- events ------------------------------------------------------------------------------
     async def on_help(self, ev: Incoming) -> None:
         if self._state.claim_event(ev.event_id):
-            await self._port.send_text(ev.chat, texts.HELP, reply_to=ev.message_id)
+            await self._port.send_text(
+                ev.chat, texts.help_text(self._port.platform), reply_to=ev.message_id
+            )
 
     async def on_bad_file(self, ev: Incoming, reason: BadFile) -> None:
         if self._state.claim_event(ev.event_id):
@@ -279,7 +281,9 @@ class Flow:
         draft = self._state.waiting_for_motion(ev.chat.id, ev.user_id, since)
         if draft is None or not text.strip() or self._state.take_draft(draft.draft_id) is None:
             if ev.chat.kind == "private":
-                await self._port.send_text(ev.chat, texts.NEED_PHOTO, reply_to=ev.message_id)
+                await self._port.send_text(
+                    ev.chat, texts.need_photo(self._port.platform), reply_to=ev.message_id
+                )
             return False
         await self._start(self._spec_from_draft(draft, text.strip(), ev.message_id))
         return True
@@ -293,7 +297,9 @@ class Flow:
             if draft is not None and prompt.strip() and self._state.take_draft(draft.draft_id):
                 await self._start(self._spec_from_draft(draft, prompt.strip(), ev.message_id))
             else:
-                await self._port.send_text(ev.chat, texts.NEED_PHOTO, reply_to=ev.message_id)
+                await self._port.send_text(
+                    ev.chat, texts.need_photo(self._port.platform), reply_to=ev.message_id
+                )
             return
         if (problem := self._image_problem(image)) is not None:
             await self._port.send_text(
@@ -368,7 +374,7 @@ class Flow:
         if job.phase != "delivered":
             return
         in_message = [k for _, k in delivered]
-        k = _reaction_pick(emojis, in_message, list(self._state.deliveries(job.job_id)))
+        k = reaction_pick(emojis, in_message, list(self._state.deliveries(job.job_id)))
         if ev.user_id == job.user_id:
             if k is not None:
                 await self._pick(job, k, note="")
@@ -430,7 +436,7 @@ class Flow:
         current = self._state.user_settings(ev.user_id, self._options.defaults)
         words = args.lower().split()
         if words:
-            updated = _apply_setting(current, words)
+            updated = apply_setting(current, words)
             if updated is None:
                 await self._port.send_text(
                     ev.chat, texts.SETTINGS_BAD, reply_to=ev.message_id, private=True
@@ -485,7 +491,7 @@ class Flow:
 
     async def _ask_consent(self, spec: _Spec) -> None:
         draft = Draft(
-            draft_id=self._state.new_callback("draft", "", 0, 0.0),
+            draft_id=new_id(),
             chat_id=spec.chat.id,
             chat_kind=spec.chat.kind,
             user_id=spec.user_id,
@@ -578,10 +584,14 @@ class Flow:
             )
         )
         log.info("submitted job", extra={"job_id": submitted.job_id})
-        status_id = await self._port.send_text(
-            spec.chat, texts.queued(submitted.position), reply_to=spec.reply_to
-        )
-        self._state.set_status_message(submitted.job_id, status_id)
+        try:
+            status_id = await self._port.send_text(
+                spec.chat, texts.queued(submitted.position), reply_to=spec.reply_to
+            )
+        except Exception:  # the platform failed us: deliver anyway, without a status message
+            log.warning("could not send the status message", extra={"job_id": submitted.job_id})
+        else:
+            self._state.set_status_message(submitted.job_id, status_id)
         self._spawn(f"watch:{submitted.job_id}", self._watch(submitted.job_id))
         return True
 
@@ -619,7 +629,7 @@ class Flow:
         """Follow one job to its end: edit the status message, then deliver."""
         failures = 0
         shown = ""
-        while True:
+        while failures < MAX_DELIVERY_ATTEMPTS:
             try:
                 status = await self._client.status(job_id)
                 shown = await self._show(job_id, status, shown)
@@ -632,9 +642,9 @@ class Flow:
                     await self._finish(job_id, status)
                     return
             except ServiceError as error:
-                if error.status == 404:
-                    log.warning("job vanished from the service", extra={"job_id": job_id})
-                    self._state.set_ended(job_id)
+                if error.status in {404, 410}:  # forgotten, revoked or past retention
+                    log.warning("job gone from the service", extra={"job_id": job_id})
+                    await self._give_up(job_id, texts.EXPIRED)
                     return
                 log.warning("service trouble while watching: %s", error, extra={"job_id": job_id})
             except asyncio.CancelledError:
@@ -643,6 +653,14 @@ class Flow:
                 log.exception("delivery step failed; retrying", extra={"job_id": job_id})
             failures += 1
             await asyncio.sleep(min(30.0, 0.25 * 2**failures))
+        log.error("giving up on delivering a job", extra={"job_id": job_id})
+        await self._give_up(job_id, texts.DELIVERY_FAILED)
+
+    async def _give_up(self, job_id: str, text: str) -> None:
+        job = self._state.job(job_id)
+        if job is not None and job.phase == "running":
+            self._state.set_ended(job_id)
+            await self._status_or_send(job, text)
 
     async def _show(self, job_id: str, status: JobStatus, shown: str) -> str:
         job = self._state.job(job_id)
@@ -654,7 +672,10 @@ class Flow:
             steps = 4 if job.chat_kind == "group" else 10
             text = texts.running(int(status.progress * steps) / steps)
         if text != shown:
-            await self._port.edit_text(self._chat(job), job.status_message_id, text)
+            try:
+                await self._port.edit_text(self._chat(job), job.status_message_id, text)
+            except Exception:  # progress is best effort: delivery must not wait on it
+                log.info("progress edit failed", extra={"job_id": job_id})
         return text
 
     async def _finish(self, job_id: str, status: JobStatus) -> None:
@@ -723,10 +744,14 @@ class Flow:
         return rows
 
     async def _status_or_send(self, job: JobRecord, text: str) -> None:
-        if job.status_message_id:
-            await self._port.edit_text(self._chat(job), job.status_message_id, text)
-        else:
-            await self._port.send_text(self._chat(job), text, reply_to=job.reply_to)
+        """Show ``text`` in the job's status message (best effort: never raises)."""
+        try:
+            if job.status_message_id:
+                await self._port.edit_text(self._chat(job), job.status_message_id, text)
+            else:
+                await self._port.send_text(self._chat(job), text, reply_to=job.reply_to)
+        except Exception:
+            log.info("status update failed", extra={"job_id": job.job_id})
 
     # -- picking and votes -------------------------------------------------------------------
     async def _pick(self, job: JobRecord, k: int, note: str) -> None:
@@ -809,7 +834,7 @@ class Flow:
         self, ev: Incoming, image: ImageRef, prompt: str, waiting: Literal["motion", "consent"]
     ) -> Draft:
         return Draft(
-            draft_id=self._state.new_callback("draft", "", 0, 0.0),
+            draft_id=new_id(),
             chat_id=ev.chat.id,
             chat_kind=ev.chat.kind,
             user_id=ev.user_id,
@@ -836,7 +861,7 @@ class Flow:
         )
 
 
-def _reaction_pick(
+def reaction_pick(
     emojis: Sequence[str], in_message: Sequence[int], all_takes: Sequence[int]
 ) -> int | None:
     """The take a set of reactions points at: a number emoji names any take of the job; a
@@ -850,7 +875,7 @@ def _reaction_pick(
     return None
 
 
-def _apply_setting(current: UserSettings, words: Sequence[str]) -> UserSettings | None:
+def apply_setting(current: UserSettings, words: Sequence[str]) -> UserSettings | None:
     if len(words) != 2:
         return None
     name, value = words

@@ -24,15 +24,16 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Literal
 
 Phase = Literal["running", "delivered", "picked", "ended"]
 MotionLevel = Literal["subtle", "normal", "strong"]
-MOTION_SCALES: dict[str, float] = {"subtle": 0.6, "normal": 1.0, "strong": 1.4}
+MOTION_SCALES: Mapping[str, float] = MappingProxyType({"subtle": 0.6, "normal": 1.0, "strong": 1.4})
 EVENT_MEMORY_S = 7 * 24 * 3600.0
 
 _SCHEMA = """
@@ -181,8 +182,10 @@ class BotState:
             connection.close()
 
     def prune(self, now: float) -> None:
+        """Forget expired buttons, old event ids and abandoned drafts."""
         self._db.execute("DELETE FROM callbacks WHERE expires_at < ?", (now,))
         self._db.execute("DELETE FROM processed WHERE at < ?", (now - EVENT_MEMORY_S,))
+        self._db.execute("DELETE FROM drafts WHERE created_at < ?", (now - EVENT_MEMORY_S,))
 
     # -- dedup -------------------------------------------------------------------------------
     def claim_event(self, event_id: str) -> bool:
@@ -330,7 +333,7 @@ class BotState:
 
     # -- callbacks ---------------------------------------------------------------------------
     def new_callback(self, action: str, subject: str, k: int, ttl_s: float) -> str:
-        token = secrets.token_urlsafe(9)
+        token = new_id()
         self._db.execute(
             "INSERT INTO callbacks (token, action, subject, k, expires_at) VALUES (?, ?, ?, ?, ?)",
             (token, action, subject, k, time.time() + ttl_s),
@@ -418,6 +421,11 @@ class BotState:
             "votes": votes,
             "settings": settings,
         }
+
+
+def new_id() -> str:
+    """A short unguessable id (12 URL-safe characters) for buttons and drafts."""
+    return secrets.token_urlsafe(9)
 
 
 def _job(row: sqlite3.Row) -> JobRecord:

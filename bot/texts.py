@@ -5,17 +5,30 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from types import MappingProxyType
 
-CONSENT_WORDING_VERSION = "2026-11-v1"
+from moderation.consent import CONSENT_VERSION, CONSENT_WORDING
 
-HELP = (
-    "I turn one photo into a short looping clip.\n"
-    "\n"
-    "Send a photo with the caption /animate and the motion you want, for example:\n"
-    "/animate subtle blink, slight head tilt\n"
-    "You can also reply /animate <motion> to a photo, or (in a private chat) just send a photo "
-    "and I will ask for the motion.\n"
-    "\n"
+CONSENT_WORDING_VERSION = CONSENT_VERSION  # the ledger accepts only the current wording
+
+HOW_TO_SEND: Mapping[str, str] = MappingProxyType(
+    {
+        "telegram": (
+            "Send a photo with the caption /animate and the motion you want, for example:\n"
+            "/animate subtle blink, slight head tilt\n"
+            "You can also reply /animate <motion> to a photo, or (in a private chat) just send "
+            "a photo and I will ask for the motion. Photos sent as files work too."
+        ),
+        "discord": (
+            "Use /animate with a photo and the motion you want, for example "
+            "motion: subtle blink, slight head tilt. In a DM (or mentioning me) you can also "
+            "send a photo with the motion as the message text."
+        ),
+    }
+)
+_HOW_TO_SEND_DEFAULT = "Send a photo together with the motion you want, e.g. 'subtle blink'."
+
+_HELP_TIPS = (
     "What works best:\n"
     "- one sharp, front-facing, well-lit face, cropped tight;\n"
     "- one subtle motion (a blink, a small tilt, gentle breathing), not big gestures;\n"
@@ -28,11 +41,19 @@ HELP = (
     "/settings: your defaults · /consent: your consent record · /forget: delete your data"
 )
 
-CONSENT_QUESTION = (
-    "Before I animate a person: please confirm that you are the person in this photo, or that "
-    "you have their permission to animate it. The clip is synthetic and is sent only to you "
-    "(or this chat). You can revoke this at any time with /consent."
-)
+
+def help_text(platform: str) -> str:
+    """/start and /help: what to send, what works best, and the other commands."""
+    how = HOW_TO_SEND.get(platform, _HOW_TO_SEND_DEFAULT)
+    return f"I turn one photo into a short looping clip.\n\n{how}\n\n{_HELP_TIPS}"
+
+
+def need_photo(platform: str) -> str:
+    """The answer to a request without a photo."""
+    return "I need a photo to animate. " + HOW_TO_SEND.get(platform, _HOW_TO_SEND_DEFAULT)
+
+
+CONSENT_QUESTION = CONSENT_WORDING  # shown verbatim: the ledger records this wording
 CONSENT_YES = "✅ I confirm"
 CONSENT_NO = "✖ Cancel"
 CONSENT_DECLINED = (
@@ -49,9 +70,6 @@ ASK_MOTION = (
     "Nice photo. What motion should it have? Reply with one subtle motion, for example: "
     "subtle blink, slight head tilt."
 )
-NEED_PHOTO = (
-    "Send a photo with the caption /animate <motion>, or reply /animate <motion> to a photo."
-)
 NEED_MOTION = "Add the motion after /animate, for example: /animate gentle breathing, slow blink."
 NOT_IMAGE = "That file is not an image. Send a JPEG or PNG photo (as a photo or as a file)."
 TOO_LARGE = "That photo is larger than {limit_mb} MB, which is more than I can download. Send a smaller one."
@@ -65,13 +83,16 @@ SERVICE_DOWN = (
 )
 FAILED = "Sorry, this one failed: {reason}. Try a sharper photo or a simpler motion."
 CANCELLED = "This request was cancelled."
+DELIVERY_FAILED = "Sorry, I could not deliver these clips. Please send the photo again."
 
-ADJUST_NAMES: Mapping[str, str] = {
-    "reroll": "A re-roll",
-    "less": "A calmer version",
-    "more": "A livelier version",
-    "vary": "Variations of take {k}",
-}
+ADJUST_NAMES: Mapping[str, str] = MappingProxyType(
+    {
+        "reroll": "A re-roll",
+        "less": "A calmer version",
+        "more": "A livelier version",
+        "vary": "Variations of take {k}",
+    }
+)
 
 
 def queued(position: int) -> str:

@@ -182,9 +182,9 @@ def _run_animate(args: argparse.Namespace) -> int:
         format=args.format,
     )
     animator = Animator(make_backend(args.backend, args.model))
-    animator.setup()
     inspection = animator.inspect_image(sanitized)
     _moderate(args.prompt, inspection, args.consent)
+    animator.setup()  # backend weights load only once the request is allowed
     bar = ProgressBar(sys.stderr, enabled=sys.stderr.isatty() and not args.json)
     try:
         result = animator.animate(

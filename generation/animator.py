@@ -37,6 +37,7 @@ from generation.backend import (
     Take,
     no_progress,
 )
+from generation.faces import FaceDetector
 from livingphoto.errors import GenerationFailed, LivingPhotoError, UsageError
 from moderation.intake import (
     DEFAULT_MAX_BYTES,
@@ -158,15 +159,21 @@ class Animator:
         self.identity_threshold = (
             IDENTITY_THRESHOLD if identity_threshold is None else identity_threshold
         )
-        self._detector: Any = None
+        self._detector: FaceDetector | None = None
+        self._ready = False
 
     def setup(self) -> None:
         """Load the face detector and the backend (once per process; idempotent)."""
-        from generation.faces import FaceDetector
+        self._faces()
+        if not self._ready:
+            self.backend.setup()
+            self._ready = True
 
+    def _faces(self) -> FaceDetector:
+        """The face detector, loaded on first use (inspection needs no backend weights)."""
         if self._detector is None:
             self._detector = FaceDetector()
-        self.backend.setup()
+        return self._detector
 
     def inspect(self, image_bytes: bytes) -> Inspection:
         """Intake (sanitise) the photo and find its main face; ``UsageError`` if unusable."""
@@ -181,10 +188,7 @@ class Animator:
         return Inspection(image=image, face=faces[0] if faces else None, faces=len(faces))
 
     def _find_faces(self, image: SanitizedImage) -> list[FaceBox]:
-        if self._detector is None:
-            self.setup()
-        faces: list[FaceBox] = self._detector.find_faces(image.rgb)
-        return faces
+        return self._faces().find_faces(image.rgb)
 
     def animate(
         self,
@@ -209,6 +213,7 @@ class Animator:
 
         token = cancel or CancelToken()
         _check_options(options)
+        self.setup()
         _prepare_out_dir(out_dir)
         timings: dict[str, float] = {}
         started = time.perf_counter()
@@ -229,7 +234,7 @@ class Animator:
         image, face = inspection.image, inspection.face
         progress(0.04, "detect")
         framed = frame_subject(image.rgb, face, crop=options.crop, size=options.size)
-        located = self._detector.locate_eyes(framed.image, framed.face) if framed.face else None
+        located = self._faces().locate_eyes(framed.image, framed.face) if framed.face else None
         timings["detect"] = time.perf_counter() - mark
         token.check()
 

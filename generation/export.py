@@ -12,10 +12,12 @@ import contextlib
 import re
 import struct
 import subprocess
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import cv2
 import ffmpeg
 import imageio_ffmpeg
 import numpy as np
@@ -57,14 +59,21 @@ def export_clip(frames: NDArray[np.uint8], path: Path, fps: int, fmt: ClipFormat
     return path
 
 
-def _raw_input(frames: NDArray[np.uint8], fps: int) -> Any:
+def _raw_input(frames: NDArray[np.uint8], fps: int, pix_fmt: str = "rgb24") -> Any:
     _, height, width, _ = frames.shape
     return ffmpeg.input(
-        "pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=fps
+        "pipe:", format="rawvideo", pix_fmt=pix_fmt, s=f"{width}x{height}", framerate=fps
     )
 
 
-def _run(stream: Any, frames: NDArray[np.uint8], path: Path) -> None:
+def _as_i420(frames: NDArray[np.uint8]) -> Iterator[NDArray[np.uint8]]:
+    """Frames as planar YUV 4:2:0 (BT.601, limited range: what ffmpeg's own rgb24 -> yuv420p
+    conversion gives), converted by OpenCV one at a time; saves ffmpeg's slower swscale pass."""
+    for frame in frames:
+        yield np.asarray(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)
+
+
+def _run(stream: Any, frames: Iterable[NDArray[np.uint8]], path: Path) -> None:
     """Run ffmpeg, feeding ``frames`` one by one on stdin (no full-clip copy in memory)."""
     process = (
         stream.global_args("-hide_banner", "-loglevel", "error", "-nostdin")
@@ -93,7 +102,7 @@ def _run(stream: Any, frames: NDArray[np.uint8], path: Path) -> None:
 
 
 def _export_mp4(frames: NDArray[np.uint8], path: Path, fps: int) -> None:
-    stream = _raw_input(frames, fps).output(
+    stream = _raw_input(frames, fps, pix_fmt="yuv420p").output(
         str(path),
         vcodec="libx264",
         pix_fmt="yuv420p",
@@ -111,7 +120,7 @@ def _export_mp4(frames: NDArray[np.uint8], path: Path, fps: int) -> None:
             "metadata:g:3": "encoder=livingphoto",
         },
     )
-    _run(stream, frames, path)
+    _run(stream, _as_i420(frames), path)
 
 
 def _export_gif(frames: NDArray[np.uint8], path: Path, fps: int) -> None:

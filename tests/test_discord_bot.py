@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
 import pytest
 from emulators.discord_api import EPHEMERAL, Call, DiscordEmulator, EmuUser
 from images import jpeg_bytes
+from PIL import Image
 from servicekit import running_service
 
 from bot.discord.app import DiscordOptions, DiscordUnavailable, main, run_bot
-from generation.export import SYNTHETIC_STATEMENT, probe
+from bot.discord.media import ClipTooLarge, fit_clips
+from generation.export import SYNTHETIC_STATEMENT, export_clip, probe
 from livingphoto.errors import UsageError
 from livingphoto.settings import Settings
 
@@ -214,7 +218,9 @@ async def test_slash_command_with_consent_to_final_clip(tmp_path: Path) -> None:
         clips = await h.clips_message(emu.channel_id, mark, count=2)
         names = [f.filename for f in clips.files]
         assert names[:2] == ["take-1.mp4", "take-2.mp4"] and names[2].endswith(".webp")
-        assert clips.files[2].data[8:12] == b"WEBP"
+        with Image.open(io.BytesIO(clips.files[2].data)) as preview:  # autoplays in Discord
+            assert preview.format == "WEBP" and getattr(preview, "n_frames", 1) > 1
+            assert preview.width > preview.height  # the two takes side by side
         clips_id = _message_id(clips)
         # The bot reacted 1️⃣ 2️⃣ and put the buttons on the same message.
         await h.call(lambda c: c.route == REACT and c.params["emoji"] == KEYCAPS[1], mark)
@@ -411,7 +417,7 @@ async def test_refused_prompt_is_explained_privately(tmp_path: Path) -> None:
         emu = h.emu
         await h.give_consent(emu.alice)
         mark = len(emu.calls)
-        token = await emu.slash_command(
+        token = await emu.slash_command(  # in the guild channel
             emu.alice,
             emu.channel_id,
             "animate",
@@ -420,6 +426,16 @@ async def test_refused_prompt_is_explained_privately(tmp_path: Path) -> None:
         answer = await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path, mark)
         assert int(emu.interaction_original(token)["flags"]) & EPHEMERAL
         assert "sexual" in answer.json["content"].lower()  # the policy category, explained
+        # The same as a slash command in a DM.
+        token = await emu.slash_command(
+            emu.alice,
+            emu.dm_channel(emu.alice),
+            "animate",
+            {"photo": _photo(emu), "motion": "take off her shirt"},
+        )
+        answer = await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path, mark)
+        assert int(emu.interaction_original(token)["flags"]) & EPHEMERAL
+        assert "sexual" in answer.json["content"].lower()
         await asyncio.sleep(0.2)
         assert not [c for c in emu.calls[mark:] if c.route == POST_MESSAGE]
 
@@ -573,3 +589,12 @@ async def test_gateway_refusing_the_bot_ends_run_bot_with_one_line(tmp_path: Pat
             await asyncio.wait_for(
                 run_bot(settings, asyncio.Event(), DiscordOptions(guild_ready_timeout=0.05)), 20
             )
+
+
+async def test_a_limit_no_clip_can_meet_is_a_clear_error(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, size=(24, 96, 96, 3), dtype=np.uint8)
+    clip = export_clip(frames, tmp_path / "noise.mp4", 12).read_bytes()
+    assert await fit_clips([clip], len(clip) * 2) == [clip]  # fits: untouched
+    with pytest.raises(ClipTooLarge, match=r"^a clip could not be made smaller than \d+ bytes"):
+        await fit_clips([clip], 3_000)

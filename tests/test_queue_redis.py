@@ -11,12 +11,15 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from servicekit import (
     REDIS_URL,
+    build_settings,
+    delete_redis_prefix,
     get_job,
     job_request,
     make_photo,
     running_service,
     running_worker,
     sse_events,
+    start_service_process,
     start_worker_process,
     submit,
     wait_for,
@@ -137,8 +140,6 @@ async def test_a_job_that_keeps_killing_workers_is_dead_lettered(tmp_path: Path)
 
 
 async def test_gone_workers_are_pruned_from_the_group_and_the_roster() -> None:
-    from servicekit import delete_redis_prefix
-
     from generation.service.redis_queue import (
         GROUP,
         RedisKeys,
@@ -152,7 +153,7 @@ async def test_gone_workers_are_pruned_from_the_group_and_the_roster() -> None:
     try:
         async with connect(REDIS_URL) as client:
             await ensure_group(client, keys)
-            await client.xreadgroup(GROUP, "gone-worker", {keys.jobs: ">"}, count=1)
+            await client.xgroup_createconsumer(keys.jobs, GROUP, "gone-worker")
             await client.zadd(
                 keys.workers, {"gone-worker": time.time() - 3600, "alive": time.time()}
             )
@@ -163,3 +164,37 @@ async def test_gone_workers_are_pruned_from_the_group_and_the_roster() -> None:
             assert await client.xinfo_consumers(keys.jobs, GROUP) == []
     finally:
         await delete_redis_prefix(REDIS_URL, keys.prefix)
+
+
+async def test_a_redis_job_survives_kill_9_of_the_service(tmp_path: Path) -> None:
+    prefix = f"lptest:{secrets.token_hex(6)}"
+    env = {"LIVINGPHOTO_REDIS_PREFIX": prefix, "LIVINGPHOTO_QUEUE_LEASE_S": "1.0"}
+    settings = build_settings(
+        tmp_path, queue=REDIS_URL, redis_prefix=prefix, lease_s=1.0, sleep_seconds=2.0
+    )
+    try:
+        async with running_worker(settings):
+            first = await asyncio.to_thread(
+                start_service_process, tmp_path, "sleep", REDIS_URL, env=env
+            )
+            try:
+                async with first.session() as http:
+                    status, job, _ = await submit(http, first, job_request(), make_photo())
+                    assert status == 202
+                    await wait_for(http, first, job["job_id"], frozenset({"running"}))
+            finally:
+                first.kill()
+            # The worker finishes while the service is down; the new service catches up.
+            second = await asyncio.to_thread(
+                start_service_process, tmp_path, "sleep", REDIS_URL, token=first.token, env=env
+            )
+            try:
+                async with second.session() as http:
+                    done = await wait_for(http, second, job["job_id"], within_s=30)
+                    assert done["state"] == "done", done["error"]
+                    async with http.get(second.url + done["variations"][0]["url"]) as r:
+                        assert r.status == 200
+            finally:
+                await asyncio.to_thread(second.stop)
+    finally:
+        await delete_redis_prefix(REDIS_URL, prefix)

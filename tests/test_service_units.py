@@ -40,9 +40,9 @@ def test_store_recovers_unfinished_jobs_and_records_results_once(tmp_path: Path)
     with JobStore.open(tmp_path / "jobs.sqlite3") as store:
         for i, job_id in enumerate(["1" * 32, "2" * 32, "3" * 32]):
             store.insert(_job(job_id, f"u{i}", i))
-        store.mark_dispatched("1" * 32)
+        store.mark_dispatched("1" * 32, 4.0)
         store.mark_running("1" * 32, 1, 5.0)
-        store.mark_dispatched("2" * 32)
+        store.mark_dispatched("2" * 32, 4.5)
         result = RunResult(
             run_dir="media/x/run-1",
             variations=(VariationRecord(1, "media/x/run-1/variation-1.mp4", 7, 1, {}, 1.0, False),),

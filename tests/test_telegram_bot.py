@@ -83,13 +83,19 @@ class Harness:
             return body
 
 
-@pytest.fixture
-async def h(tmp_path: Path) -> AsyncIterator[Harness]:
+@asynccontextmanager
+async def harness(tmp_path: Path, backend: str = "warp", **service: Any) -> AsyncIterator[Harness]:
     async with (
         TelegramEmulator() as tg,
-        running_service(tmp_path / "service", backend="warp") as svc,
+        running_service(tmp_path / "service", backend=backend, **service) as svc,
     ):
         yield Harness(tg, svc, tmp_path)
+
+
+@pytest.fixture
+async def h(tmp_path: Path) -> AsyncIterator[Harness]:
+    async with harness(tmp_path) as running:
+        yield running
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -329,6 +335,7 @@ async def test_forged_callback_and_duplicate_updates(h: Harness) -> None:
     assert_every_callback_answered_once(tg)
 
 
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")  # in AIORateLimiter
 async def test_429_is_waited_out_and_documents(h: Harness) -> None:
     tg, alice = h.tg, h.tg.alice
     chat = tg.private_chat(alice)
@@ -360,27 +367,35 @@ async def test_refused_prompt_is_explained_politely(h: Harness) -> None:
     assert not h.state_jobs()
 
 
-async def test_restart_mid_job_resumes_delivery_and_keeps_settings(h: Harness) -> None:
-    tg, alice = h.tg, h.tg.alice
-    chat = tg.private_chat(alice)
-    async with h.bot():
-        tg.send_text(alice, chat, "/settings seconds 9")
-        await wait_text(h, chat, "did not understand")
-        tg.send_text(alice, chat, "/settings variations 3")
-        await wait_text(h, chat, "3 takes")
-        tg.send_photo(alice, chat, PHOTO, caption="/animate blink")
-        await consent(h, alice, chat)
-        await wait_text(h, chat, "Queued")
-    # the bot is down while the job runs; it delivers everything after the restart
-    async with h.bot():
-        await tg.wait_for("sendAnimation", count=3, where=to_chat(chat))
-        await wait_text(h, chat, "Pick your favourite")
-        tg.send_text(alice, chat, "/settings")
-        await wait_text(h, chat, "Your defaults: 3 takes", count=2)
-    assert len(tg.calls_of("sendAnimation", chat)) == 3
-    assert len([t for t in tg.texts_to(chat) if "Queued" in t]) >= 1
-    (job,) = h.state_jobs()
-    assert job.phase == "delivered"
+async def test_restart_mid_job_resumes_delivery_and_keeps_settings(tmp_path: Path) -> None:
+    # the sleep backend holds the job for a while: the bot is down before any take exists
+    async with harness(tmp_path, backend="sleep", sleep_seconds=1.0) as h:
+        tg, alice = h.tg, h.tg.alice
+        chat = tg.private_chat(alice)
+        async with h.bot():
+            tg.send_text(alice, chat, "/settings seconds 9")
+            await wait_text(h, chat, "did not understand")
+            tg.send_text(alice, chat, "/settings variations 3")
+            await wait_text(h, chat, "3 takes")
+            tg.send_photo(alice, chat, PHOTO, caption="/animate blink")
+            await consent(h, alice, chat)
+            status = await wait_text(h, chat, "Queued")
+        assert not tg.calls_of("sendAnimation")
+        (pending,) = h.state_jobs()
+        assert pending.phase == "running"
+
+        async with h.bot():  # the restarted bot resumes the job and delivers every take once
+            await tg.wait_for("sendAnimation", count=3, where=to_chat(chat))
+            await wait_text(h, chat, "Pick your favourite")
+            tg.send_text(alice, chat, "/settings")
+            await wait_text(h, chat, "Your defaults: 3 takes", count=2)
+        assert len(tg.calls_of("sendAnimation", chat)) == 3
+        sent = [c.text for c in tg.calls_of("sendMessage", chat)]
+        assert len([t for t in sent if "Queued" in t]) == 1  # the same status message, edited
+        done = await wait_edit(h, chat, "Done")
+        assert done.params["message_id"] == str(status.result["message_id"])
+        (job,) = h.state_jobs()
+        assert job.phase == "delivered"
 
 
 async def test_forget_says_what_was_deleted(h: Harness) -> None:
@@ -396,3 +411,28 @@ async def test_forget_says_what_was_deleted(h: Harness) -> None:
     assert "1 consent record" in forgot.text
     assert "stored files" in forgot.text
     assert not h.state_jobs()
+
+
+async def test_progress_is_one_edited_message_and_limits_say_when_to_retry(
+    tmp_path: Path,
+) -> None:
+    async with harness(tmp_path, backend="sleep", sleep_seconds=0.5, max_inflight_per_user=1) as h:
+        tg, alice = h.tg, h.tg.alice
+        chat = tg.private_chat(alice)
+        async with h.bot():
+            tg.send_photo(alice, chat, PHOTO, caption="/animate blink")
+            await consent(h, alice, chat)
+            status = await wait_text(h, chat, "Queued")
+            tg.send_photo(alice, chat, PHOTO, caption="/animate blink again")
+            limited = await wait_text(h, chat, "Please try again in")
+            await delivered(h, chat)
+        status_id = str(status.result["message_id"])
+        edits = [
+            c.text
+            for c in tg.calls_of("editMessageText", chat)
+            if c.params["message_id"] == status_id
+        ]
+        assert any("Animating…" in t and "%" in t for t in edits)
+        assert edits[-1].startswith("✅ Done")
+        assert "seconds" in limited.text or "minutes" in limited.text
+        assert len(h.state_jobs()) == 1

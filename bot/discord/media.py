@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 
 ENVELOPE_BYTES = 16 * 1024  # multipart envelope and message JSON (at most 5% of the limit)
 MIN_SIDE = 64
-MIN_KBPS = 16
-SHRINK_ATTEMPTS = 6
+MIN_KBPS = 8
+SHRINK_ATTEMPTS = 8
 PREVIEW_HEIGHTS = (192, 128, 96)
 PREVIEW_FPS = 12
 
@@ -104,8 +104,8 @@ def _shrink(clip: bytes, max_bytes: int) -> bytes:
         info = probe(source)
         duration = max(info.duration_s, 0.1)
         scale = 1.0
+        kbps = max(MIN_KBPS, int(max_bytes * 8 * 0.85 / duration / 1000))
         for attempt in range(SHRINK_ATTEMPTS):
-            kbps = max(MIN_KBPS, int(max_bytes * 8 * 0.85 / duration / 1000))
             width, height = _even(info.width * scale), _even(info.height * scale)
             _encode(source, target, width, height, kbps)
             encoded = target.read_bytes()
@@ -119,9 +119,9 @@ def _shrink(clip: bytes, max_bytes: int) -> bytes:
             )
             if len(encoded) <= max_bytes:
                 return encoded
-            if width <= MIN_SIDE or height <= MIN_SIDE:
-                break
-            scale *= 0.7
+            # x264 overshoots small targets: aim lower by the overshoot, and use smaller frames.
+            kbps = max(MIN_KBPS, int(kbps * max_bytes / len(encoded) * 0.9))
+            scale *= 0.8
     raise ClipTooLarge(f"a clip could not be made smaller than {max_bytes} bytes for this channel")
 
 

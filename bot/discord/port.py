@@ -45,7 +45,8 @@ INTERACTION_TTL_S = 14 * 60.0  # Discord keeps an interaction token for 15 minut
 DM_UPLOAD_LIMIT = 10 * 1024 * 1024
 MAX_IMAGE_BYTES = 25 * 1024 * 1024
 MAX_ATTACHMENTS = 10
-UPLOAD_ATTEMPTS = 6  # a 413 halves the budget: 6 tries reach 1/32 of the first upload
+UPLOAD_ATTEMPTS = 10  # after a 413: drop the preview, then shrink the budget by SHRINK_STEP
+SHRINK_STEP = 0.75
 KEYCAPS = tuple(f"{n}\ufe0f\u20e3" for n in range(1, 10))
 MAX_CONTENT = 2000
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -223,8 +224,9 @@ class DiscordPort:
             return []
         limit = self._upload_limit(chat)
         content = _text("\n".join(clip.caption for clip in clips))
+        with_preview = True
         for _ in range(UPLOAD_ATTEMPTS):
-            files, sent = await self._files(clips, limit)
+            files, sent, previewed = await self._files(clips, limit, with_preview)
             try:
                 message = await self._channel(chat).send(
                     content, files=files, allowed_mentions=NO_MENTIONS
@@ -232,10 +234,13 @@ class DiscordPort:
             except discord.HTTPException as error:
                 if not _too_large(error):
                     raise
-                # The real limit is below what was sent: halve (the preview goes first).
-                limit = min(limit, sent) // 2
-                self._upload_limits[chat.id] = limit
-                log.info("upload refused as too large; re-encoding under %d bytes", limit)
+                # The real limit is below what was sent: drop the preview, then shrink the clips.
+                if previewed:
+                    with_preview = False
+                else:
+                    limit = int(min(limit, sent) * SHRINK_STEP)
+                self._upload_limits[chat.id] = min(limit, sent)
+                log.info("upload refused as too large (%d bytes); trying smaller", sent)
                 continue
             break
         else:
@@ -246,14 +251,18 @@ class DiscordPort:
                     await message.add_reaction(KEYCAPS[clip.index - 1])
         return [str(message.id)] * len(clips)
 
-    async def _files(self, clips: Sequence[Clip], limit: int) -> tuple[list[discord.File], int]:
-        """The clips fitted under ``limit`` plus the preview, and their total size."""
+    async def _files(
+        self, clips: Sequence[Clip], limit: int, with_preview: bool
+    ) -> tuple[list[discord.File], int, bool]:
+        """The clips fitted under ``limit`` (plus the preview if it fits), their total size and
+        whether the preview is among them."""
         fitted = await fit_clips([clip.data for clip in clips], limit)
         files = [
             discord.File(io.BytesIO(data), filename=clip.filename, description=clip.caption[:1024])
             for clip, data in zip(clips, fitted, strict=True)
         ]
-        preview = await make_preview(fitted, limit - sum(len(d) for d in fitted))
+        size = sum(len(d) for d in fitted)
+        preview = await make_preview(fitted, limit - size) if with_preview else None
         if preview is not None:
             name = (
                 "preview.webp"
@@ -261,7 +270,7 @@ class DiscordPort:
                 else "takes-" + "-".join(str(c.index) for c in clips) + ".webp"
             )
             files.append(discord.File(io.BytesIO(preview), filename=name))
-        return files, sum(len(d) for d in fitted) + len(preview or b"")
+        return files, size + len(preview or b""), preview is not None
 
     def _upload_limit(self, chat: Chat) -> int:
         known = self._upload_limits.get(chat.id)

@@ -32,14 +32,14 @@ from livingphoto.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = ["message", "callback_query", "message_reaction"]
-COMMANDS = [
+ALLOWED_UPDATES = ("message", "callback_query", "message_reaction")
+COMMANDS = (
     BotCommand("animate", "Animate a photo: /animate <motion>"),
     BotCommand("settings", "Your defaults: takes, seconds, motion strength"),
     BotCommand("consent", "Show or revoke your consent"),
     BotCommand("forget", "Delete everything stored about you"),
     BotCommand("help", "What to send and what works best"),
-]
+)
 POLL_TIMEOUT_S = 10
 
 
@@ -80,7 +80,7 @@ async def run_bot(settings: Settings, stop: asyncio.Event) -> None:
                     if updater is None:
                         raise TelegramUnavailable("the Telegram application has no updater")
                     await updater.start_polling(
-                        allowed_updates=ALLOWED_UPDATES, timeout=POLL_TIMEOUT_S
+                        allowed_updates=list(ALLOWED_UPDATES), timeout=POLL_TIMEOUT_S
                     )
                     log.info("telegram bot running")
                     try:

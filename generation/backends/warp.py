@@ -71,6 +71,8 @@ class Plan:
     eyes: list[EyeBlink]
     closure: NDArray[np.float64]  # blink closure 0..1 per frame
     notes: dict[str, object] = field(default_factory=dict)
+    # Each component's (dx, dy) interleaved, shape (fh, fw, 2): one OpenCV call per frame step.
+    fields: list[F32] = field(default_factory=list)
 
 
 class WarpBackend:
@@ -128,8 +130,8 @@ class _Grid:
         self.x: F32 = xs * FIELD_STEP
         self.y: F32 = ys * FIELD_STEP
         full_y, full_x = np.mgrid[0:height, 0:width].astype(np.float32)
-        self.full_x: F32 = full_x
-        self.full_y: F32 = full_y
+        # (H, W, 2): the identity map, as cv2.remap takes it in one two-channel array.
+        self.identity: F32 = np.ascontiguousarray(np.dstack([full_x, full_y]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -506,7 +508,8 @@ def plan_variation(
     notes["components"] = sorted(
         {c.name.rsplit("_", 1)[0] if c.name[-1].isdigit() else c.name for c in components}
     )
-    return Plan(components=components, eyes=eyes, closure=closure, notes=notes)
+    fields = [np.ascontiguousarray(np.dstack([c.dx, c.dy]), dtype=np.float32) for c in components]
+    return Plan(components=components, eyes=eyes, closure=closure, notes=notes, fields=fields)
 
 
 def spec_direction(spec: MotionSpec, primitive: Primitive) -> str | None:
@@ -525,25 +528,19 @@ def render_frame(
 ) -> None:
     """Warp ``image`` into ``out`` for frame ``t`` of ``plan``."""
     height, width = image.shape[:2]
-    active = [c for c in plan.components if c.curve[t] != 0.0]
+    active = [(c, f) for c, f in zip(plan.components, plan.fields, strict=True) if c.curve[t]]
     if active:
-        fdx = np.zeros((grid.fh, grid.fw), dtype=np.float32)
-        fdy = np.zeros((grid.fh, grid.fw), dtype=np.float32)
-        for comp in active:
-            weight = float(comp.curve[t])
-            cv2.scaleAdd(comp.dx, weight, fdx, dst=fdx)
-            cv2.scaleAdd(comp.dy, weight, fdy, dst=fdy)
-        map_x: F32 = np.asarray(
-            cv2.resize(fdx, (width, height), interpolation=cv2.INTER_LINEAR), dtype=np.float32
+        displacement = np.zeros((grid.fh, grid.fw, 2), dtype=np.float32)
+        for comp, vectors in active:
+            cv2.scaleAdd(vectors, float(comp.curve[t]), displacement, dst=displacement)
+        maps: F32 = np.asarray(
+            cv2.resize(displacement, (width, height), interpolation=cv2.INTER_LINEAR),
+            dtype=np.float32,
         )
-        map_y: F32 = np.asarray(
-            cv2.resize(fdy, (width, height), interpolation=cv2.INTER_LINEAR), dtype=np.float32
-        )
-        map_x += grid.full_x
-        map_y += grid.full_y
+        maps += grid.identity
     else:
-        map_x = grid.full_x.copy()
-        map_y = grid.full_y.copy()
+        maps = grid.identity.copy()
+    map_x, map_y = maps[:, :, 0], maps[:, :, 1]
     closure = float(plan.closure[t])
     shades = []
     if closure > 0.0:
@@ -551,10 +548,10 @@ def render_frame(
             shaded = _apply_blink(map_x, map_y, eye, closure)
             if shaded is not None:
                 shades.append(shaded)
-    cv2.remap(
+    cv2.remap(  # type: ignore[call-overload]  # map2=None: map1 holds (x, y)
         image,
-        map_x,
-        map_y,
+        maps,
+        None,
         interpolation=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REFLECT101,
         dst=out,

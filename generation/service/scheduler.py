@@ -319,7 +319,7 @@ class Scheduler:
                     except BaseException:
                         self._outstanding.discard(job.id)  # still waiting: retried later
                         raise
-                    self.store.mark_dispatched(job.id)
+                    self.store.mark_dispatched(job.id, time.time())
                     self._served += 1
                     self._last_served[user_key(job)] = self._served
                     started.append(job)
@@ -475,6 +475,7 @@ class Scheduler:
             ),
             "attempts": job.attempts,
             "created_at": job.created_at,
+            "dispatched_at": job.dispatched_at,
             "started_at": job.started_at,
             "finished_at": job.finished_at,
             "generation_s": job.generation_s,

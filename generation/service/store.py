@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT NOT NULL DEFAULT '',
     category TEXT NOT NULL DEFAULT '',
     created_at REAL NOT NULL,
+    dispatched_at REAL,
     started_at REAL,
     finished_at REAL,
     generation_s REAL,
@@ -89,6 +90,7 @@ class JobRecord:
     attempts: int = 0
     error: str = ""
     category: str = ""
+    dispatched_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
     generation_s: float | None = None
@@ -223,8 +225,10 @@ class JobStore:
         ).fetchall()
         return [_job(row) for row in rows]
 
-    def mark_dispatched(self, job_id: str) -> None:
-        self._db.execute("UPDATE jobs SET dispatched = 1 WHERE id = ?", (job_id,))
+    def mark_dispatched(self, job_id: str, at: float) -> None:
+        self._db.execute(
+            "UPDATE jobs SET dispatched = 1, dispatched_at = ? WHERE id = ?", (at, job_id)
+        )
 
     def mark_running(self, job_id: str, attempt: int, at: float) -> None:
         self._db.execute(
@@ -339,6 +343,7 @@ def _job(row: sqlite3.Row) -> JobRecord:
         attempts=data["attempts"],
         error=data["error"],
         category=data["category"],
+        dispatched_at=data["dispatched_at"],
         started_at=data["started_at"],
         finished_at=data["finished_at"],
         generation_s=data["generation_s"],
