@@ -1,9 +1,10 @@
 """Backend-agnostic quality scores for a take, and ranking of takes.
 
 - ``identity``: 1.0 = face geometry unchanged. Eye centres, nose and mouth corners are tracked from
-  frame 0 through the clip with pyramidal Lucas-Kanade optical flow; eye spacing and eye-nose-mouth
-  proportions (rotation- and scale-free ratios) are compared with frame 0 in every frame. The 90th
-  percentile of the drift (robust to a blink, which briefly hides the pupils) maps to 0..1.
+  frame 0 through the clip (every other frame) with pyramidal Lucas-Kanade optical flow, each as
+  the median motion of the corner features around it; eye spacing and eye-nose-mouth proportions
+  (rotation- and scale-free ratios) are compared with frame 0. The 80th percentile of the drift
+  (robust to a blink, which briefly hides the pupils) maps to 0..1: a 25 % drift scores 0.
 - ``loop_seam``: ``max(0, d(last, first) / median consecutive step - 1)``: 0 = the jump at the loop
   point is no larger than an ordinary frame step.
 - ``flicker``: mean absolute temporal second difference of a blurred, small luma copy, in 8-bit

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
-from emulators.discord_api import EPHEMERAL, Call, DiscordEmulator, EmuUser
+from emulators.discord_api import EPHEMERAL, Attachment, Call, DiscordEmulator, EmuUser
 from images import jpeg_bytes
 from PIL import Image
 from servicekit import running_service
@@ -174,7 +174,7 @@ def _print_calls(emu: DiscordEmulator) -> None:
         print(c.route, c.status, body, [f.filename for f in c.files])
 
 
-def _photo(emu: DiscordEmulator) -> Any:
+def _photo(emu: DiscordEmulator) -> Attachment:
     return emu.upload("face.jpg", jpeg_bytes(160, 200), "image/jpeg")
 
 

@@ -161,6 +161,8 @@ class Router:
         me = self._client.user
         if me is None or payload.user_id == me.id:
             return  # the bot's own number reactions never count
+        if payload.message_author_id is not None and payload.message_author_id != me.id:
+            return  # only reactions on the bot's messages can pick or vote
         key = (payload.message_id, payload.user_id)
         current = self._reactions.pop(key, set())
         emoji = str(payload.emoji)

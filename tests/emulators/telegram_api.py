@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 JSON = dict[str, Any]
 BOT_ID = 7000001
@@ -128,10 +128,7 @@ class TelegramEmulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or ()
-        self.port = int(sockets[0].getsockname()[1])
+        self.port = int(self._runner.addresses[0][1])
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -523,10 +520,10 @@ async def _read_params(request: web.Request) -> tuple[JSON, dict[str, bytes]]:
     if request.content_type == "multipart/form-data":
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
-            if not hasattr(part, "read") or part.name is None:
-                continue
-            data = await part.read()  # type: ignore[union-attr]
-            if part.filename:  # type: ignore[union-attr]
+            if not isinstance(part, BodyPartReader) or part.name is None:
+                continue  # nested multipart: python-telegram-bot sends none
+            data = await part.read()
+            if part.filename:
                 files[part.name] = bytes(data)
             else:
                 params[part.name] = bytes(data).decode("utf-8")
