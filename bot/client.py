@@ -75,7 +75,7 @@ class JobRequest:
     wording_version: str = ""  # version of the consent text the user confirmed
     variations: int = 3
     seconds: float = 3.0
-    motion_scale: float = 1.0
+    motion_scale: float | None = None  # None: the service's default, or the parent's adjusted
     size: int = 0  # long side in px; 0: the service's default
     seed: int | None = None
     parent: ParentRef | None = None
@@ -98,7 +98,7 @@ class JobRequest:
             body["consent"]["at"] = self.consent_at
         if self.wording_version:
             body["consent"]["wording_version"] = self.wording_version
-        if self.motion_scale != 1.0:
+        if self.motion_scale is not None:
             body["motion_scale"] = self.motion_scale
         if self.size:
             body["size"] = self.size

@@ -212,7 +212,7 @@ class _Spec:
     prompt: str
     variations: int
     seconds: float
-    motion_scale: float
+    motion_scale: float | None  # None for a child: the service scales its parent's
     parent: ParentRef | None = None
     idempotency_key: str = ""
 
@@ -577,7 +577,7 @@ class Flow:
                 prompt=spec.prompt,
                 variations=spec.variations,
                 seconds=spec.seconds,
-                motion_scale=spec.motion_scale,
+                motion_scale=spec.motion_scale or 0.0,  # 0: derived by the service
                 parent_job_id=spec.parent.job_id if spec.parent else "",
                 adjust=spec.parent.adjust if spec.parent else "",
                 created_at=time.time(),
@@ -618,7 +618,7 @@ class Flow:
             prompt=job.prompt,
             variations=job.variations,
             seconds=job.seconds,
-            motion_scale=job.motion_scale,  # the service scales the parent's for less/more
+            motion_scale=None,  # the service derives it from the parent's (less: 0.6x, more: 1.5x)
             parent=ParentRef(job.job_id, k or None, adjust),
             idempotency_key=f"{self._port.platform}:{token}",
         )
@@ -630,17 +630,21 @@ class Flow:
         failures = 0
         shown = ""
         while failures < MAX_DELIVERY_ATTEMPTS:
+            progressed = False  # an event arrived: the job is alive, earlier failures are moot
             try:
                 status = await self._client.status(job_id)
                 shown = await self._show(job_id, status, shown)
                 if not status.final:
                     async for status in self._client.events(job_id):
+                        progressed = True
                         shown = await self._show(job_id, status, shown)
                         if status.final:
                             break
                 if status.final:
                     await self._finish(job_id, status)
                     return
+                await asyncio.sleep(0.5)  # the stream ended early (a proxy, a restart): re-attach
+                continue
             except ServiceError as error:
                 if error.status in {404, 410}:  # forgotten, revoked or past retention
                     log.warning("job gone from the service", extra={"job_id": job_id})
@@ -651,7 +655,7 @@ class Flow:
                 raise
             except Exception:
                 log.exception("delivery step failed; retrying", extra={"job_id": job_id})
-            failures += 1
+            failures = 1 if progressed else failures + 1
             await asyncio.sleep(min(30.0, 0.25 * 2**failures))
         log.error("giving up on delivering a job", extra={"job_id": job_id})
         await self._give_up(job_id, texts.DELIVERY_FAILED)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from livingphoto.errors import ConsentRequired, GenerationFailed, LivingPhotoError
+from livingphoto.errors import ConsentRequired, GenerationFailed, LivingPhotoError, UsageError
 
 if TYPE_CHECKING:
     from generation.animator import Inspection
@@ -110,16 +110,46 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 def _moderate(prompt: str, inspection: Inspection, consent: bool) -> None:
     """Moderation before generating: the one place the CLI asks "may we animate this?".
 
-    Today: consent. ``inspection.image.rgb`` is the sanitised photo and
-    ``inspection.shows_person`` says whether a face was found, which is what the moderation
-    gate's prompt/image policy needs when it is wired in here.
-    Raises ``ConsentRequired`` when a person is pictured and ``--consent`` was not given.
+    ``--consent`` is the operator's attestation for this one photo, so it is checked here per
+    run rather than looked up in the consent ledger. The prompt policy, the NSFW check of the
+    photo and the audit log are the moderation gate's, as in the service; decisions are kept in
+    the CLI's data directory (``LIVINGPHOTO_DATA_DIR`` or ``~/.local/state/livingphoto``).
+    Raises ``ConsentRequired`` or ``PolicyRefusal``.
     """
+    from livingphoto.settings import Settings
+    from moderation.gate import ModerationRequest, Moderator, Requester
+
     if inspection.shows_person and not consent:
         raise ConsentRequired(
             "this photo shows a person: pass --consent after checking that you have "
             "the pictured person's permission to animate it"
         )
+    settings = Settings.from_env()
+    with Moderator.open(settings.moderation, cli_data_dir()) as moderator:
+        moderator.check_request(
+            ModerationRequest(
+                requester=Requester("cli", "operator"),
+                prompt=prompt,
+                image=inspection.image.rgb,
+                shows_person=False,  # consent was checked above, for this photo
+            )
+        )
+
+
+def cli_data_dir() -> Path:
+    """Where the CLI keeps its moderation audit: ``LIVINGPHOTO_DATA_DIR`` if set, else the
+    user's state directory (never the current folder)."""
+    configured = os.environ.get("LIVINGPHOTO_DATA_DIR", "").strip()
+    if configured:
+        path = Path(configured)
+    else:
+        state = os.environ.get("XDG_STATE_HOME", "").strip()
+        path = (Path(state) if state else Path.home() / ".local" / "state") / "livingphoto"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot create the data directory {path}: {error.strerror}") from None
+    return path
 
 
 class ProgressBar:

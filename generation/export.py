@@ -24,13 +24,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from livingphoto.errors import GenerationFailed
+from moderation.provenance import SYNTHETIC_LABEL
 
 ClipFormat = Literal["mp4", "gif", "webp"]
 
-SYNTHETIC_STATEMENT = (
-    "AI-generated: synthetic animation made by livingphoto from a still photo; "
-    "the motion shown did not happen"
-)
+SYNTHETIC_STATEMENT = SYNTHETIC_LABEL
 MP4_PRESET = "veryfast"
 MP4_CRF = 20
 

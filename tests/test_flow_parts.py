@@ -198,4 +198,6 @@ async def test_client_reports_an_unreachable_service() -> None:
 def test_request_json_is_what_the_service_accepts() -> None:
     body = JobRequest(prompt="blink", requester=ALICE, consent_attested=False, size=128).to_json()
     assert set(body) == {"prompt", "variations", "seconds", "size", "requester", "consent"}
+    strong = JobRequest(prompt="blink", requester=ALICE, consent_attested=False, motion_scale=1.4)
+    assert strong.to_json()["motion_scale"] == 1.4
     assert body["requester"] == {"platform": "telegram", "user_id": "1001", "chat_id": "1001"}

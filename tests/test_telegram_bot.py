@@ -377,6 +377,8 @@ async def test_restart_mid_job_resumes_delivery_and_keeps_settings(tmp_path: Pat
             await wait_text(h, chat, "did not understand")
             tg.send_text(alice, chat, "/settings variations 3")
             await wait_text(h, chat, "3 takes")
+            tg.send_text(alice, chat, "/settings motion strong")
+            await wait_text(h, chat, "strong motion")
             tg.send_photo(alice, chat, PHOTO, caption="/animate blink")
             await consent(h, alice, chat)
             status = await wait_text(h, chat, "Queued")
@@ -388,7 +390,7 @@ async def test_restart_mid_job_resumes_delivery_and_keeps_settings(tmp_path: Pat
             await tg.wait_for("sendAnimation", count=3, where=to_chat(chat))
             await wait_text(h, chat, "Pick your favourite")
             tg.send_text(alice, chat, "/settings")
-            await wait_text(h, chat, "Your defaults: 3 takes", count=2)
+            await wait_text(h, chat, "Your defaults: 3 takes", count=3)
         assert len(tg.calls_of("sendAnimation", chat)) == 3
         sent = [c.text for c in tg.calls_of("sendMessage", chat)]
         assert len([t for t in sent if "Queued" in t]) == 1  # the same status message, edited
