@@ -626,17 +626,21 @@ class Flow:
 
     # -- progress and delivery ---------------------------------------------------------------
     async def _watch(self, job_id: str) -> None:
-        """Follow one job to its end: edit the status message, then deliver."""
-        failures = 0
+        """Follow one job to its end: edit the status message, then deliver.
+
+        The service being away is waited out (with backoff, for as long as it takes); failing
+        to deliver (the platform refusing) is retried ``MAX_DELIVERY_ATTEMPTS`` times.
+        """
+        failures = 0  # consecutive delivery failures
+        backoff = 0
         shown = ""
         while failures < MAX_DELIVERY_ATTEMPTS:
-            progressed = False  # an event arrived: the job is alive, earlier failures are moot
             try:
                 status = await self._client.status(job_id)
                 shown = await self._show(job_id, status, shown)
                 if not status.final:
                     async for status in self._client.events(job_id):
-                        progressed = True
+                        backoff = 0
                         shown = await self._show(job_id, status, shown)
                         if status.final:
                             break
@@ -655,8 +659,9 @@ class Flow:
                 raise
             except Exception:
                 log.exception("delivery step failed; retrying", extra={"job_id": job_id})
-            failures = 1 if progressed else failures + 1
-            await asyncio.sleep(min(30.0, 0.25 * 2**failures))
+                failures += 1
+            backoff += 1
+            await asyncio.sleep(min(30.0, 0.25 * 2**backoff))
         log.error("giving up on delivering a job", extra={"job_id": job_id})
         await self._give_up(job_id, texts.DELIVERY_FAILED)
 
