@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PHOTO ?= examples/astronaut.jpg
 MOTION ?= subtle blink, slight head tilt, gentle breathing
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench bench-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,15 @@ unit: $(VENV)/.dev
 
 test: lint typecheck unit
 
-bench: $(VENV)/.base
+# Speed and memory goals: each script prints a table (medians). See benchmarks/README.md.
+bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/animate_cpu.py
+	$(BIN)/python benchmarks/moderation_check.py
+	$(BIN)/python benchmarks/service_load.py
+
+# On a CUDA machine (add ARGS=--tiny to check the script on a CPU).
+bench-gpu: $(VENV)/.dev
+	$(BIN)/python benchmarks/diffusers_gpu.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) livingphoto-out .mypy_cache .ruff_cache .pytest_cache
