@@ -25,9 +25,11 @@ PORT (what a skin implements; every id is an opaque ``str`` the skin chose)::
         clips_per_message: int             # Telegram 1 (sendAnimation each), Discord up to 10
         async def send_text(chat, text, *, reply_to="", private=False) -> message_id
         async def edit_text(chat, message_id, text) -> None             # also removes its buttons
-        async def send_keyboard(chat, text, rows, *, reply_to="", private=False) -> message_id
+        async def send_keyboard(chat, text, rows, *, reply_to="", private=False, attach_to="")
+                                                                          -> message_id
         async def edit_keyboard(chat, message_id, rows | None) -> None   # None removes the keyboard
         async def send_clips(chat, clips, *, final) -> list[message_id]  # one id per clip, in order
+                                                        # raises Undeliverable: never sendable here
         async def answer_callback(callback_id, text="", *, alert=False) -> None
         async def fetch_image(image: ImageRef) -> bytes
 
@@ -38,7 +40,12 @@ PORT (what a skin implements; every id is an opaque ``str`` the skin chose)::
 - ``send_clips`` gets at most ``clips_per_message`` clips: post one message per clip (Telegram
   ``sendAnimation``) or one message holding them all (Discord); return one message id per clip
   either way (repeat the id if shared).
-  ``final=True`` is the winner sent once more. A skin may re-encode to fit its upload limit.
+  ``final=True`` is the winner sent once more. A skin may re-encode to fit its upload limit;
+  when the clips can never be sent on this platform or channel (no encode fits) it raises
+  ``Undeliverable``: the flow tells the user why, once, and does not retry.
+- ``attach_to`` (``send_keyboard``) is the message holding all of a job's takes, when they went
+  out as one message: a skin that can (Discord) puts the text and buttons on that message and
+  returns its id; a skin that cannot (Telegram: one message per take) sends a new message.
 - ``Button.token`` is a short opaque id (<= 16 chars) stored in ``BotState``: put it in the
   callback data / ``custom_id`` (e.g. ``"lp:" + token``) and hand it back to ``on_button``. The
   flow validates it: forged or expired tokens get "this request has expired", never an exception.
@@ -48,8 +55,12 @@ user_id, message_id)`` whose ``event_id`` is unique per platform event; calling 
 ``event_id`` is a no-op, so duplicated updates are processed once)::
 
     await flow.on_help(ev)                              # /start, /help
-    await flow.on_animate(ev, image, prompt)            # image: ImageRef | None; prompt may be "";
-                                                        # the flow checks ImageRef.mime and .size
+    await flow.on_animate(ev, image, prompt, variations=None, seconds=None)
+                                                        # image: ImageRef | None; prompt may be "";
+                                                        # the flow checks ImageRef.mime and .size;
+                                                        # variations/seconds: this request only
+                                                        # (None: the user's /settings), kept
+                                                        # while the flow asks motion or consent
     await flow.on_photo(ev, image)                      # a photo with no command (private: asks the motion)
     handled = await flow.on_text(ev, text)              # plain text: the motion if the flow asked
                                                         # for it, else (private) how to send a photo
@@ -73,16 +84,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from bot import texts
 from bot.client import JobRequest, JobStatus, ParentRef, ServiceClient, ServiceError
 from bot.config import BotSettings
 from bot.state import BotState, Draft, JobRecord, UserSettings, new_id
-from livingphoto.errors import ConsentRequired, PolicyRefusal, RateLimited, UsageError
+from livingphoto.errors import (
+    ConsentRequired,
+    LivingPhotoError,
+    PolicyRefusal,
+    RateLimited,
+    UsageError,
+)
 from moderation.gate import Requester
 
 log = logging.getLogger(__name__)
@@ -99,7 +116,14 @@ IMAGE_TYPES: frozenset[str] = frozenset(
     {"image/jpeg", "image/png", "image/webp", "image/bmp", "image/tiff", "image/heic"}
 )
 MAX_DELIVERY_ATTEMPTS = 10  # about 4 minutes of retries, then the user is told
+MIN_VARIATIONS, MAX_VARIATIONS = 1, 6
+MIN_SECONDS, MAX_SECONDS = 2.0, 5.0
 _CHILD_ACTIONS: frozenset[str] = frozenset({"reroll", "less", "more", "vary"})
+
+
+class Undeliverable(LivingPhotoError):
+    """Raised by ``ChatPort.send_clips`` when the clips can never be sent there (say, no encode
+    fits the channel's upload limit). ``str(error)`` is a one-line reason shown to the user."""
 
 
 @dataclass(frozen=True)
@@ -164,12 +188,21 @@ class ChatPort(Protocol):
     async def edit_text(self, chat: Chat, message_id: str, text: str) -> None: ...
 
     async def send_keyboard(
-        self, chat: Chat, text: str, rows: Rows, *, reply_to: str = "", private: bool = False
+        self,
+        chat: Chat,
+        text: str,
+        rows: Rows,
+        *,
+        reply_to: str = "",
+        private: bool = False,
+        attach_to: str = "",
     ) -> str: ...
 
     async def edit_keyboard(self, chat: Chat, message_id: str, rows: Rows | None) -> None: ...
 
-    async def send_clips(self, chat: Chat, clips: Sequence[Clip], *, final: bool) -> list[str]: ...
+    async def send_clips(self, chat: Chat, clips: Sequence[Clip], *, final: bool) -> list[str]:
+        """One message id per clip; raises ``Undeliverable`` when they can never be sent."""
+        ...
 
     async def answer_callback(
         self, callback_id: str, text: str = "", *, alert: bool = False
@@ -288,13 +321,33 @@ class Flow:
         await self._start(self._spec_from_draft(draft, text.strip(), ev.message_id))
         return True
 
-    async def on_animate(self, ev: Incoming, image: ImageRef | None, prompt: str) -> None:
+    async def on_animate(
+        self,
+        ev: Incoming,
+        image: ImageRef | None,
+        prompt: str,
+        *,
+        variations: int | None = None,
+        seconds: float | None = None,
+    ) -> None:
+        """A request to animate. ``variations``/``seconds`` apply to this request only (None:
+        the user's /settings) and are kept while the flow asks for the motion or consent."""
         if not self._state.claim_event(ev.event_id):
+            return
+        if (problem := _options_problem(variations, seconds)) is not None:
+            await self._port.send_text(
+                ev.chat, texts.bad_request(problem), reply_to=ev.message_id, private=True
+            )
             return
         if image is None:
             since = time.time() - self._options.motion_question_ttl_s
             draft = self._state.waiting_for_motion(ev.chat.id, ev.user_id, since)
             if draft is not None and prompt.strip() and self._state.take_draft(draft.draft_id):
+                draft = replace(
+                    draft,
+                    variations=variations or draft.variations,
+                    seconds=seconds or draft.seconds,
+                )
                 await self._start(self._spec_from_draft(draft, prompt.strip(), ev.message_id))
             else:
                 await self._port.send_text(
@@ -310,22 +363,23 @@ class Flow:
         if not prompt:
             if ev.chat.kind == "private":
                 self._state.drop_motion_drafts(ev.chat.id, ev.user_id)
-                self._state.add_draft(self._draft(ev, image, "", "motion"))
+                draft = self._draft(ev, image, "", "motion", variations, seconds)
+                self._state.add_draft(draft)
                 await self._port.send_text(ev.chat, texts.ASK_MOTION, reply_to=ev.message_id)
             else:
-                await self._port.send_text(ev.chat, texts.NEED_MOTION, reply_to=ev.message_id)
+                await self._port.send_text(
+                    ev.chat, texts.need_motion(self._port.platform), reply_to=ev.message_id
+                )
             return
-        settings = self._state.user_settings(ev.user_id, self._options.defaults)
         await self._start(
-            _Spec(
-                chat=ev.chat,
-                user_id=ev.user_id,
-                reply_to=ev.message_id,
-                image=image,
-                prompt=prompt,
-                variations=settings.variations,
-                seconds=settings.seconds,
-                motion_scale=settings.motion_scale,
+            self._spec(
+                ev.chat,
+                ev.user_id,
+                ev.message_id,
+                image,
+                prompt,
+                variations,
+                seconds,
                 idempotency_key=f"{self._port.platform}:{ev.event_id}",
             )
         )
@@ -439,14 +493,19 @@ class Flow:
             updated = apply_setting(current, words)
             if updated is None:
                 await self._port.send_text(
-                    ev.chat, texts.SETTINGS_BAD, reply_to=ev.message_id, private=True
+                    ev.chat,
+                    texts.settings_bad(self._port.platform),
+                    reply_to=ev.message_id,
+                    private=True,
                 )
                 return
             self._state.save_settings(ev.user_id, updated)
             current = updated
         await self._port.send_text(
             ev.chat,
-            texts.settings_summary(current.variations, current.seconds, current.motion),
+            texts.settings_summary(
+                current.variations, current.seconds, current.motion, self._port.platform
+            ),
             reply_to=ev.message_id,
             private=True,
         )
@@ -501,6 +560,8 @@ class Flow:
             prompt=spec.prompt,
             waiting="consent",
             created_at=time.time(),
+            variations=spec.variations,  # this request's options, resolved: kept as asked
+            seconds=spec.seconds,
         )
         self._state.add_draft(draft)
         ttl = self._options.callback_ttl_s
@@ -655,6 +716,10 @@ class Flow:
                     await self._give_up(job_id, texts.EXPIRED)
                     return
                 log.warning("service trouble while watching: %s", error, extra={"job_id": job_id})
+            except Undeliverable as error:  # final: retrying cannot make the clips fit
+                log.warning("clips cannot be delivered: %s", error, extra={"job_id": job_id})
+                await self._give_up(job_id, texts.undeliverable(str(error)))
+                return
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -725,10 +790,13 @@ class Flow:
                 self._state.add_delivery(job_id, clip.index, message_id)
         await self._status_or_send(job, texts.done(len(variations)))
         group = job.chat_kind == "group"
+        clip_messages = set(self._state.deliveries(job_id).values())
         keyboard_id = await self._port.send_keyboard(
             chat,
             texts.keyboard_text(len(variations), group, self._options.vote_window_s),
             self._keyboard(job_id, [v.index for v in variations], best),
+            # all takes in one message (Discord): the buttons go on it
+            attach_to=clip_messages.pop() if len(clip_messages) == 1 else "",
         )
         deadline = time.time() + self._options.vote_window_s if group else 0.0
         self._state.set_delivered(job_id, keyboard_id, deadline)
@@ -781,7 +849,11 @@ class Flow:
             await self._port.send_text(chat, texts.EXPIRED)
         else:
             final = Clip(k, data, texts.caption(k, scores, final=True), f"final-{k}.mp4")
-            await self._port.send_clips(chat, [final], final=True)
+            try:
+                await self._port.send_clips(chat, [final], final=True)
+            except Undeliverable as error:
+                log.warning("final clip cannot be sent: %s", error, extra={"job_id": job.job_id})
+                await self._port.send_text(chat, texts.undeliverable(str(error)))
         if job.keyboard_message_id:
             await self._port.edit_keyboard(chat, job.keyboard_message_id, None)
         self._state.drop_callbacks(job.job_id)
@@ -802,8 +874,9 @@ class Flow:
         await self._pick(job, winner, note=texts.vote_result(winner, votes))
 
     # -- helpers -----------------------------------------------------------------------------
-    def _spawn(self, key: str, work: Awaitable[None]) -> None:
+    def _spawn(self, key: str, work: Coroutine[Any, Any, None]) -> None:
         if key in self._tasks and not self._tasks[key].done():
+            work.close()  # already under way: this copy never runs
             return
 
         async def run() -> None:
@@ -818,6 +891,8 @@ class Flow:
                     del self._tasks[key]
 
         task = asyncio.get_running_loop().create_task(run(), name=f"livingphoto:{key}")
+        # Cancelled before it ran (the flow closing at once): ``work`` was never awaited.
+        task.add_done_callback(lambda done: work.close() if done.cancelled() else None)
         self._tasks[key] = task
 
     def _requester(self, user_id: str, chat: Chat) -> Requester:
@@ -840,7 +915,13 @@ class Flow:
         return texts.TOO_LARGE.format(limit_mb=self._port.max_image_bytes // (1024 * 1024))
 
     def _draft(
-        self, ev: Incoming, image: ImageRef, prompt: str, waiting: Literal["motion", "consent"]
+        self,
+        ev: Incoming,
+        image: ImageRef,
+        prompt: str,
+        waiting: Literal["motion", "consent"],
+        variations: int | None = None,
+        seconds: float | None = None,
     ) -> Draft:
         return Draft(
             draft_id=new_id(),
@@ -853,21 +934,57 @@ class Flow:
             prompt=prompt,
             waiting=waiting,
             created_at=time.time(),
+            variations=variations or 0,
+            seconds=seconds or 0.0,
+        )
+
+    def _spec(
+        self,
+        chat: Chat,
+        user_id: str,
+        reply_to: str,
+        image: ImageRef,
+        prompt: str,
+        variations: int | None,
+        seconds: float | None,
+        *,
+        idempotency_key: str,
+    ) -> _Spec:
+        """A new job: the request's own options where given, else the user's settings."""
+        settings = self._state.user_settings(user_id, self._options.defaults)
+        return _Spec(
+            chat=chat,
+            user_id=user_id,
+            reply_to=reply_to,
+            image=image,
+            prompt=prompt,
+            variations=variations or settings.variations,
+            seconds=seconds or settings.seconds,
+            motion_scale=settings.motion_scale,
+            idempotency_key=idempotency_key,
         )
 
     def _spec_from_draft(self, draft: Draft, prompt: str, reply_to: str) -> _Spec:
-        settings = self._state.user_settings(draft.user_id, self._options.defaults)
-        return _Spec(
-            chat=Chat(draft.chat_id, "group" if draft.chat_kind == "group" else "private"),
-            user_id=draft.user_id,
-            reply_to=reply_to,
-            image=ImageRef(draft.image_ref, draft.image_name, "", 0),
-            prompt=prompt,
-            variations=settings.variations,
-            seconds=settings.seconds,
-            motion_scale=settings.motion_scale,
+        """The job of a draft, with the options its request had (0: the user's settings)."""
+        return self._spec(
+            Chat(draft.chat_id, "group" if draft.chat_kind == "group" else "private"),
+            draft.user_id,
+            reply_to,
+            ImageRef(draft.image_ref, draft.image_name, "", 0),
+            prompt,
+            draft.variations,
+            draft.seconds,
             idempotency_key=f"{self._port.platform}:{draft.draft_id}",
         )
+
+
+def _options_problem(variations: int | None, seconds: float | None) -> str | None:
+    """Why per-request options are unusable, in one line; None when they are fine."""
+    if variations is not None and not MIN_VARIATIONS <= variations <= MAX_VARIATIONS:
+        return f"variations must be {MIN_VARIATIONS}-{MAX_VARIATIONS}, not {variations}"
+    if seconds is not None and not MIN_SECONDS <= seconds <= MAX_SECONDS:
+        return f"seconds must be {MIN_SECONDS:g}-{MAX_SECONDS:g}, not {seconds:g}"
+    return None
 
 
 def reaction_pick(
@@ -888,14 +1005,17 @@ def apply_setting(current: UserSettings, words: Sequence[str]) -> UserSettings |
     if len(words) != 2:
         return None
     name, value = words
-    if name in {"variations", "takes"} and value.isdigit() and 1 <= int(value) <= 6:
-        return replace(current, variations=int(value))
+    if name in {"variations", "takes"} and value.isdigit():
+        variations = int(value)
+        ok = MIN_VARIATIONS <= variations <= MAX_VARIATIONS
+        return replace(current, variations=variations) if ok else None
     if name in {"seconds", "length"}:
         try:
             seconds = float(value.rstrip("s"))
         except ValueError:
             return None
-        return replace(current, seconds=seconds) if 2.0 <= seconds <= 5.0 else None
+        ok = MIN_SECONDS <= seconds <= MAX_SECONDS
+        return replace(current, seconds=seconds) if ok else None
     if name in {"motion", "strength"} and value in {"subtle", "normal", "strong"}:
         motion: Literal["subtle", "normal", "strong"] = (
             "subtle" if value == "subtle" else "strong" if value == "strong" else "normal"
@@ -917,4 +1037,5 @@ __all__ = [
     "ImageRef",
     "Incoming",
     "Rows",
+    "Undeliverable",
 ]

@@ -5,7 +5,7 @@ One database per platform (``<data_dir>/bot/<platform>.sqlite3``) holds:
 - ``jobs``: every job the bot submitted, where its status message and keyboard are, its phase
   (``running`` -> ``delivered`` -> ``picked`` | ``ended``) and the end of its group vote;
 - ``deliveries``: which variation was sent as which message (resume skips those);
-- ``drafts``: a request waiting for the motion text or for consent;
+- ``drafts``: a request waiting for the motion text or for consent, with its per-request options;
 - ``callbacks``: short opaque button tokens -> (action, subject id, k) with an expiry;
 - ``votes``: one vote per member per job; ``settings``: per-user defaults;
 - ``processed``: platform event ids already handled (dedup of repeated updates).
@@ -75,7 +75,9 @@ CREATE TABLE IF NOT EXISTS drafts (
     image_name TEXT NOT NULL,
     prompt TEXT NOT NULL,
     waiting TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    variations INTEGER NOT NULL DEFAULT 0,
+    seconds REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS callbacks (
     token TEXT PRIMARY KEY,
@@ -149,6 +151,8 @@ class Draft:
     prompt: str
     waiting: Literal["motion", "consent"]
     created_at: float
+    variations: int = 0  # the request's own option; 0: the user's default when submitted
+    seconds: float = 0.0  # likewise; 0: the user's default
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,7 @@ class BotState:
         try:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.executescript(_SCHEMA)
+            _add_missing_columns(connection)
             state = cls(connection)
             state.prune(time.time())
             yield state
@@ -289,8 +294,8 @@ class BotState:
     def add_draft(self, draft: Draft) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO drafts (draft_id, chat_id, chat_kind, user_id, reply_to,"
-            " image_ref, image_name, prompt, waiting, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " image_ref, image_name, prompt, waiting, created_at, variations, seconds)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 draft.draft_id,
                 draft.chat_id,
@@ -302,6 +307,8 @@ class BotState:
                 draft.prompt,
                 draft.waiting,
                 draft.created_at,
+                draft.variations,
+                draft.seconds,
             ),
         )
 
@@ -423,6 +430,20 @@ class BotState:
         }
 
 
+# Columns added after the first release: (table, column, declaration) for databases made earlier.
+_ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("drafts", "variations", "INTEGER NOT NULL DEFAULT 0"),
+    ("drafts", "seconds", "REAL NOT NULL DEFAULT 0"),
+)
+
+
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    for table, column, declaration in _ADDED_COLUMNS:
+        present = {str(row["name"]) for row in connection.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+
 def new_id() -> str:
     """A short unguessable id (12 URL-safe characters) for buttons and drafts."""
     return secrets.token_urlsafe(9)
@@ -475,4 +496,6 @@ def _draft(row: sqlite3.Row) -> Draft:
         prompt=str(row["prompt"]),
         waiting="consent" if row["waiting"] == "consent" else "motion",
         created_at=float(row["created_at"]),
+        variations=int(row["variations"]),
+        seconds=float(row["seconds"]),
     )

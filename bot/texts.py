@@ -20,9 +20,11 @@ HOW_TO_SEND: Mapping[str, str] = MappingProxyType(
             "a photo and I will ask for the motion. Photos sent as files work too."
         ),
         "discord": (
-            "Use /animate with a photo and the motion you want, for example "
-            "motion: subtle blink, slight head tilt. In a DM (or mentioning me) you can also "
-            "send a photo with the motion as the message text."
+            "Use the slash command /animate photo:<your photo> motion:<the motion>, for example "
+            "/animate photo:face.jpg motion:subtle blink, slight head tilt "
+            "(optional: variations:1-6 and seconds:2-5, for that request only).\n"
+            "Or mention me in a message with the photo attached and the motion as its text; "
+            "in a DM just send the photo (with or without the motion)."
         ),
     }
 )
@@ -70,7 +72,24 @@ ASK_MOTION = (
     "Nice photo. What motion should it have? Reply with one subtle motion, for example: "
     "subtle blink, slight head tilt."
 )
-NEED_MOTION = "Add the motion after /animate, for example: /animate gentle breathing, slow blink."
+NEED_MOTION: Mapping[str, str] = MappingProxyType(
+    {
+        "telegram": (
+            "Add the motion after /animate, for example: /animate gentle breathing, slow blink."
+        ),
+        "discord": (
+            "Add the motion: mention me with the photo and the motion as the message text, or "
+            "use /animate photo:<your photo> motion:gentle breathing, slow blink."
+        ),
+    }
+)
+
+
+def need_motion(platform: str) -> str:
+    """The answer to a photo that came without a motion where the flow cannot ask for one."""
+    return NEED_MOTION.get(platform, "Add the motion you want, e.g. 'gentle breathing'.")
+
+
 NOT_IMAGE = "That file is not an image. Send a JPEG or PNG photo (as a photo or as a file)."
 TOO_LARGE = "That photo is larger than {limit_mb} MB, which is more than I can download. Send a smaller one."
 EXPIRED = "This request has expired. Send the photo again to start over."
@@ -84,6 +103,15 @@ SERVICE_DOWN = (
 FAILED = "Sorry, this one failed: {reason}. Try a sharper photo or a simpler motion."
 CANCELLED = "This request was cancelled."
 DELIVERY_FAILED = "Sorry, I could not deliver these clips. Please send the photo again."
+
+
+def undeliverable(reason: str) -> str:
+    """The clips were made but can never be sent here (e.g. too large for this channel)."""
+    return (
+        f"Sorry, I could not send these clips: {reason.rstrip('.')}. "
+        "Try fewer takes or shorter seconds, or ask me in a DM."
+    )
+
 
 ADJUST_NAMES: Mapping[str, str] = MappingProxyType(
     {
@@ -178,18 +206,28 @@ def vote_result(k: int, votes: int) -> str:
     return f"The vote is in: take {k} wins with {votes} vote{'s' if votes != 1 else ''}."
 
 
-def settings_summary(variations: int, seconds: float, motion: str) -> str:
-    return (
-        f"Your defaults: {variations} takes, {seconds:g} s, {motion} motion.\n"
-        "Change with: /settings variations 1-6 · /settings seconds 2-5 · "
-        "/settings motion subtle|normal|strong"
+_SETTINGS_COMMAND: Mapping[str, str] = MappingProxyType(
+    {"telegram": "/settings", "discord": "/settings change:"}
+)
+
+
+def _settings_usage(platform: str, joiner: str) -> str:
+    command = _SETTINGS_COMMAND.get(platform, "/settings")
+    return joiner.join(
+        f"{command}{'' if command.endswith(':') else ' '}{change}"
+        for change in ("variations 1-6", "seconds 2-5", "motion subtle|normal|strong")
     )
 
 
-SETTINGS_BAD = (
-    "I did not understand that. Use /settings variations 1-6, /settings seconds 2-5 "
-    "or /settings motion subtle|normal|strong."
-)
+def settings_summary(variations: int, seconds: float, motion: str, platform: str) -> str:
+    return (
+        f"Your defaults: {variations} takes, {seconds:g} s, {motion} motion.\n"
+        f"Change with: {_settings_usage(platform, ' · ')}"
+    )
+
+
+def settings_bad(platform: str) -> str:
+    return f"I did not understand that. Use {_settings_usage(platform, ', ')}."
 
 
 def forgot(jobs: int, files: int, consent_records: int, bot_items: int) -> str:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import io
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -222,6 +223,10 @@ async def test_slash_command_with_consent_to_final_clip(tmp_path: Path) -> None:
             assert preview.format == "WEBP" and getattr(preview, "n_frames", 1) > 1
             assert preview.width > preview.height  # the two takes side by side
         clips_id = _message_id(clips)
+        # "seconds: 2.0" of this request, not the 3 s default (kept through the consent question).
+        take = tmp_path / "take-1.mp4"
+        take.write_bytes(clips.files[0].data)
+        assert 1.5 <= probe(take).duration_s <= 2.5
         # The bot reacted 1️⃣ 2️⃣ and put the buttons on the same message.
         await h.call(lambda c: c.route == REACT and c.params["emoji"] == KEYCAPS[1], mark)
         buttons = await h.buttons_on(clips_id, mark)
@@ -229,6 +234,11 @@ async def test_slash_command_with_consent_to_final_clip(tmp_path: Path) -> None:
         assert any(label.startswith("Pick 1") for label in labels), labels
         assert {"🔁 Re-roll", "➖ Less motion", "➕ More motion"} <= set(labels)
         assert all(len(b["custom_id"]) <= 100 for b in buttons)
+        assert "Pick your favourite of the 2 takes" in emu.messages[clips_id]["content"]
+        # ... and sent no separate keyboard message.
+        assert not [
+            c for c in emu.calls[mark:] if c.route == POST_MESSAGE and c.json.get("components")
+        ]
         # Progress was shown by editing that follow-up (queue position, then progress / done).
         await h.call(lambda c: c.route == EDIT_FOLLOWUP and token in c.path, mark)
 
@@ -241,6 +251,12 @@ async def test_slash_command_with_consent_to_final_clip(tmp_path: Path) -> None:
             mark,
         )
         assert all(b.get("disabled") for b in emu.components_of(clips_id))
+
+        # The request's variations/seconds did not become Alice's defaults.
+        token = await emu.slash_command(emu.alice, emu.channel_id, "settings", {})
+        answer = await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path)
+        assert answer.json["content"].startswith("Your defaults: 3 takes, 3 s, normal motion.")
+        assert "/settings change:variations 1-6" in answer.json["content"]
 
 
 async def _deliver_by_slash(
@@ -379,18 +395,50 @@ async def test_upload_limit_forces_a_smaller_encode(tmp_path: Path) -> None:
 
         dm = emu.dm_channel(emu.alice)
         emu.set_upload_limit(dm, limit)
+        # Alice's defaults (set in the guild: an interaction in the DM would tell its limit).
+        for change in ("variations 2", "seconds 2"):
+            token = await emu.slash_command(
+                emu.alice, emu.channel_id, "settings", {"change": change}
+            )
+            await h.call(_route_for(EDIT_ORIGINAL, token))
+        assert emu.interaction_original(token)["content"].startswith("Your defaults: 2 takes, 2 s")
         mark = len(emu.calls)
         await emu.send_message(emu.alice, dm, "gentle breathing", [_photo(emu)])
         refused = await h.call(lambda c: c.route == POST_MESSAGE and c.status == 413, mark)
         assert sum(len(f.data) for f in refused.files) > limit
-        # /animate's "variations: 2" became Alice's default, as /settings would record it.
-        clips = await h.clips_message(dm, mark, count=2)
+        clips = await h.clips_message(dm, mark, count=2)  # the 2 takes of /settings
         assert sum(len(f.data) for f in clips.files) <= limit
 
 
-async def _variation_paths(h: Harness) -> list[str]:
-    import sqlite3
+async def test_a_channel_too_small_for_any_clip_is_told_once(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        emu = h.emu
+        await h.give_consent(emu.alice)
+        emu.set_upload_limit(emu.channel_id, 600)  # no MP4 fits: the flow must not retry
+        mark = len(emu.calls)
+        token = await emu.slash_command(
+            emu.alice,
+            emu.channel_id,
+            "animate",
+            {"photo": _photo(emu), "motion": "subtle blink", "variations": 1, "seconds": 2.0},
+        )
+        answer = await h.call(
+            lambda c: (
+                c.route == EDIT_ORIGINAL
+                and token in c.path
+                and "could not send these clips" in (c.json.get("content") or "")
+            ),
+            mark,
+        )
+        assert "small enough" in answer.json["content"] and "DM" in answer.json["content"]
+        assert int(emu.interaction_original(token)["flags"]) & EPHEMERAL
+        path = h.settings.bot.state_path("discord")
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            assert db.execute("SELECT phase FROM jobs").fetchall() == [("ended",)]
+        assert not [c for c in emu.calls[mark:] if c.route == POST_MESSAGE]
 
+
+async def _variation_paths(h: Harness) -> list[str]:
     path = h.settings.bot.state_path("discord")
     with contextlib.closing(sqlite3.connect(path)) as db:
         (job_id,) = db.execute("SELECT job_id FROM jobs ORDER BY created_at LIMIT 1").fetchone()
@@ -596,5 +644,8 @@ async def test_a_limit_no_clip_can_meet_is_a_clear_error(tmp_path: Path) -> None
     frames = rng.integers(0, 255, size=(24, 96, 96, 3), dtype=np.uint8)
     clip = export_clip(frames, tmp_path / "noise.mp4", 12).read_bytes()
     assert await fit_clips([clip], len(clip) * 2) == [clip]  # fits: untouched
-    with pytest.raises(ClipTooLarge, match=r"^a clip could not be made smaller than \d+ bytes"):
+    with pytest.raises(
+        ClipTooLarge,
+        match=r"^a clip cannot be made small enough for this channel \(under \d+ bytes\)$",
+    ):
         await fit_clips([clip], 3_000)

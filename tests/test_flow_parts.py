@@ -3,6 +3,8 @@ and the service client's mapping of HTTP errors (against a small aiohttp server 
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +16,7 @@ from aiohttp import web
 from bot import texts
 from bot.client import JobRequest, ServiceClient, ServiceError
 from bot.flow import apply_setting, reaction_pick
-from bot.state import BotState, JobRecord, UserSettings
+from bot.state import BotState, Draft, JobRecord, UserSettings
 from livingphoto.errors import ConsentRequired, PolicyRefusal, RateLimited, UsageError
 from moderation.gate import Requester
 
@@ -51,6 +53,31 @@ def test_state_dedups_events_and_survives_reopening(tmp_path: Path) -> None:
         assert [j.job_id for j in state.jobs_in_phase("running")] == ["a" * 32]
         assert [(j.job_id, k) for j, k in state.jobs_by_message("1001", "77")] == [("a" * 32, 1)]
         assert state.jobs_by_message("999", "77") == []  # another chat's message id
+
+
+def test_state_made_before_request_options_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute(
+            "CREATE TABLE drafts (draft_id TEXT PRIMARY KEY, chat_id TEXT NOT NULL,"
+            " chat_kind TEXT NOT NULL, user_id TEXT NOT NULL, reply_to TEXT NOT NULL,"
+            " image_ref TEXT NOT NULL, image_name TEXT NOT NULL, prompt TEXT NOT NULL,"
+            " waiting TEXT NOT NULL, created_at REAL NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO drafts VALUES ('d1', '1', 'private', '7', '', 'F', 'p.jpg', 'blink',"
+            " 'consent', ?)",
+            (time.time(),),
+        )
+        db.commit()
+    with BotState.open(path) as state:
+        old = state.draft("d1")
+        assert old is not None and (old.prompt, old.variations, old.seconds) == ("blink", 0, 0.0)
+        state.add_draft(
+            Draft("d2", "1", "private", "7", "", "F", "p.jpg", "", "motion", 1.0, 2, 2.5)
+        )
+        new = state.draft("d2")
+        assert new is not None and (new.variations, new.seconds) == (2, 2.5)
 
 
 def test_callbacks_reject_forged_and_expired_tokens(tmp_path: Path) -> None:
@@ -135,6 +162,14 @@ def test_texts() -> None:
     )
     assert texts.queued(1) != texts.queued(4)
     assert "50%" in texts.running(0.5)
+    # Each platform is told its own way of asking.
+    for text in (texts.help_text("discord"), texts.need_photo("discord")):
+        assert "/animate photo:" in text and "motion:" in text and "mention me" in text
+    assert "caption /animate" in texts.help_text("telegram")
+    assert "mention me" in texts.need_motion("discord")
+    assert texts.need_motion("telegram").startswith("Add the motion after /animate")
+    assert "/settings change:seconds 2-5" in texts.settings_bad("discord")
+    assert "/settings seconds 2-5" in texts.settings_summary(3, 3.0, "normal", "telegram")
 
 
 # -- the service client's error mapping ------------------------------------------------------

@@ -4,30 +4,38 @@ real service on loopback: what a skin can rely on when its platform misbehaves."
 from __future__ import annotations
 
 import asyncio
+import gc
+import time
+import warnings
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import pytest
 from images import jpeg_bytes
 from servicekit import running_service
 
 from bot import texts
 from bot.client import ServiceClient
-from bot.flow import Chat, Clip, Flow, FlowOptions, ImageRef, Incoming, Rows
-from bot.state import BotState, UserSettings
+from bot.flow import Button, Chat, Clip, Flow, FlowOptions, ImageRef, Incoming, Rows, Undeliverable
+from bot.state import BotState, JobRecord, UserSettings
 
 CHAT = Chat("42", "private")
 
 
 @dataclass
 class RecordingPort:
-    """A ChatPort that records everything; ``broken_edits`` makes every edit fail."""
+    """A ChatPort that records everything; ``broken_edits`` makes every edit fail and
+    ``undeliverable`` every clip upload."""
 
     broken_edits: bool = False
+    undeliverable: bool = False
     sent: list[tuple[str, str]] = field(default_factory=list)  # (kind, text)
     clips: list[Clip] = field(default_factory=list)
+    keyboards: list[tuple[Rows, str]] = field(default_factory=list)  # (rows, attach_to)
+    uploads: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     _ids: int = 0
 
@@ -52,14 +60,26 @@ class RecordingPort:
         self._next("edit", text)
 
     async def send_keyboard(
-        self, chat: Chat, text: str, rows: Rows, *, reply_to: str = "", private: bool = False
+        self,
+        chat: Chat,
+        text: str,
+        rows: Rows,
+        *,
+        reply_to: str = "",
+        private: bool = False,
+        attach_to: str = "",
     ) -> str:
-        return self._next("keyboard", text)
+        self.keyboards.append((rows, attach_to))
+        message_id = self._next("keyboard", text)
+        return attach_to or message_id
 
     async def edit_keyboard(self, chat: Chat, message_id: str, rows: Rows | None) -> None:
         self._next("keyboard-edit", "")
 
     async def send_clips(self, chat: Chat, clips: Sequence[Clip], *, final: bool) -> list[str]:
+        self.uploads += 1
+        if self.undeliverable:
+            raise Undeliverable("the clips cannot be made small enough for this channel")
         self.clips.extend(clips)
         message_id = self._next("clips", str(len(clips)))
         return [message_id] * len(clips)
@@ -77,6 +97,11 @@ class RecordingPort:
             while not any(k == kind and needle in t for k, t in self.sent):
                 self.changed.clear()
                 await self.changed.wait()
+
+    def button(self, label: str) -> Button:
+        """The last keyboard's button whose label starts with ``label``."""
+        rows, _ = self.keyboards[-1]
+        return next(b for row in rows for b in row if b.label.startswith(label))
 
 
 @asynccontextmanager
@@ -154,3 +179,87 @@ async def test_unusable_images_are_refused_before_any_upload(tmp_path: Path) -> 
         texts.need_photo("test"),
         texts.EXPIRED,
     ]
+
+
+async def test_request_options_survive_consent_and_leave_settings_alone(tmp_path: Path) -> None:
+    port = RecordingPort()
+    async with flow_on_service(tmp_path, port) as (flow, _):
+        # No consent yet: the question comes first, and the answer starts the request as asked.
+        await flow.on_animate(
+            Incoming("e1", CHAT, "5", "1"), ImageRef("p"), "slow blink", variations=1, seconds=2.0
+        )
+        await port.wait("keyboard", texts.CONSENT_QUESTION)
+        await flow.on_button(Incoming("e2", CHAT, "5", "2"), "cb", port.button("✅").token)
+        await port.wait("keyboard", "Pick your favourite")
+        assert [c.index for c in port.clips] == [1]  # 1 take, not the default 2
+        # A photo without the motion keeps its options while the flow asks for the motion.
+        await flow.on_animate(Incoming("e3", CHAT, "5", "3"), ImageRef("p"), "", variations=3)
+        await port.wait("text", texts.ASK_MOTION)
+        await flow.on_text(Incoming("e4", CHAT, "5", "4"), "gentle breathing")
+        await port.wait("keyboard", "of the 3 takes")
+        await flow.on_settings(Incoming("e5", CHAT, "5", "5"), "")
+        await port.wait("text", "Your defaults")
+    summary = next(t for k, t in port.sent if t.startswith("Your defaults"))
+    assert summary.startswith("Your defaults: 2 takes, 1 s, normal motion.")
+
+
+@pytest.mark.parametrize(
+    ("variations", "seconds", "problem"),
+    [
+        (0, None, "variations must be 1-6, not 0"),
+        (7, None, "variations must be 1-6, not 7"),
+        (None, 9.0, "seconds must be 2-5, not 9"),
+        (None, float("nan"), "seconds must be 2-5, not nan"),
+    ],
+)
+async def test_unusable_request_options_get_one_line(
+    tmp_path: Path, variations: int | None, seconds: float | None, problem: str
+) -> None:
+    port = RecordingPort()
+    async with flow_on_service(tmp_path, port) as (flow, _):
+        ev = Incoming("e1", CHAT, "5", "1")
+        await flow.on_animate(ev, ImageRef("p"), "blink", variations=variations, seconds=seconds)
+    assert port.sent == [("text", texts.bad_request(problem))]
+
+
+async def test_buttons_go_on_the_clips_message_when_it_holds_every_take(tmp_path: Path) -> None:
+    port = RecordingPort()
+    async with flow_on_service(tmp_path, port) as (flow, client):
+        await consented(flow, client, "4")
+        await flow.on_animate(Incoming("e1", CHAT, "4", "1"), ImageRef("p"), "slow blink")
+        await port.wait("keyboard", "Pick your favourite")
+    clips_message = str(next(i for i, (k, _) in enumerate(port.sent, 1) if k == "clips"))
+    assert [attach_to for _, attach_to in port.keyboards] == [clips_message]
+
+
+async def test_clips_that_can_never_be_sent_end_the_job_once(tmp_path: Path) -> None:
+    port = RecordingPort(undeliverable=True)
+    async with flow_on_service(tmp_path, port) as (flow, client):
+        await consented(flow, client, "3")
+        await flow.on_animate(Incoming("e1", CHAT, "3", "1"), ImageRef("p"), "slow blink")
+        await port.wait("edit", "could not send these clips")
+        await asyncio.sleep(0.6)  # a retry would come after 0.5 s
+    assert port.uploads == 1
+    assert not port.keyboards
+    assert port.sent[-1] == (
+        "edit",
+        texts.undeliverable("the clips cannot be made small enough for this channel"),
+    )
+
+
+async def test_closing_at_once_leaves_no_coroutine_unawaited(tmp_path: Path) -> None:
+    """Background work cancelled before it ran (resumed, then the bot stops) is closed."""
+    with BotState.open(tmp_path / "bot.sqlite3") as state:
+        for job_id, chat_kind in (("r" * 32, "private"), ("v" * 32, "group")):
+            state.add_job(
+                JobRecord(job_id, "1", chat_kind, "2", "", "p", "p.jpg", "blink", 1, 2.0, 1.0)
+            )
+        state.set_delivered("v" * 32, "9", vote_deadline=time.time() + 60)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            async with aiohttp.ClientSession() as http:
+                client = ServiceClient(http, "http://127.0.0.1:9", "token")
+                async with Flow(RecordingPort(), client, state, FlowOptions()):
+                    pass  # resume spawned a watch and a vote; leaving cancels both unstarted
+            gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []

@@ -86,12 +86,12 @@ async def run_bot(
                 raise UsageError("Discord rejected DISCORD_BOT_TOKEN") from None
             except (aiohttp.ClientError, discord.HTTPException) as error:
                 raise UsageError(f"cannot reach the Discord API: {error}") from None
-            port = DiscordPort(bot, http, state)
+            port = DiscordPort(bot, http)
             service = ServiceClient(http, config.service_url, config.service_token)
             connection: asyncio.Task[None] | None = None
             try:
                 async with Flow(port, service, state, flow_options) as flow:
-                    bot.route_to(Router(flow, port, state, bot, flow_options.defaults))
+                    bot.route_to(Router(flow, port, bot))
                     connection = asyncio.create_task(bot.connect(), name="discord-gateway")
                     await _first_of(connection, stop)
                 # The flow's background work is cancelled; only now close the client.

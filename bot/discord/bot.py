@@ -10,7 +10,7 @@ Usage::
 
     bot = LivingPhotoBot()
     await bot.login(token)                 # setup_hook: dynamic buttons + command sync
-    bot.route_to(Router(flow, port, state, bot, options.defaults))
+    bot.route_to(Router(flow, port, bot))
     await bot.connect()
 """
 
@@ -20,7 +20,6 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from dataclasses import replace
 from typing import Any, Literal
 
 import discord
@@ -28,31 +27,28 @@ from discord import app_commands
 
 from bot.discord.buttons import FlowButton
 from bot.discord.port import DiscordPort
-from bot.flow import Chat, Flow, ImageRef, Incoming
-from bot.state import BotState, UserSettings
+from bot.flow import (
+    MAX_SECONDS,
+    MAX_VARIATIONS,
+    MIN_SECONDS,
+    MIN_VARIATIONS,
+    Chat,
+    Flow,
+    ImageRef,
+    Incoming,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_TRACKED_REACTIONS = 10_000
-MIN_VARIATIONS, MAX_VARIATIONS = 1, 6
-MIN_SECONDS, MAX_SECONDS = 2.0, 5.0
 
 
 class Router:
-    """Platform events -> ``Flow`` calls. Holds the flow, the port and the bot's state."""
+    """Platform events -> ``Flow`` calls. Holds the flow, the port and the client."""
 
-    def __init__(
-        self,
-        flow: Flow,
-        port: DiscordPort,
-        state: BotState,
-        client: discord.Client,
-        defaults: UserSettings,
-    ) -> None:
+    def __init__(self, flow: Flow, port: DiscordPort, client: discord.Client) -> None:
         self._flow = flow
-        self._defaults = defaults
         self._port = port
-        self._state = state
         self._client = client
         # (message id, user id) -> that user's current reactions, to hand the flow the full set.
         self._reactions: OrderedDict[tuple[int, int], set[str]] = OrderedDict()
@@ -86,20 +82,9 @@ class Router:
         seconds: float | None,
     ) -> None:
         ev = await self._defer_command(interaction)
-        if variations is not None or seconds is not None:
-            # Flow.on_animate takes no per-request overrides: they become the user's defaults,
-            # exactly as /settings would record them.
-            current = self._state.user_settings(ev.user_id, self._defaults)
-            self._state.save_settings(
-                ev.user_id,
-                replace(
-                    current,
-                    variations=variations if variations is not None else current.variations,
-                    seconds=seconds if seconds is not None else current.seconds,
-                ),
-            )
         image = ImageRef(photo.url, photo.filename, photo.content_type or "", photo.size)
-        await self._flow.on_animate(ev, image, motion)
+        # variations/seconds are this request's only: the user's /settings stay as they are
+        await self._flow.on_animate(ev, image, motion, variations=variations, seconds=seconds)
 
     async def on_consent(
         self, interaction: discord.Interaction[Any], action: Literal["show", "revoke"]
@@ -238,8 +223,8 @@ def make_commands() -> list[app_commands.Command[Any, Any, None]]:
     @app_commands.describe(
         photo="one sharp, front-facing photo",
         motion="one subtle motion, e.g. 'subtle blink, slight head tilt'",
-        variations="how many takes to make (1-6; remembered as your default)",
-        seconds="clip length in seconds (2-5; remembered as your default)",
+        variations="how many takes to make (1-6; this request only, /settings keeps defaults)",
+        seconds="clip length in seconds (2-5; this request only)",
     )
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
     async def animate(

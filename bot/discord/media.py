@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from bot.flow import Undeliverable
 from generation.export import SYNTHETIC_STATEMENT, export_clip, ffmpeg_exe, probe, read_frames
 from livingphoto.errors import GenerationFailed
 
@@ -41,8 +42,9 @@ PREVIEW_HEIGHTS = (192, 128, 96)
 PREVIEW_FPS = 12
 
 
-class ClipTooLarge(GenerationFailed):
-    """A clip could not be made small enough for the channel's upload limit."""
+class ClipTooLarge(Undeliverable):
+    """A clip could not be made small enough for the channel's upload limit: the flow tells the
+    user (``str(error)``) and does not retry."""
 
 
 def envelope(limit: int) -> int:
@@ -122,7 +124,9 @@ def _shrink(clip: bytes, max_bytes: int) -> bytes:
             # x264 overshoots small targets: aim lower by the overshoot, and use smaller frames.
             kbps = max(MIN_KBPS, int(kbps * max_bytes / len(encoded) * 0.9))
             scale *= 0.8
-    raise ClipTooLarge(f"a clip could not be made smaller than {max_bytes} bytes for this channel")
+    raise ClipTooLarge(
+        f"a clip cannot be made small enough for this channel (under {max_bytes} bytes)"
+    )
 
 
 async def shrink_clip(clip: bytes, max_bytes: int) -> bytes:

@@ -13,11 +13,13 @@ How the flow's plain messages map onto Discord:
   normal channel message, replying to the user's message where there is one.
 - Clips: one message holding every take (MP4s re-encoded to fit the channel's upload limit) and
   an animated WebP preview (MP4 does not autoplay), with number reactions 1️⃣…N added by the bot.
-  The take buttons are then attached to that same message (see ``send_keyboard``).
+  The flow then attaches the take buttons to that same message (``send_keyboard(attach_to=…)``).
+- Clips that cannot be made small enough for the channel raise ``ClipTooLarge`` (an
+  ``Undeliverable``): the flow tells the user once instead of retrying.
 
 Usage::
 
-    port = DiscordPort(bot, http, state)
+    port = DiscordPort(bot, http)
     async with Flow(port, client, state, options) as flow: ...
 """
 
@@ -36,7 +38,6 @@ import discord
 from bot.discord.buttons import build_view, disabled_view
 from bot.discord.media import ClipTooLarge, fit_clips, make_preview
 from bot.flow import Chat, Clip, ImageRef, Rows
-from bot.state import BotState
 from livingphoto.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -76,12 +77,9 @@ class DiscordPort:
     max_image_bytes = MAX_IMAGE_BYTES
     clips_per_message = MAX_ATTACHMENTS - 1  # one attachment slot for the preview
 
-    def __init__(
-        self, client: discord.Client, http: aiohttp.ClientSession, state: BotState
-    ) -> None:
+    def __init__(self, client: discord.Client, http: aiohttp.ClientSession) -> None:
         self._client = client
         self._http = http
-        self._state = state
         self._live: dict[str, _Live] = {}
         # ephemeral message id -> (interaction key, whether it is that interaction's original)
         self._webhook_messages: dict[str, tuple[str, bool]] = {}
@@ -163,28 +161,24 @@ class DiscordPort:
         return await self._send(chat, text, None, reply_to)
 
     async def send_keyboard(
-        self, chat: Chat, text: str, rows: Rows, *, reply_to: str = "", private: bool = False
+        self,
+        chat: Chat,
+        text: str,
+        rows: Rows,
+        *,
+        reply_to: str = "",
+        private: bool = False,
+        attach_to: str = "",
     ) -> str:
-        if not reply_to and (clips_message := self._clips_message_of(rows)) is not None:
-            # The take buttons belong on the message holding the takes: one message per job.
-            message = self._channel(chat).get_partial_message(int(clips_message))
+        if attach_to.isdigit():
+            # The take buttons go on the message holding the takes: one message per job.
+            message = self._channel(chat).get_partial_message(int(attach_to))
             current = await message.fetch()
             await message.edit(
                 content=_text(f"{current.content}\n\n{text}".strip()), view=build_view(rows)
             )
-            return clips_message
+            return attach_to
         return await self._send(chat, text, build_view(rows), reply_to)
-
-    def _clips_message_of(self, rows: Rows) -> str | None:
-        """The one clips message of the job these buttons belong to, if they are a job's."""
-        tokens = [button.token for row in rows for button in row]
-        if not tokens:
-            return None
-        callback = self._state.callback(tokens[0], time.time())
-        if callback is None:
-            return None
-        deliveries = set(self._state.deliveries(callback.subject).values())
-        return deliveries.pop() if len(deliveries) == 1 else None
 
     async def _send(
         self, chat: Chat, text: str, view: discord.ui.View | None, reply_to: str
@@ -244,7 +238,7 @@ class DiscordPort:
                 continue
             break
         else:
-            raise ClipTooLarge("the clips could not be made small enough for this channel")
+            raise ClipTooLarge("the clips cannot be made small enough for this channel")
         if not final:
             for clip in clips:
                 if 1 <= clip.index <= len(KEYCAPS):

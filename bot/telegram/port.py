@@ -56,8 +56,17 @@ class TelegramPort:
                 raise
 
     async def send_keyboard(
-        self, chat: Chat, text: str, rows: Rows, *, reply_to: str = "", private: bool = False
+        self,
+        chat: Chat,
+        text: str,
+        rows: Rows,
+        *,
+        reply_to: str = "",
+        private: bool = False,
+        attach_to: str = "",
     ) -> str:
+        # ``attach_to`` is not used: each take is its own animation message, so the keyboard
+        # (and its text) is a message of its own below them.
         message = await self._bot.send_message(
             chat_id=int(chat.id),
             text=text,
