@@ -14,7 +14,7 @@ import json
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, suppress
+from contextlib import AsyncExitStack
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -34,6 +34,7 @@ from generation.service.redis_queue import RedisQueue
 from generation.service.scheduler import Scheduler
 from generation.service.store import JobRecord, JobStore
 from generation.service.submission import make_requester, parse_submission
+from generation.service.tasks import reraise_if_cancelling, stop_tasks
 from livingphoto.errors import LivingPhotoError, PolicyRefusal, RateLimited, UsageError
 from livingphoto.settings import Settings
 from moderation.gate import Requester
@@ -150,9 +151,7 @@ async def _sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
         app[PRIVACY].run_sweeper(app[SETTINGS].service.retention_sweep_s), name="retention"
     )
     yield
-    task.cancel()
-    with suppress(asyncio.CancelledError):
-        await task
+    await stop_tasks([task])
 
 
 # -- middlewares -----------------------------------------------------------------------------
@@ -181,6 +180,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:
+        reraise_if_cancelling()
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "internal error")
 

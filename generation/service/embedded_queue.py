@@ -1,6 +1,6 @@
 """The embedded queue: ``slots`` workers in the service process, each running one job at a time
-on its own thread pool (``JobRunner.run_job``), apart from the threads that serve short blocking
-calls. Nothing survives the process: on restart the store puts every unfinished job back in
+on its own thread pool (``JobRunner.run_job``) at a lower CPU priority, apart from the threads
+that serve short blocking calls. Nothing survives the process: on restart the store puts every unfinished job back in
 line (``JobStore.recover``).
 """
 
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
@@ -19,6 +21,7 @@ from generation.service.jobs import EventKind, JobTicket, WorkerEvent
 log = logging.getLogger(__name__)
 
 _SHUTDOWN_GRACE_S = 10.0
+JOB_NICENESS = 10
 
 
 class EmbeddedQueue:
@@ -33,7 +36,9 @@ class EmbeddedQueue:
     @asynccontextmanager
     async def open(cls, runner: JobRunner, slots: int) -> AsyncIterator[EmbeddedQueue]:
         await asyncio.to_thread(runner.setup)
-        executor = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="job")
+        executor = ThreadPoolExecutor(
+            max_workers=slots, thread_name_prefix="job", initializer=_lower_priority
+        )
         queue = cls(runner, slots, executor)
         try:
             yield queue
@@ -85,3 +90,13 @@ class EmbeddedQueue:
                     await task
             if pending:
                 log.warning("%d job(s) did not stop in time", len(pending))
+
+
+def _lower_priority() -> None:
+    """Run generation below the service's own threads (Linux: per-thread niceness).
+
+    The API, intake and moderation then keep their latency while jobs use the rest of the CPU;
+    processes a job starts (ffmpeg) inherit the lower priority.
+    """
+    with suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), JOB_NICENESS)

@@ -42,6 +42,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from generation.service.jobs import JobTicket, WorkerEvent
+from generation.service.tasks import reraise_if_cancelling, stop_tasks
 from livingphoto.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -160,9 +161,7 @@ class RedisQueue:
             try:
                 yield queue
             finally:
-                reader.cancel()
-                with suppress(asyncio.CancelledError):
-                    await reader
+                await stop_tasks([reader])
 
     async def free_slots(self, outstanding: int) -> int:
         return await live_workers(self._client, self._keys, self._lease_s) - outstanding
@@ -185,6 +184,7 @@ class RedisQueue:
 
     async def _read_events(self) -> None:
         while True:
+            reraise_if_cancelling()
             if not self._following:
                 self._wake.clear()
                 with suppress(TimeoutError):
@@ -196,6 +196,7 @@ class RedisQueue:
                     cast(Any, streams), count=100, block=_READ_BLOCK_MS
                 )
             except (RedisError, OSError):
+                reraise_if_cancelling()
                 log.warning("reading job events from Redis failed; retrying", exc_info=True)
                 await asyncio.sleep(1.0)
                 continue

@@ -43,6 +43,7 @@ from generation.service.metrics import Metrics
 from generation.service.queue import JobQueue
 from generation.service.store import JobRecord, JobStore
 from generation.service.submission import Submission
+from generation.service.tasks import reraise_if_cancelling, stop_tasks
 from livingphoto.errors import ConsentRequired, PolicyRefusal, RateLimited, UsageError
 from moderation.config import ModerationSettings
 from moderation.gate import Requester
@@ -115,11 +116,7 @@ class Scheduler:
             await scheduler.pump()
             yield scheduler
         finally:
-            for task in [*tasks, *scheduler._background]:
-                task.cancel()
-            for task in [*tasks, *scheduler._background]:
-                with suppress(asyncio.CancelledError):
-                    await task
+            await stop_tasks([*tasks, *scheduler._background])
 
     # -- submission -------------------------------------------------------------------------
 
@@ -165,6 +162,7 @@ class Scheduler:
         try:
             await self.pump()
         except Exception:  # the job is stored; the periodic tick dispatches it later
+            reraise_if_cancelling()
             log.warning("could not dispatch yet", exc_info=True, extra={"job_id": job.id})
         return Accepted(self.store.get(job.id) or job, created=True)
 
@@ -331,17 +329,21 @@ class Scheduler:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(_TICK_S)
+            reraise_if_cancelling()
             try:
                 await self.pump()
             except Exception:
+                reraise_if_cancelling()
                 log.exception("dispatch failed; retrying")
 
     async def _consume(self) -> None:
         while True:
             event = await self.queue.next_event()
+            reraise_if_cancelling()
             try:
                 self._on_event(event)
             except Exception:
+                reraise_if_cancelling()
                 log.exception("could not record a worker event", extra={"job_id": event.job_id})
 
     def _on_event(self, event: WorkerEvent) -> None:

@@ -35,6 +35,7 @@ from generation.service.redis_queue import (
     ensure_group,
     prune_consumers,
 )
+from generation.service.tasks import reraise_if_cancelling, stop_tasks
 from livingphoto.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -75,19 +76,19 @@ class RedisWorker:
         log.info("worker %s ready", self.consumer)
         try:
             while not stop.is_set():
+                reraise_if_cancelling()
                 try:
                     entry = await self._claim_stale() or await self._read_new()
                     if entry is not None:
                         await self._process(*entry, stop=stop)
                 except (RedisError, OSError) as error:
+                    reraise_if_cancelling()
                     # The job (if any) stays pending and is taken over after the lease.
                     log.warning("Redis error, retrying in 1 s: %s", error)
                     await asyncio.sleep(1.0)
         finally:
             self._stopping = True
-            presence.cancel()
-            with suppress(asyncio.CancelledError):
-                await presence
+            await stop_tasks([presence])
             with suppress(Exception):
                 await self._client.zrem(self._keys.workers, self.consumer)
 
@@ -166,9 +167,7 @@ class RedisWorker:
         try:
             final = await self._runner.run_job(ticket, publisher.emit, token, worker=self.consumer)
         finally:
-            heartbeat.cancel()
-            with suppress(asyncio.CancelledError):
-                await heartbeat
+            await stop_tasks([heartbeat])
             await publisher.close()
         if self._stopping or (stop.is_set() and final.kind is EventKind.CANCELLED):
             log.info("worker stopping: job left for another worker", extra=job)
@@ -186,6 +185,7 @@ class RedisWorker:
         """Renew the claim (resets idle time), and turn cancel requests into the token."""
         while True:
             await asyncio.sleep(self._lease_s / 3)
+            reraise_if_cancelling()
             if stop.is_set():
                 token.cancel()
             try:
@@ -195,6 +195,7 @@ class RedisWorker:
                 if await self._client.exists(self._keys.cancel(job_id)):
                     token.cancel()
             except (RedisError, OSError) as error:
+                reraise_if_cancelling()
                 log.warning("could not renew the claim: %s", error, extra={"job_id": job_id})
 
     async def _final(self, event: WorkerEvent) -> bool:
@@ -218,9 +219,11 @@ class RedisWorker:
     async def _presence(self) -> None:
         while True:
             await asyncio.sleep(self._lease_s / 3)
+            reraise_if_cancelling()
             try:
                 await self._beat()
             except Exception:
+                reraise_if_cancelling()
                 log.warning("worker heartbeat failed", exc_info=True)
 
 
@@ -253,4 +256,5 @@ class _Publisher:
                     approximate=True,
                 )
             except Exception:
+                reraise_if_cancelling()
                 log.warning("could not publish progress", extra={"job_id": event.job_id})
