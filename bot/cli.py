@@ -16,6 +16,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    settings.configure_logging()
     if args.platform == "telegram":
         from bot.telegram.app import main as telegram_main
 

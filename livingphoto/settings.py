@@ -13,6 +13,7 @@ from pathlib import Path
 from bot.config import BotSettings
 from generation.config import GenerationSettings, ServiceSettings
 from livingphoto.env import load_environ
+from livingphoto.logs import LoggingSettings, configure_logging
 from moderation.config import ModerationSettings
 
 
@@ -22,6 +23,7 @@ class Settings:
     service: ServiceSettings
     moderation: ModerationSettings
     bot: BotSettings
+    logging: LoggingSettings
 
     @classmethod
     def from_env(
@@ -33,4 +35,14 @@ class Settings:
             service=ServiceSettings.from_env(env),
             moderation=ModerationSettings.from_env(env),
             bot=BotSettings.from_env(env),
+            logging=LoggingSettings.from_env(env),
         )
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every token this process knows: the log redaction filter removes them."""
+        values = (self.service.service_token, self.bot.telegram_token, self.bot.discord_token)
+        return tuple(value for value in values if value)
+
+    def configure_logging(self) -> None:
+        """Set up this process's logging once, at start-up (text or JSON lines, redacted)."""
+        configure_logging(self.logging.json_lines, self.logging.level, secrets=self.secrets())

@@ -92,23 +92,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return dataclasses.replace(settings, service=service, generation=generation)
 
 
-def _configure_logging(settings: Settings) -> None:
-    from livingphoto.logs import LoggingSettings, configure_logging
-
-    logging_settings = LoggingSettings.from_env(os.environ)
-    secrets = (
-        settings.service.service_token,
-        settings.bot.telegram_token,
-        settings.bot.discord_token,
-    )
-    configure_logging(
-        logging_settings.json_lines, logging_settings.level, secrets=[s for s in secrets if s]
-    )
-
-
 def run_service(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    _configure_logging(settings)
+    settings.configure_logging()
     asyncio.run(_serve(settings, args.ready_file, with_bots=False))
     return 0
 
@@ -117,7 +103,7 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if settings.service.uses_redis:
         raise UsageError("serve runs the embedded worker; use 'service' with a Redis queue")
-    _configure_logging(settings)
+    settings.configure_logging()
     asyncio.run(_serve(settings, args.ready_file, with_bots=True))
     return 0
 
@@ -126,7 +112,7 @@ def run_worker(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if not settings.service.uses_redis:
         raise UsageError("worker needs --queue redis://host:port/db")
-    _configure_logging(settings)
+    settings.configure_logging()
     asyncio.run(_work(settings, args.ready_file))
     return 0
 
