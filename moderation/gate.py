@@ -51,7 +51,13 @@ from moderation import ratelimit as ratelimit_module
 from moderation.audit import AuditLog
 from moderation.config import ModerationSettings
 from moderation.consent import CONSENT_VERSION, ConsentLedger, Revocation
-from moderation.nsfw import NsfwDetector, check_image, checked_score, load_detector
+from moderation.nsfw import (
+    NsfwDetector,
+    check_image,
+    checked_score,
+    checked_scores,
+    load_detector,
+)
 from moderation.policy import PromptPolicy
 from moderation.ratelimit import RateLimiter
 from moderation.store import Store
@@ -191,14 +197,25 @@ class Moderator:
             )
         self.audit.record(who, "allowed", prompt=req.prompt, detail=f"score={score:.3f}")
 
-    def check_frames(self, frames: Sequence[NDArray[np.uint8]], requester: Requester) -> None:
-        """Score up to ``nsfw_frame_samples`` evenly spaced frames; refuse the clip if any is
-        at or above ``nsfw_frame_threshold``."""
+    def check_frames(
+        self,
+        frames: Sequence[NDArray[np.uint8]],
+        requester: Requester,
+        *,
+        limit: int | None = None,
+    ) -> None:
+        """Score up to ``limit`` (default ``nsfw_frame_samples``) evenly spaced frames, all in
+        one detector call (``checked_scores``); refuse if any is at or above
+        ``nsfw_frame_threshold``. A caller that already sampled the frames of every clip of a
+        job (the service) passes them all with ``limit=len(frames)``."""
         if len(frames) == 0:
             raise UsageError("no frames to check")
-        count = min(len(frames), self.settings.nsfw_frame_samples)
+        wanted = self.settings.nsfw_frame_samples if limit is None else limit
+        if wanted < 1:
+            raise UsageError(f"the frame limit must be at least 1, got {wanted}")
+        count = min(len(frames), wanted)
         picks = sorted({round(i * (len(frames) - 1) / max(1, count - 1)) for i in range(count)})
-        score = max(checked_score(self.detector, frames[i]) for i in picks)
+        score = max(checked_scores(self.detector, [frames[i] for i in picks]))
         if score >= self.settings.nsfw_frame_threshold:
             self._refuse(
                 requester, NSFW_CATEGORY, "output_frames", "", f"score={score:.3f}", "frames"

@@ -9,7 +9,9 @@ fetched at run time. Load the detector once per process (``Moderator.open`` does
 safe to call from several threads (onnxruntime sessions are).
 
 Operators can plug a stronger detector with ``LIVINGPHOTO_NSFW_DETECTOR=package.module:factory``:
-a zero-argument callable returning any object with a ``score(image) -> float`` method.
+a zero-argument callable returning any object with a ``score(image) -> float`` method. A detector
+that also has ``score_batch(images) -> Sequence[float]`` (``BatchNsfwDetector``) is given every
+sampled frame of a job in one call (``checked_scores``); others are called once per image.
 Thresholds are ``LIVINGPHOTO_NSFW_THRESHOLD`` (input photos) and
 ``LIVINGPHOTO_NSFW_FRAME_THRESHOLD`` (sampled output frames).
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import importlib
 import importlib.resources
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -28,12 +31,22 @@ from numpy.typing import NDArray
 from livingphoto.errors import UsageError
 
 _MODEL_FILE = "open-nsfw.onnx"
+_MAX_BATCH = 16  # images per onnxruntime run: bounds the float32 input tensor (~0.6 MB each)
 
 
 @runtime_checkable
 class NsfwDetector(Protocol):
     def score(self, image: NDArray[np.uint8]) -> float:
         """Probability (0..1) that the RGB image (H, W, 3, uint8) is sexually explicit."""
+        ...
+
+
+@runtime_checkable
+class BatchNsfwDetector(Protocol):
+    def score(self, image: NDArray[np.uint8]) -> float: ...
+
+    def score_batch(self, images: Sequence[NDArray[np.uint8]]) -> list[float]:
+        """``score`` of each image, in order, computed together."""
         ...
 
 
@@ -73,6 +86,22 @@ class OpenNsfwDetector:
         check_image(image)
         return float(self._classifier.classify(image).nsfw)
 
+    def score_batch(self, images: Sequence[NDArray[np.uint8]]) -> list[float]:
+        """Scores of ``images`` from one onnxruntime run per ``_MAX_BATCH`` images.
+
+        The bundled model's input has a dynamic batch dimension (``[N, 224, 224, 3]``), so N
+        images cost one session call; the scores equal ``score`` of each image.
+        """
+        for image in images:
+            check_image(image)
+        scores: list[float] = []
+        for start in range(0, len(images), _MAX_BATCH):
+            chunk = list(images[start : start + _MAX_BATCH])
+            # max_workers=1: preprocess in this thread, no pool per call on a busy CPU.
+            predictions = self._classifier.classify_batch(chunk, max_workers=1)
+            scores.extend(float(p.nsfw) for p in predictions)
+        return scores
+
 
 def load_detector(spec: str = "") -> NsfwDetector:
     """The detector named by ``spec`` (``LIVINGPHOTO_NSFW_DETECTOR``); empty: ``OpenNsfwDetector``."""
@@ -103,7 +132,29 @@ def checked_score(detector: NsfwDetector, image: NDArray[np.uint8]) -> float:
     Raises ``UsageError`` unless ``image`` is an RGB ``uint8`` array of shape (H, W, 3).
     """
     check_image(image)
-    value = float(detector.score(image))
+    return _clamp(float(detector.score(image)))
+
+
+def checked_scores(detector: NsfwDetector, images: Sequence[NDArray[np.uint8]]) -> list[float]:
+    """``checked_score`` of every image: one ``score_batch`` call when the detector has it,
+    else one ``score`` call per image. A batch answer of the wrong length is a ``UsageError``."""
+    for image in images:
+        check_image(image)
+    if not images:
+        return []
+    if isinstance(detector, BatchNsfwDetector):
+        raw = [float(value) for value in detector.score_batch(list(images))]
+        if len(raw) != len(images):
+            raise UsageError(
+                f"the NSFW detector returned {len(raw)} scores for {len(images)} images"
+            )
+    else:
+        raw = [float(detector.score(image)) for image in images]
+    return [_clamp(value) for value in raw]
+
+
+def _clamp(value: float) -> float:
+    """0..1; a NaN counts as 1.0 (fail closed)."""
     if math.isnan(value):
         return 1.0
     return min(1.0, max(0.0, value))

@@ -241,3 +241,34 @@ def test_unknown_detector_setting_is_a_usage_error(tmp_path: Path) -> None:
         Moderator.open(settings, tmp_path),
     ):
         pass
+
+
+class BatchDetector:
+    """Scores an image by its first pixel (value / 100); records each ``score_batch`` call."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def score(self, image: NDArray[np.uint8]) -> float:
+        raise AssertionError("check_frames should score frames in one batch")
+
+    def score_batch(self, images: list[NDArray[np.uint8]]) -> list[float]:
+        self.batches.append(len(images))
+        return [float(image[0, 0, 0]) / 100 for image in images]
+
+
+def test_check_frames_scores_one_batch_and_refuses_on_any_frame(tmp_path: Path) -> None:
+    detector = BatchDetector()
+    frames = [np.full((8, 8, 3), 1, np.uint8) for _ in range(12)]
+    with Moderator.open(SETTINGS, tmp_path, detector=detector) as gate:
+        gate.check_frames(frames, ALICE, limit=len(frames))
+        assert detector.batches == [12]
+        gate.check_frames(frames, ALICE)  # default limit: nsfw_frame_samples, one call
+        assert detector.batches == [12, SETTINGS.nsfw_frame_samples]
+        frames[7] = np.full((8, 8, 3), 99, np.uint8)  # one explicit frame among clean ones
+        with pytest.raises(PolicyRefusal) as caught:
+            gate.check_frames(frames, ALICE, limit=len(frames))
+        assert caught.value.rule == "output_frames"
+        assert gate.audit.refusals(1)[0].detail == "score=0.990"
+        with pytest.raises(UsageError, match="at least 1"):
+            gate.check_frames(frames, ALICE, limit=0)

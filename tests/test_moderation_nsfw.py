@@ -15,10 +15,12 @@ from PIL import Image
 from livingphoto.errors import UsageError
 from moderation.config import ModerationSettings
 from moderation.nsfw import (
+    BatchNsfwDetector,
     NsfwDetector,
     OpenNsfwDetector,
     bundled_model_path,
     checked_score,
+    checked_scores,
     load_detector,
 )
 
@@ -136,3 +138,60 @@ def test_thresholds_and_detector_from_env() -> None:
     )
     assert (settings.nsfw_threshold, settings.nsfw_frame_threshold) == (0.6, 0.7)
     assert settings.nsfw_detector == "pkg.mod:make"
+
+
+def test_model_input_has_a_dynamic_batch_dimension() -> None:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(
+        str(bundled_model_path()), providers=["CPUExecutionProvider"]
+    )
+    batch_dim = session.get_inputs()[0].shape[0]
+    assert not isinstance(batch_dim, int), batch_dim
+
+
+def test_batch_scores_equal_single_scores(detector: OpenNsfwDetector) -> None:
+    rng = np.random.default_rng(7)
+    images = [
+        photo("astronaut.jpg"),
+        photo("chelsea.jpg"),
+        rng.integers(0, 256, (96, 128, 3), dtype=np.uint8),
+        np.full((40, 300, 3), 230, np.uint8),
+    ]
+    assert isinstance(detector, BatchNsfwDetector)
+    batch = detector.score_batch(images)
+    single = [detector.score(image) for image in images]
+    assert len(batch) == len(images)
+    for got, want in zip(batch, single, strict=True):
+        assert abs(got - want) < 1e-4
+    assert checked_scores(detector, images) == pytest.approx(batch)
+    assert detector.score_batch([]) == []
+    with pytest.raises(UsageError, match="RGB"):
+        detector.score_batch([images[0], np.zeros((8, 8), np.uint8)])
+
+
+class _ScoreOnly:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def score(self, image: NDArray[np.uint8]) -> float:
+        self.calls += 1
+        return float("nan") if image[0, 0, 0] == 1 else float(image[0, 0, 0]) / 100
+
+
+class _ShortBatch:
+    def score(self, image: NDArray[np.uint8]) -> float:
+        return 0.0
+
+    def score_batch(self, images: list[NDArray[np.uint8]]) -> list[float]:
+        return [0.0]
+
+
+def test_checked_scores_falls_back_to_score_and_fails_closed() -> None:
+    plugged = _ScoreOnly()
+    assert not isinstance(plugged, BatchNsfwDetector)
+    images = [np.full((4, 4, 3), v, np.uint8) for v in (0, 1, 50, 250)]
+    assert checked_scores(plugged, images) == [0.0, 1.0, 0.5, 1.0]
+    assert plugged.calls == 4
+    with pytest.raises(UsageError, match="1 scores for 2 images"):
+        checked_scores(_ShortBatch(), images[:2])

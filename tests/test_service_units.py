@@ -124,3 +124,69 @@ def test_a_valid_submission_keeps_numeric_ids_as_strings() -> None:
     assert sub.requester == Requester("telegram", "42", "-100")
     assert sub.prompt == "blink" and sub.consent_attested
     assert sub.parent is not None and sub.parent.variation == 2
+
+
+def _clip(path: Path, values: list[int], fps: float = 8.0) -> Path:
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (32, 32))
+    try:
+        for value in values:
+            writer.write(np.full((32, 32, 3), value, np.uint8))
+    finally:
+        writer.release()
+    return path
+
+
+def test_frame_budget_is_per_job_and_spread_over_each_clip() -> None:
+    from generation.service.guard import JOB_FRAME_BUDGET, frame_counts, frame_indices
+
+    # one sample per half second, capped per clip; unknown length: the per-clip cap
+    assert frame_counts([(8, 8.0)], 4, JOB_FRAME_BUDGET) == [2]
+    assert frame_counts([(80, 8.0)], 4, JOB_FRAME_BUDGET) == [4]
+    assert frame_counts([(0, 0.0)], 4, JOB_FRAME_BUDGET) == [1]
+    assert frame_counts([(3, 0.0)], 4, JOB_FRAME_BUDGET) == [3]
+    # many clips share the job's budget, but each clip keeps at least one frame
+    assert frame_counts([(80, 8.0)] * 4, 4, 8) == [2, 2, 2, 2]
+    assert frame_counts([(80, 8.0)] * 10, 4, 8) == [1] * 10
+    assert frame_indices(8, 2) == [2, 6]
+    assert frame_indices(8, 1) == [4]
+    assert frame_indices(3, 5) == [0, 1, 2]
+    assert frame_indices(0, 3) == [0]
+
+
+def test_check_clips_scores_every_clip_in_one_batch(tmp_path: Path) -> None:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from generation.service.guard import Guard, sample_frames
+    from livingphoto.errors import PolicyRefusal
+    from moderation.config import ModerationSettings
+    from moderation.gate import Moderator
+
+    class Detector:
+        def __init__(self) -> None:
+            self.batches: list[int] = []
+
+        def score(self, image: NDArray[np.uint8]) -> float:
+            raise AssertionError("frames should be scored in one batch")
+
+        def score_batch(self, images: list[NDArray[np.uint8]]) -> list[float]:
+            self.batches.append(len(images))
+            return [1.0 if image.mean() > 200 else 0.0 for image in images]
+
+    clean = _clip(tmp_path / "a.mp4", [40] * 8)
+    late_bad = _clip(tmp_path / "b.mp4", [40] * 6 + [250] * 2)  # only its 2nd sample is bad
+    frames = sample_frames(late_bad, 2)
+    assert [round(float(f.mean())) > 200 for f in frames] == [False, True]
+    detector = Detector()
+    with Moderator.open(ModerationSettings(), tmp_path / "mod", detector=detector) as gate:
+        guard = Guard(gate)
+        guard.check_clips([clean, clean], Requester("test", "u"))
+        assert detector.batches == [4]
+        with pytest.raises(PolicyRefusal):
+            guard.check_clips([clean, late_bad], Requester("test", "u"))
+        assert detector.batches == [4, 4]
+        guard.check_clips([tmp_path / "missing.mp4"], Requester("test", "u"))
+        assert detector.batches == [4, 4]

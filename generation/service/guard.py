@@ -2,7 +2,9 @@
 
 Moderation is authoritative in the service (bots may pre-check, the service decides):
 ``check_request`` (rate limits, prompt policy, consent, NSFW input) before a job is accepted,
-and ``check_clips`` (sampled output frames, NSFW) before a finished job is served. Deleted
+and ``check_clips`` (sampled output frames, NSFW) before a finished job is served: the frames
+of all the job's clips are sampled to a per-job budget (``frame_counts``), decoded only where
+sampled, and scored in one detector call. Deleted
 media is reported to the moderation audit (``record_deletion``), which keeps the record of what
 was deleted and why; the media itself is not kept. The ``Moderator`` is thread-safe: these
 blocking calls are made from worker threads.
@@ -10,6 +12,7 @@ blocking calls are made from worker threads.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +26,8 @@ from moderation.config import ModerationSettings
 from moderation.consent import CONSENT_VERSION, ConsentScope
 from moderation.gate import ModerationRequest, Moderator, Requester
 
-FRAMES_PER_CLIP = 4
+JOB_FRAME_BUDGET = 8  # output frames scored per job, across all of its clips
+SECONDS_PER_SAMPLE = 0.5  # one sampled frame per this much clip, up to nsfw_frame_samples
 
 
 class Guard:
@@ -47,11 +51,15 @@ class Guard:
         )
 
     def check_clips(self, clips: Sequence[Path], requester: Requester) -> None:
-        """Sample frames of every clip; raise ``PolicyRefusal`` if any clip is refused."""
-        for clip in clips:
-            frames = sample_frames(clip, FRAMES_PER_CLIP)
-            if frames:
-                self.moderator.check_frames(frames, requester)
+        """Sample frames of every clip (``frame_counts``) and score them all in one call;
+        raise ``PolicyRefusal`` if any sampled frame is over the threshold."""
+        infos = [clip_info(clip) for clip in clips]
+        counts = frame_counts(infos, self.moderator.settings.nsfw_frame_samples, JOB_FRAME_BUDGET)
+        frames: list[NDArray[np.uint8]] = []
+        for clip, info, count in zip(clips, infos, counts, strict=True):
+            frames.extend(sample_frames(clip, count, total=info[0]))
+        if frames:
+            self.moderator.check_frames(frames, requester, limit=len(frames))
 
     def consent_status(self, requester: Requester) -> dict[str, Any]:
         record = self.moderator.consent.status(requester)
@@ -94,23 +102,71 @@ class Guard:
         self.moderator.record_deletion(requester, reason, counts)
 
 
-def sample_frames(clip: Path, count: int) -> list[NDArray[np.uint8]]:
-    """Up to ``count`` evenly spaced RGB frames of a video file (empty if unreadable)."""
+def clip_info(clip: Path) -> tuple[int, float]:
+    """(frame count, frames per second) of a video file; zeros when unknown or unreadable."""
+    capture = cv2.VideoCapture(str(clip))
+    try:
+        if not capture.isOpened():
+            return 0, 0.0
+        return max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT))), float(
+            capture.get(cv2.CAP_PROP_FPS)
+        )
+    finally:
+        capture.release()
+
+
+def frame_counts(
+    infos: Sequence[tuple[int, float]], per_clip_max: int, job_budget: int
+) -> list[int]:
+    """How many frames to sample from each clip of one job.
+
+    One frame per ``SECONDS_PER_SAMPLE`` of clip, at least 1 and at most ``per_clip_max`` (and
+    never more than the clip has); when the job's total would pass ``job_budget``, every clip
+    gets an equal share of it, but never fewer than 1: each clip is always checked.
+    """
+    counts: list[int] = []
+    for total, fps in infos:
+        if fps > 0 and total > 0:
+            wanted = math.ceil(total / fps / SECONDS_PER_SAMPLE)
+        else:
+            wanted = per_clip_max
+        counts.append(max(1, min(wanted, per_clip_max, total or 1)))
+    if sum(counts) > job_budget:
+        share = max(1, job_budget // max(1, len(counts)))
+        counts = [min(count, share) for count in counts]
+    return counts
+
+
+def frame_indices(total: int, count: int) -> list[int]:
+    """``count`` frame indices spread over ``total`` frames: the centre of each of ``count``
+    equal segments (one frame: the middle one)."""
+    if total <= 0 or count <= 0:
+        return [0]
+    count = min(count, total)
+    return sorted({(2 * i + 1) * total // (2 * count) for i in range(count)})
+
+
+def sample_frames(clip: Path, count: int, total: int | None = None) -> list[NDArray[np.uint8]]:
+    """Up to ``count`` spread-out RGB frames of a video file (empty if unreadable).
+
+    Only the sampled frames are retrieved and converted; the others are skipped with ``grab``
+    and reading stops after the last sampled one. ``total`` is the clip's frame count when the
+    caller already knows it.
+    """
     capture = cv2.VideoCapture(str(clip))
     frames: list[NDArray[np.uint8]] = []
     try:
-        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        wanted = (
-            {round(i * (total - 1) / max(1, count - 1)) for i in range(count)} if total else {0}
-        )
-        index = 0
-        while True:
-            ok, frame = capture.read()
-            if not ok:
+        if total is None:
+            total = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
+        wanted = set(frame_indices(total, count))
+        last = max(wanted)
+        for index in range(last + 1):
+            if not capture.grab():
                 break
             if index in wanted:
-                frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB).astype(np.uint8))
-            index += 1
+                ok, frame = capture.retrieve()
+                if ok:
+                    frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB).astype(np.uint8))
     finally:
         capture.release()
     return frames
