@@ -7,6 +7,7 @@ environment variable named in ``ENV_VARS`` (deployment docs and tests cross-chec
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,8 @@ class ModerationSettings:
     audit_retention_days: int = 90  # LIVINGPHOTO_AUDIT_RETENTION_DAYS: 0 keeps decisions forever
     c2pa_cert: Path | None = None  # LIVINGPHOTO_C2PA_CERT: PEM chain, leaf first
     c2pa_key: Path | None = None  # LIVINGPHOTO_C2PA_KEY: PEM private key of the leaf
+    # The rest wait in arrival order; 0 means one per CPU core, at most MAX_AUTO_THREADS.
+    threads: int = 0  # LIVINGPHOTO_MODERATION_THREADS: moderation checks the service runs at once
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ModerationSettings:
@@ -79,7 +82,25 @@ class ModerationSettings:
             ),
             c2pa_cert=Path(cert) if cert else None,
             c2pa_key=Path(key) if key else None,
+            threads=env_int(env, "LIVINGPHOTO_MODERATION_THREADS", cls.threads, minimum=0),
         )
+
+    def thread_count(self) -> int:
+        """``threads``, or when 0, the CPU cores this process may run on (at most
+        ``MAX_AUTO_THREADS``): more concurrent classifier calls than cores only slow each other."""
+        if self.threads > 0:
+            return self.threads
+        return max(1, min(MAX_AUTO_THREADS, usable_cpus()))
+
+
+MAX_AUTO_THREADS = 8
+
+
+def usable_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask, where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def _unit(env: Mapping[str, str], name: str, default: float) -> float:
@@ -106,4 +127,5 @@ ENV_VARS = (
     "LIVINGPHOTO_AUDIT_RETENTION_DAYS",
     "LIVINGPHOTO_C2PA_CERT",
     "LIVINGPHOTO_C2PA_KEY",
+    "LIVINGPHOTO_MODERATION_THREADS",
 )

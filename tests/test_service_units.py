@@ -156,7 +156,9 @@ def test_frame_budget_is_per_job_and_spread_over_each_clip() -> None:
     assert frame_indices(0, 3) == [0]
 
 
-def test_check_clips_scores_every_clip_in_one_batch(tmp_path: Path) -> None:
+async def test_check_clips_scores_every_clip_in_one_batch(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
     import numpy as np
     from numpy.typing import NDArray
 
@@ -181,12 +183,76 @@ def test_check_clips_scores_every_clip_in_one_batch(tmp_path: Path) -> None:
     frames = sample_frames(late_bad, 2)
     assert [round(float(f.mean())) > 200 for f in frames] == [False, True]
     detector = Detector()
-    with Moderator.open(ModerationSettings(), tmp_path / "mod", detector=detector) as gate:
-        guard = Guard(gate)
-        guard.check_clips([clean, clean], Requester("test", "u"))
+    with (
+        Moderator.open(ModerationSettings(), tmp_path / "mod", detector=detector) as gate,
+        ThreadPoolExecutor(1) as executor,
+    ):
+        guard = Guard(gate, executor)
+        await guard.check_clips([clean, clean], Requester("test", "u"))
         assert detector.batches == [4]
         with pytest.raises(PolicyRefusal):
-            guard.check_clips([clean, late_bad], Requester("test", "u"))
+            await guard.check_clips([clean, late_bad], Requester("test", "u"))
         assert detector.batches == [4, 4]
-        guard.check_clips([tmp_path / "missing.mp4"], Requester("test", "u"))
+        await guard.check_clips([tmp_path / "missing.mp4"], Requester("test", "u"))
         assert detector.batches == [4, 4]
+
+
+async def test_guard_runs_at_most_its_thread_count_of_checks_at_once(tmp_path: Path) -> None:
+    """A burst waits for the guard's threads in arrival order instead of all running at once."""
+    import asyncio
+    import threading
+    import time
+
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from generation.service.guard import Guard
+    from moderation.config import ModerationSettings
+
+    class SlowDetector:
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+            self.running = 0
+            self.most = 0
+
+        def score(self, image: NDArray[np.uint8]) -> float:
+            with self.lock:
+                self.running += 1
+                self.most = max(self.most, self.running)
+            time.sleep(0.05)
+            with self.lock:
+                self.running -= 1
+            return 0.0
+
+        def score_batch(self, images: list[NDArray[np.uint8]]) -> list[float]:
+            return [self.score(image) for image in images]
+
+    detector = SlowDetector()
+    settings = ModerationSettings(threads=2, rate_user_per_min=0, rate_chat_per_min=0)
+    image = np.full((64, 64, 3), 90, dtype=np.uint8)
+    async with Guard.open(settings, tmp_path / "mod", detector=detector) as guard:
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(
+                guard.check_request(Requester("test", f"u{i}"), "subtle blink", image, True)
+                for i in range(6)
+            )
+        )
+        elapsed = time.perf_counter() - started
+    assert detector.most == 2
+    assert elapsed >= 3 * 0.05  # six 50 ms checks, two at a time
+
+
+def test_moderation_threads_setting() -> None:
+    import os
+
+    from moderation.config import MAX_AUTO_THREADS, ModerationSettings, usable_cpus
+
+    assert ModerationSettings.from_env({"LIVINGPHOTO_MODERATION_THREADS": "3"}).thread_count() == 3
+    auto = ModerationSettings.from_env({}).thread_count()
+    assert auto == min(MAX_AUTO_THREADS, usable_cpus())
+    assert 1 <= auto <= (os.cpu_count() or 1)
+    with pytest.raises(UsageError, match="LIVINGPHOTO_MODERATION_THREADS"):
+        ModerationSettings.from_env({"LIVINGPHOTO_MODERATION_THREADS": "-1"})
+    with pytest.raises(UsageError, match="LIVINGPHOTO_MODERATION_THREADS"):
+        ModerationSettings.from_env({"LIVINGPHOTO_MODERATION_THREADS": "two"})

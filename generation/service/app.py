@@ -99,7 +99,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _guard_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    with Guard.open(settings.moderation, settings.service.data_dir) as guard:
+    async with Guard.open(settings.moderation, settings.service.data_dir) as guard:
         app[GUARD] = guard
         yield
 

@@ -288,6 +288,30 @@ def _schemas() -> dict[str, Any]:
                 "category": {"type": ["string", "null"]},
                 "cancel_requested": {"type": "boolean"},
                 "parent": {"type": ["object", "null"]},
+                "prompt": {"type": "string"},
+                "options": {"type": "object"},
+                "attempts": {"type": "integer"},
+                "warnings": {"type": "array", "items": {"type": "string"}},
+                "media_deleted": {"type": "boolean"},
+                "created_at": {"type": "number", "description": "Unix time the job was accepted"},
+                "dispatched_at": {
+                    "type": ["number", "null"],
+                    "description": "Unix time it left the line for a worker",
+                },
+                "started_at": {"type": ["number", "null"]},
+                "finished_at": {"type": ["number", "null"]},
+                "generation_s": {
+                    "type": ["number", "null"],
+                    "description": "seconds the worker spent rendering, encoding and scoring",
+                },
+                "moderation_s": {
+                    "type": "number",
+                    "description": (
+                        "seconds spent in moderation: the photo check before acceptance and the "
+                        "output check before the clips are served, each including the wait for "
+                        "a free moderation thread (LIVINGPHOTO_MODERATION_THREADS)"
+                    ),
+                },
             },
         },
     }

@@ -4,9 +4,9 @@ what workers report, and tells watchers (SSE) about every change.
 It is the only writer of the job store. On submission, in this order: the same idempotency key
 returns the same job; a full line of waiting jobs (``max_queue``) or a user with
 ``max_inflight_per_user`` jobs queued or running gets ``RateLimited`` (429 with
-``Retry-After``); then, in one hop off the event loop, intake (``moderation.intake``) and
-moderation (rate limits, policy, consent, NSFW) decide; the sanitised photo is stored and the
-job joins the line. Finished clips are checked by moderation again before they are served.
+``Retry-After``); then intake (``moderation.intake``, off the event loop) and moderation (the
+guard's own threads: rate limits, policy, consent, NSFW) decide; the sanitised photo is stored
+and the job joins the line. Finished clips are checked by moderation again before they are served.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 from generation.config import ServiceSettings
 from generation.service.errors import Gone
@@ -131,10 +134,10 @@ class Scheduler:
         source = image_bytes if image_bytes is not None else self._parent_photo(parent)
         self._check_capacity(sub.requester)
         prompt = sub.prompt if sub.prompt is not None else parent.prompt if parent else ""
+        rgb, png = await asyncio.to_thread(self._intake, source, image_bytes is not None)
+        moderation_started = time.perf_counter()
         try:
-            png, moderation_s = await asyncio.to_thread(
-                self._admit, sub, prompt, source, image_bytes is not None
-            )
+            await self.guard.check_request(sub.requester, prompt, rgb, sub.consent_attested)
         except ConsentRequired:
             self.metrics.refused("consent_required")
             raise
@@ -144,6 +147,7 @@ class Scheduler:
         except RateLimited:
             self.metrics.refused("rate_limited")
             raise
+        moderation_s = time.perf_counter() - moderation_started
         self._check_capacity(sub.requester)  # again: no await from here to the insert
         job = dataclasses.replace(
             self._new_job(sub, prompt, parent, png), moderation_s=round(moderation_s, 4)
@@ -166,22 +170,15 @@ class Scheduler:
             log.warning("could not dispatch yet", exc_info=True, extra={"job_id": job.id})
         return Accepted(self.store.get(job.id) or job, created=True)
 
-    def _admit(
-        self, sub: Submission, prompt: str, photo: bytes, encode: bool
-    ) -> tuple[bytes | None, float]:
-        """Intake, moderation and re-encoding, in one hop off the event loop (blocking).
-
-        Returns the sanitised PNG (when ``encode``) and the seconds moderation took.
-        """
+    def _intake(self, photo: bytes, encode: bool) -> tuple[NDArray[np.uint8], bytes | None]:
+        """Decode and check the photo (``moderation.intake``, blocking); with ``encode``, also the
+        sanitised PNG that is stored if the job is accepted (pixels only, no metadata)."""
         image = load_image(
             photo,
             max_bytes=self.moderation.max_image_bytes,
             max_pixels=self.moderation.max_image_pixels,
         )
-        started = time.perf_counter()
-        self.guard.check_request(sub.requester, prompt, image.rgb, sub.consent_attested)
-        moderation_s = time.perf_counter() - started
-        return (encode_png(image.rgb) if encode else None), moderation_s
+        return image.rgb, (encode_png(image.rgb) if encode else None)
 
     def _parent(self, sub: Submission) -> JobRecord | None:
         if sub.parent is None:
@@ -324,6 +321,8 @@ class Scheduler:
             finally:
                 if started:
                     self._positions = None
+                    for job in started:
+                        self._notify(job.id)
                     self._notify_waiting()
 
     async def _tick(self) -> None:
@@ -389,7 +388,7 @@ class Scheduler:
         self._notify(job.id)
         checked_at = time.perf_counter()
         try:
-            await asyncio.to_thread(self.guard.check_clips, clips, job.requester)
+            await self.guard.check_clips(clips, job.requester)
         except PolicyRefusal as refusal:
             self.metrics.refused(refusal.category)
             self.media.prune_runs(job.id, keep=None)
@@ -506,8 +505,11 @@ class Scheduler:
                 signal.put_nowait(None)
 
     def _notify_waiting(self) -> None:
+        """Wake the watchers of jobs still in line (their position may have moved); a job
+        already handed to a worker is woken by its own events only."""
         for job_id in list(self._watchers):
-            self._notify(job_id)
+            if job_id not in self._outstanding:
+                self._notify(job_id)
 
     def forget_live(self, job_id: str) -> None:
         """Drop in-memory state of a deleted job and wake its watchers."""
