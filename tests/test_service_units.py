@@ -256,3 +256,27 @@ def test_moderation_threads_setting() -> None:
         ModerationSettings.from_env({"LIVINGPHOTO_MODERATION_THREADS": "-1"})
     with pytest.raises(UsageError, match="LIVINGPHOTO_MODERATION_THREADS"):
         ModerationSettings.from_env({"LIVINGPHOTO_MODERATION_THREADS": "two"})
+
+
+def test_stored_photo_is_lossless_pixels_only_png() -> None:
+    """The sanitised photo kept for the worker: the exact pixels, and no chunk but the image's."""
+    import io
+    import struct
+
+    import numpy as np
+    from PIL import Image
+
+    from generation.service.media import encode_png
+
+    rgb = np.random.default_rng(7).integers(0, 256, (48, 80, 3), dtype=np.uint8)
+    png = encode_png(rgb)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    chunks, offset = set(), 8
+    while offset < len(png):
+        (length,) = struct.unpack(">I", png[offset : offset + 4])
+        chunks.add(png[offset + 4 : offset + 8].decode("ascii"))
+        offset += 12 + length
+    assert chunks == {"IHDR", "IDAT", "IEND"}
+    with Image.open(io.BytesIO(png)) as back:
+        assert back.mode == "RGB"
+        assert np.array_equal(np.asarray(back), rgb)
