@@ -100,7 +100,7 @@ from livingphoto.errors import (
     RateLimited,
     UsageError,
 )
-from moderation.gate import Requester
+from moderation.requester import Requester
 
 log = logging.getLogger(__name__)
 

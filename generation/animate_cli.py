@@ -117,7 +117,8 @@ def _moderate(prompt: str, inspection: Inspection, consent: bool) -> None:
     Raises ``ConsentRequired`` or ``PolicyRefusal``.
     """
     from livingphoto.settings import Settings
-    from moderation.gate import ModerationRequest, Moderator, Requester
+    from moderation.gate import ModerationRequest, Moderator
+    from moderation.requester import Requester
 
     if inspection.shows_person and not consent:
         raise ConsentRequired(
