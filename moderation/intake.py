@@ -24,12 +24,15 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from livingphoto.errors import UsageError
+
+if TYPE_CHECKING:  # numpy is imported where pixels are made: the HEIC child never needs it
+    import numpy as np
+    from numpy.typing import NDArray
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -206,9 +209,18 @@ def decode_pixels(
 ) -> tuple[NDArray[np.uint8], tuple[int, int], list[str]]:
     """Decode sniffed ``kind`` in this process: (RGB pixels, stored (width, height), notes).
 
-    Applies our pixel limit before decoding, the first frame of a sequence, the orientation;
-    raises ``UsageError`` for anything unusable.
+    ``open_first_frame`` then ``to_rgb``; raises ``UsageError`` for anything unusable.
     """
+    image, size, notes = open_first_frame(data, kind, max_pixels)
+    return to_rgb(image, kind), size, notes
+
+
+def open_first_frame(
+    data: bytes, kind: str, max_pixels: int
+) -> tuple[Image.Image, tuple[int, int], list[str]]:
+    """Open sniffed ``kind`` with Pillow: (the first frame, decoded and oriented, the stored
+    (width, height), notes). Applies our pixel limit before decoding and makes Pillow's bomb
+    warning an error; raises ``UsageError`` for anything unusable. Needs Pillow only."""
     if kind == "HEIC":
         _register_heif()
     notes: list[str] = []
@@ -231,8 +243,7 @@ def decode_pixels(
                     what = "a burst or sequence" if kind == "HEIC" else "animated"
                     notes.append(f"the photo is {what} ({frames} frames); the first frame was used")
                 im.load()
-                oriented = ImageOps.exif_transpose(im)
-                rgb = _to_rgb(oriented)
+                oriented = ImageOps.exif_transpose(im)  # a loaded copy
         except UsageError:
             raise
         except (Image.DecompressionBombWarning, Image.DecompressionBombError):
@@ -253,10 +264,15 @@ def decode_pixels(
             raise UsageError(f"the photo is a corrupt {kind} file ({_short(error)})") from None
     if caught:
         notes.append("the photo's metadata was damaged and has been ignored")
+    return oriented, (width, height), notes
 
-    if caught:
-        notes.append("the photo's metadata was damaged and has been ignored")
-    return rgb, (width, height), notes
+
+def to_rgb(image: Image.Image, kind: str) -> NDArray[np.uint8]:
+    """Any decoded mode -> a contiguous RGB ``uint8`` array (H, W, 3); ``UsageError`` if not."""
+    try:
+        return _to_rgb(image)
+    except Exception as error:  # an odd mode Pillow cannot convert
+        raise UsageError(f"the photo could not be decoded as {kind} ({_short(error)})") from None
 
 
 def load_image_file(
@@ -305,6 +321,8 @@ def _check_shape(width: int, height: int) -> None:
 
 def _to_rgb(im: Image.Image) -> NDArray[np.uint8]:
     """Any decoded mode -> RGB uint8, scaling 16-bit data and compositing alpha on white."""
+    import numpy as np
+
     mode = im.mode
     if mode in {"I;16", "I;16B", "I;16L", "I;16N", "I"}:
         raw = np.asarray(im)

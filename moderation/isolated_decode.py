@@ -4,12 +4,14 @@ not the CLI run, the service or a bot.
 Used for HEIC/HEIF (libheif + libde265 through ``pi-heif``): fuzzing a damaged HEIC crashed
 ``pi-heif`` 1.4.0 with a segmentation fault inside the parent process. The child runs
 ``python -m moderation.isolated_decode KIND MAX_PIXELS`` with the file on stdin and
-``moderation.intake.decode_pixels`` inside, and answers on stdout with one JSON line
-(``{"width", "height", "rows", "cols", "notes"}`` or ``{"error"}``) followed by the raw RGB bytes
-(rows x cols x 3, uint8). Whatever happens in the child (a crash, a hang past ``timeout_s``,
-garbage on stdout) the parent raises one ``UsageError`` line.
+``moderation.intake.open_first_frame`` inside (Pillow and pi-heif only, no numpy), and answers on
+stdout with one JSON line (``{"width", "height", "mode", "cols", "rows", "notes"}`` or
+``{"error"}``) followed by the decoded pixels in that Pillow mode; the parent turns them into RGB
+(``moderation.intake.to_rgb``). Whatever happens in the child (a crash, a hang past
+``timeout_s``, garbage on stdout) the parent raises one ``UsageError`` line.
 
-Cost: one Python start plus the imports of Pillow and pi-heif, about 0.1-0.3 s per HEIC photo.
+Cost: one Python start plus the imports of Pillow and pi-heif (see the report in
+``decode_in_child``'s tests; a few tenths of a second on a busy 2-core machine).
 """
 
 from __future__ import annotations
@@ -17,14 +19,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import TYPE_CHECKING
 
-import numpy as np
-from numpy.typing import NDArray
+from PIL import Image
 
 from livingphoto.errors import UsageError
 
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
 DEFAULT_TIMEOUT_S = 60.0
 _HEADER_LIMIT = 64 * 1024
+# Pillow modes sent as they are; any other is converted to RGB or RGBA in the child.
+_MODES = frozenset({"RGB", "RGBA", "L", "LA", "I;16", "I;16L", "I;16B", "I", "F"})
 
 
 def decode_in_child(
@@ -61,29 +69,40 @@ def decode_in_child(
         raise UsageError(f"the photo is a damaged {kind} file (no answer from its decoder)")
     if "error" in reply:
         raise UsageError(str(reply["error"]))
-    rows, cols = int(reply["rows"]), int(reply["cols"])
-    if rows * cols * 3 != len(body):
-        raise UsageError(f"the photo is a damaged {kind} file (its decoder answered badly)")
-    rgb = np.frombuffer(body, dtype=np.uint8).reshape(rows, cols, 3).copy()
+    try:
+        image = Image.frombytes(str(reply["mode"]), (int(reply["cols"]), int(reply["rows"])), body)
+    except (KeyError, TypeError, ValueError):
+        raise UsageError(
+            f"the photo is a damaged {kind} file (its decoder answered badly)"
+        ) from None
+    from moderation.intake import to_rgb
+
     notes = [str(n) for n in reply.get("notes", [])]
-    return rgb, (int(reply["width"]), int(reply["height"])), notes
+    return to_rgb(image, kind), (int(reply["width"]), int(reply["height"])), notes
 
 
 def _child(argv: list[str]) -> int:
-    from moderation.intake import decode_pixels
+    from moderation.intake import open_first_frame
 
     kind, max_pixels = argv[0], int(argv[1])
     data = sys.stdin.buffer.read()
     out = sys.stdout.buffer
     try:
-        rgb, (width, height), notes = decode_pixels(data, kind, max_pixels)
+        image, (width, height), notes = open_first_frame(data, kind, max_pixels)
+        if image.mode not in _MODES or "transparency" in image.info:
+            has_alpha = "A" in image.mode or "transparency" in image.info
+            image = image.convert("RGBA" if has_alpha else "RGB")
+        raw = image.tobytes()
     except UsageError as error:
         out.write(json.dumps({"error": str(error)}).encode() + b"\n")
         return 0
-    rows, cols = int(rgb.shape[0]), int(rgb.shape[1])
-    header = {"width": width, "height": height, "rows": rows, "cols": cols, "notes": notes}
+    cols, rows = image.size
+    header = {
+        "width": width, "height": height, "mode": image.mode, "cols": cols, "rows": rows,
+        "notes": notes,
+    }  # fmt: skip
     out.write(json.dumps(header).encode() + b"\n")
-    out.write(np.ascontiguousarray(rgb, dtype=np.uint8).tobytes())
+    out.write(raw)
     out.flush()
     return 0
 
