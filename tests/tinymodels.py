@@ -412,3 +412,50 @@ def build_tiny_ltx2(directory: Path, pipeline: str = "LTX2Pipeline") -> Path:
     )
     pipe.save_pretrained(str(directory))
     return directory
+
+
+class PoisonedLtxVae(d.AutoencoderKLLTXVideo):  # type: ignore[misc]
+    """The tiny LTX VAE with a decoder that fails like a half-precision VAE overflowing.
+
+    ``poison`` chooses how: ``"half"`` decodes to NaN unless the VAE runs in float32 (the
+    fp16/bf16 overflow the float32 retry cures); ``"nan"`` always decodes to NaN; ``"zeros"``
+    always decodes to a flat mid-grey (all-zero output in -1..1); ``"first"`` poisons only the
+    first clip of each decoded batch.
+    """
+
+    poison = "half"
+
+    def _decode(
+        self, z: torch.Tensor, temb: torch.Tensor | None = None, return_dict: bool = True
+    ) -> Any:
+        sample = super()._decode(z, temb, return_dict=False)[0]
+        if (self.poison == "half" and self.dtype != torch.float32) or self.poison == "nan":
+            sample = sample * float("nan")
+        elif self.poison == "zeros":
+            sample = torch.zeros_like(sample)
+        elif self.poison == "first":
+            sample = sample.clone()
+            sample[0] = float("nan")
+        return (
+            (sample,) if not return_dict else d.models.autoencoders.vae.DecoderOutput(sample=sample)
+        )
+
+
+def poisoned_ltx(directory: Path, poison: str, dtype: torch.dtype = torch.float32) -> Any:
+    """The tiny LTX pipeline saved in ``directory``, loaded back with a ``PoisonedLtxVae``."""
+    pipe = d.LTXConditionPipeline.from_pretrained(str(directory))
+    vae = PoisonedLtxVae.from_pretrained(str(directory / "vae"))
+    vae.poison = poison
+    pipe.vae = vae
+    pipe.register_modules(vae=vae)
+    return pipe.to(dtype)
+
+
+def build_tiny_ltx_nan_decoder(directory: Path) -> Path:
+    """A tiny LTX folder whose VAE decoder has NaN output weights (every decode is NaN)."""
+    build_tiny_ltx(directory)
+    vae = d.AutoencoderKLLTXVideo.from_pretrained(str(directory / "vae"))
+    with torch.no_grad():
+        vae.decoder.conv_out.conv.weight.fill_(float("nan"))
+    vae.save_pretrained(str(directory / "vae"))
+    return directory
