@@ -47,9 +47,10 @@ def clip_fault(frames: NDArray[Any]) -> str | None:
     else:
         levels = array[:, ::_STRIDE, ::_STRIDE].astype(np.float32)
     spread = levels.reshape(levels.shape[0], -1).std(axis=1)
-    flat = int((spread < FLAT_LEVELS).sum())
+    is_flat = spread < FLAT_LEVELS
+    flat = int(is_flat.sum())
     if flat >= max(1, FLAT_FRACTION * array.shape[0]):
-        mean = float(levels.mean())
+        mean = float(levels[is_flat].mean())
         colour = "black" if mean < 16 else "white" if mean > 239 else "one flat colour"
         return f"{flat} of {array.shape[0]} frames are {colour}"
     return None
