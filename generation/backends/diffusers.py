@@ -52,6 +52,7 @@ from generation.backends.diffusers_families import (
     pipeline_class,
     to_uint8,
 )
+from generation.backends.diffusers_hub import HubAccess, not_cached_message
 from generation.backends.diffusers_settings import DiffusersSettings
 from generation.frame_check import clip_fault
 from generation.loop_repair import repair_loop, retime_loop
@@ -191,11 +192,16 @@ class DiffusersBackend:
             library.disable_progress_bar()
         log.info("loading %s (%s)", self.model, info.class_name)
         cls = pipeline_class(info.family)
+        # Offline or unreachable hub: the cache only, so nothing waits on network retries.
+        local_only = {"local_files_only": True} if info.offline else {}
         try:
             if info.single_file:
-                return cls.from_single_file(self.model, dtype=dtype)
-            return cls.from_pretrained(self.model, dtype=dtype)
+                return cls.from_single_file(self.model, dtype=dtype, **local_only)
+            return cls.from_pretrained(self.model, dtype=dtype, **local_only)
         except Exception as exc:  # the loading boundary: any failure is one line
+            if info.offline:
+                access = HubAccess(offline=True, reason=info.offline)
+                raise UsageError(not_cached_message(self.model, access)) from None
             raise GenerationFailed(
                 f"could not load model {self.model}: {_first_line(exc)}"
             ) from None

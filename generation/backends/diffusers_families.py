@@ -37,6 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from generation.backend import RenderRequest
+from generation.backends.diffusers_hub import HubAccess, hub_access, not_cached_message
 from generation.backends.diffusers_settings import DiffusersSettings
 from generation.prompting import PromptPair, SvdConditioning
 from livingphoto.errors import UsageError
@@ -79,6 +80,7 @@ class ModelInfo:
     class_name: str  # model_index.json "_class_name"
     family: Family
     single_file: bool = False  # an original-format LTX-Video checkpoint (.safetensors)
+    offline: str = ""  # why the hub cannot be used ("HF_HUB_OFFLINE is set", …); "" = it can
 
 
 def is_single_file(model: str) -> bool:
@@ -90,8 +92,11 @@ def _looks_local(model: str) -> bool:
     return model.startswith(("/", ".", "~")) or "\\" in model or model.count("/") != 1
 
 
-def read_model_index(model: str) -> dict[str, Any]:
-    """The ``model_index.json`` of a local pipeline folder, or of a hub id (that file only)."""
+def read_model_index(model: str, access: HubAccess | None = None) -> dict[str, Any]:
+    """The ``model_index.json`` of a local pipeline folder, or of a hub id (that file only).
+
+    ``access`` (hub ids only; default: ``hub_access()``) says whether to use the cache only.
+    """
     path = Path(model).expanduser()
     if path.is_dir():
         index = path / "model_index.json"
@@ -102,9 +107,16 @@ def read_model_index(model: str) -> dict[str, Any]:
     else:
         from huggingface_hub import hf_hub_download
 
+        access = access or hub_access()
         try:
-            index = Path(hf_hub_download(repo_id=model, filename="model_index.json"))
+            index = Path(
+                hf_hub_download(
+                    repo_id=model, filename="model_index.json", local_files_only=access.offline
+                )
+            )
         except (OSError, ValueError) as exc:
+            if access.offline:
+                raise UsageError(not_cached_message(model, access)) from None
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UsageError(
                 f"cannot read model_index.json of model {model!r}: {reason[:200]}"
@@ -123,12 +135,20 @@ def detect_family(model: str) -> ModelInfo:
 
     A single ``.safetensors`` checkpoint has no ``model_index.json``: it is read as an original
     LTX-Video checkpoint (diffusers' ``from_single_file`` infers its architecture from the keys).
+    Hub ids and URLs are checked for reachability first (``diffusers_hub``): unreachable or
+    ``HF_HUB_OFFLINE`` means the local cache only, and ``ModelInfo.offline`` says why.
     """
     if is_single_file(model):
-        if not model.startswith(("https://", "http://")) and not Path(model).expanduser().is_file():
+        remote = model.startswith(("https://", "http://"))
+        if not remote and not Path(model).expanduser().is_file():
             raise UsageError(f"model file {model} does not exist")
-        return ModelInfo(model, "LTXConditionPipeline", Family.LTX, single_file=True)
-    index = read_model_index(model)
+        access = hub_access() if remote else HubAccess(offline=False, reason="")
+        return ModelInfo(
+            model, "LTXConditionPipeline", Family.LTX, single_file=True, offline=access.reason
+        )
+    local = Path(model).expanduser().exists() or _looks_local(model)
+    access = HubAccess(offline=False, reason="") if local else hub_access()
+    index = read_model_index(model, access)
     class_name = index.get("_class_name")
     if not isinstance(class_name, str) or not class_name:
         raise UsageError(f"model_index.json of {model} names no pipeline class")
@@ -138,7 +158,7 @@ def detect_family(model: str) -> ModelInfo:
             f"model {model} is a {class_name}; the diffusers backend needs an image-to-video "
             "LTX-Video, LTX-2, Wan or Stable Video Diffusion pipeline"
         )
-    return ModelInfo(model=model, class_name=class_name, family=family)
+    return ModelInfo(model=model, class_name=class_name, family=family, offline=access.reason)
 
 
 @dataclass(frozen=True)
