@@ -173,10 +173,11 @@ class DiffusersBackend:
             self._info = info
             self.settings = self.settings.for_device(device)
             if device == "cpu":
+                budget = self.settings.latent_budget
                 log.warning(
-                    "no CUDA device: a CPU preview (%d steps, at most %d latent tokens per clip)",
+                    "no CUDA device: a CPU preview (%d steps, %s)",
                     self.settings.steps,
-                    self.settings.latent_budget,
+                    f"at most {budget} latent tokens per clip" if budget else "no latent budget",
                 )
             self._adapter = make_adapter(info, self.settings)
             self._pipe = pipe

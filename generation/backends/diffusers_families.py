@@ -246,11 +246,25 @@ class LtxAdapter:
     text_conditioned: bool = True
 
     def plan(self, pipe: Any, request: RenderRequest) -> GenPlan:
-        width, height = _size(request, 32)
+        compression = int(pipe.vae_spatial_compression_ratio) * int(
+            getattr(pipe, "transformer_spatial_patch_size", 1)
+        )
+        multiple = math.lcm(32, compression)
+        width, height = _size(request, multiple)
+        budget = self.settings.latent_budget
+        width, height, per_frame = fit_budget(width, height, multiple, compression, budget)
         ratio = int(pipe.vae_temporal_compression_ratio)
         native = self.settings.last_frame == "auto"
+        loop = request.frames
+        if budget > 0:  # fewer frames at a lower frame rate; the take is retimed after
+            loop = min(loop, ratio * max(1, budget // max(1, per_frame) - 1))
+        fps = (
+            request.fps
+            if loop == request.frames
+            else max(1, round(loop * request.fps / request.frames))
+        )
         # Native: at least one frame past the loop, the photo again. Repaired: room to trim.
-        minimum = request.frames + 1 if native else math.ceil(request.frames * 1.35)
+        minimum = loop + 1 if native else math.ceil(loop * 1.35)
         num_frames = frames_at_least(minimum, ratio)
         steps = self.settings.steps or (len(LTX_DISTILLED_TIMESTEPS) if self.distilled else 30)
         default_guidance = 1.0 if self.distilled else 3.0
@@ -263,9 +277,9 @@ class LtxAdapter:
             width=width,
             height=height,
             num_frames=num_frames,
-            loop_frames=request.frames if native else num_frames,
+            loop_frames=loop if native else num_frames,
             native_loop=native,
-            fps=request.fps,
+            fps=fps,
             steps=steps,
             guidance_scale=guidance,
         )
