@@ -33,7 +33,7 @@ from generation.backends.diffusers_settings import DiffusersSettings
 from generation.export import probe, read_frames
 from generation.motion import Motion, MotionSpec, Primitive
 from generation.quality import loop_seam
-from livingphoto.errors import Cancelled
+from livingphoto.errors import Cancelled, UsageError
 
 FAST = DiffusersSettings(device="cpu", steps=2, max_tokens=16)
 SPEC = MotionSpec(text="subtle blink", motions=(Motion(Primitive.BLINK, 0.3),))
@@ -201,3 +201,30 @@ def test_animate_cli_two_clips_closed_loops_offline(ltx2: Path, tmp_path: Path) 
         assert v["info"]["family"] == "ltx2"
         assert v["info"]["loop"]["method"].startswith("first+last frame")
         assert v["scores"]["loop_seam"] < 1.0  # the jump at the loop point is a typical step
+
+
+def test_fp8_weight_storage_halves_the_big_modules(ltx2: Path) -> None:
+    backend = DiffusersBackend(model=str(ltx2), settings=replace(FAST, fp8_weights=True))
+    takes = backend.render(request(variations=1), quiet, CancelToken())
+    assert takes[0].frames.shape == (9, 30, 40, 3)
+    for name in ("transformer", "text_encoder"):
+        dtypes = {p.dtype for p in getattr(backend._pipe, name).parameters()}
+        assert torch.float8_e4m3fn in dtypes, name
+    assert {p.dtype for p in backend._pipe.vae.parameters()} == {torch.float32}
+
+
+def test_new_settings_from_env() -> None:
+    settings = DiffusersSettings.from_env(
+        {
+            "LIVINGPHOTO_DIFFUSERS_FP8_WEIGHTS": "true",
+            "LIVINGPHOTO_DIFFUSERS_DISTILLED": "false",
+            "LIVINGPHOTO_DIFFUSERS_LATENT_BUDGET": "0",
+        }
+    )
+    assert (settings.fp8_weights, settings.distilled, settings.latent_budget) == (True, "false", 0)
+    assert settings.for_device("cpu").latent_budget == 0  # explicit 0: no budget, even on CPU
+    assert DiffusersSettings().for_device("cpu").latent_budget == 2048
+    assert DiffusersSettings().for_device("cpu").steps == 4
+    assert DiffusersSettings().for_device("cuda") == replace(DiffusersSettings(), latent_budget=0)
+    with pytest.raises(UsageError, match="LIVINGPHOTO_DIFFUSERS_DISTILLED"):
+        DiffusersSettings.from_env({"LIVINGPHOTO_DIFFUSERS_DISTILLED": "maybe"})

@@ -166,6 +166,8 @@ class DiffusersBackend:
                 info = detect_family(self.model)
                 pipe = self._load(info, torch.bfloat16 if device == "cuda" else torch.float32)
             pipe.set_progress_bar_config(disable=True)
+            if self.settings.fp8_weights:
+                self._store_in_fp8(pipe, torch)
             self._device = device
             self._place(pipe, torch)
             if self.settings.compile:
@@ -250,6 +252,33 @@ class DiffusersBackend:
         else:
             pipe.enable_sequential_cpu_offload()
             self._offloaded = True
+
+    @staticmethod
+    def _store_in_fp8(pipe: Any, torch: Any) -> None:
+        """Keep the denoiser's and text encoder's weights in float8, computing in their dtype.
+
+        diffusers' layerwise casting: each layer's weights are upcast just before it runs
+        (norms, embeddings and patch projections stay as they are).
+        """
+        from diffusers.hooks.layerwise_casting import apply_layerwise_casting
+
+        for name in ("transformer", "transformer_2", "unet", "text_encoder"):
+            module = getattr(pipe, name, None)
+            if module is None or not isinstance(module, torch.nn.Module):
+                continue
+            compute = next(module.parameters()).dtype
+            if hasattr(module, "enable_layerwise_casting"):
+                module.enable_layerwise_casting(
+                    storage_dtype=torch.float8_e4m3fn, compute_dtype=compute
+                )
+            else:
+                apply_layerwise_casting(
+                    module,
+                    storage_dtype=torch.float8_e4m3fn,
+                    compute_dtype=compute,
+                    skip_modules_pattern=("embed", "norm", "lm_head"),
+                )
+            log.info("%s: weights stored in float8, computed in %s", name, compute)
 
     @staticmethod
     def _compile(pipe: Any) -> None:

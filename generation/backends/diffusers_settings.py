@@ -12,6 +12,7 @@
 | `LIVINGPHOTO_DIFFUSERS_MAX_BATCH` | most variations per pipeline call; 0 = all of a request at once |
 | `LIVINGPHOTO_DIFFUSERS_LAST_FRAME` | `auto`: condition the last frame where the model can; `off`: never |
 | `LIVINGPHOTO_DIFFUSERS_MAX_TOKENS` | text tokens sent to the text encoder (LTX-2: rounded up to a multiple of 128) |
+| `LIVINGPHOTO_DIFFUSERS_FP8_WEIGHTS` | `true`: keep the denoiser's and text encoder's weights in float8 (e4m3), cast to bf16 layer by layer as they run: about half their memory, a few percent slower, slightly different output |
 | `LIVINGPHOTO_DIFFUSERS_DISTILLED` | `auto` ("distilled" in the model id or folder name), `true` or `false`: distilled models run their few-step schedule with every guidance scale neutral |
 | `LIVINGPHOTO_DIFFUSERS_LATENT_BUDGET` | LTX/LTX-2: most latent tokens per clip (size and frame rate are lowered to fit, the take is resized and retimed after); `-1` = auto: none on CUDA, 2048 on the CPU; `0` = none |
 
@@ -50,6 +51,7 @@ ENV_VARS = (
     "LIVINGPHOTO_DIFFUSERS_MAX_TOKENS",
     "LIVINGPHOTO_DIFFUSERS_DISTILLED",
     "LIVINGPHOTO_DIFFUSERS_LATENT_BUDGET",
+    "LIVINGPHOTO_DIFFUSERS_FP8_WEIGHTS",
 )
 
 
@@ -74,6 +76,7 @@ class DiffusersSettings:
     max_tokens: int = 128
     distilled: Distilled = "auto"
     latent_budget: int = -1  # -1: auto (none on CUDA, CPU_LATENT_BUDGET on the CPU); 0: none
+    fp8_weights: bool = False  # float8 weight storage for the denoiser and the text encoder
 
     def is_distilled(self, model: str) -> bool:
         """Whether ``model`` is a distilled checkpoint (the setting, else its id or folder name)."""
@@ -136,4 +139,5 @@ class DiffusersSettings:
             latent_budget=env_int(
                 env, "LIVINGPHOTO_DIFFUSERS_LATENT_BUDGET", cls.latent_budget, minimum=-1
             ),
+            fp8_weights=env_bool(env, "LIVINGPHOTO_DIFFUSERS_FP8_WEIGHTS", cls.fp8_weights),
         )
