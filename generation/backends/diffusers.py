@@ -6,16 +6,24 @@ Usage::
     backend.setup()                          # loads weights once per process
     takes = backend.render(request, progress, cancel)
 
-The model family comes from the model's own ``model_index.json`` (a hub id or a local folder; a
-single ``.safetensors`` checkpoint is read as LTX-Video; see ``diffusers_families``). Settings
-(device, steps, compile, offload, tiling, batch size) come from ``DiffusersSettings``. ``render`` makes every variation of a request in ONE pipeline call, one
-seeded generator per variation (variation k uses ``request.seed + k - 1``); a CUDA out-of-memory
-error halves the batch and retries, and a batch of one that still does not fit turns on CPU
-offload once before giving up. Progress and cancellation run through the pipeline's
-``callback_on_step_end``; ``Cancelled`` is always re-raised. Takes are uint8 RGB (T, H, W, 3) at
-the request's size and frame count; ``Take.info`` says what was sent to the model (prompt,
-negative prompt or SVD conditioning) and how the loop was closed. Export and scoring happen
-after, on the one path every backend shares (``generation.animator``).
+The model family (LTX-Video, LTX-2, Wan, SVD) comes from the model's own ``model_index.json`` (a
+hub id or a local folder; a single ``.safetensors`` checkpoint is read as LTX-Video; see
+``diffusers_families``). Hub ids are reached through ``diffusers_hub``: offline or unreachable
+means the local cache only, and a model missing there is one line naming the cause and the fix.
+Settings (device, steps, compile, offload, fp8 weights, tiling, batch size, the CPU preview
+budget) come from ``DiffusersSettings``.
+
+``render`` makes every variation of a request in ONE pipeline call, one seeded generator per
+variation (variation k uses ``request.seed + k - 1``); a CUDA out-of-memory error halves the batch
+and retries, and a batch of one that still does not fit turns on CPU offload once before giving
+up. Progress and cancellation run through the pipeline's ``callback_on_step_end``; ``Cancelled``
+is always re-raised. Decoded frames are checked (``generation.frame_check``): takes with NaN/inf
+or flat frames are made again once with the VAE in float32, and those that fail again come back
+with ``Take.info["failed"]`` (the reason), which the shared path drops with a warning. Takes are
+uint8 RGB (T, H, W, 3) at the request's size and frame count; a native loop whose seam is still
+visible is repaired. ``Take.info`` says what was sent to the model (prompt, negative prompt or SVD
+conditioning) and how the loop was closed. Export and scoring happen after, on the one path
+every backend shares (``generation.animator``).
 """
 
 from __future__ import annotations
