@@ -43,7 +43,7 @@ from generation.service.jobs import (
 )
 from generation.service.media import MediaStore, encode_png
 from generation.service.metrics import Metrics
-from generation.service.queue import JobQueue
+from generation.service.queue import JobQueue, QueueUnavailable, TransportNotice
 from generation.service.store import JobRecord, JobStore
 from generation.service.submission import Submission
 from generation.service.tasks import reraise_if_cancelling, stop_tasks
@@ -91,6 +91,7 @@ class Scheduler:
         self._watchers: dict[str, set[asyncio.Queue[None]]] = {}
         self._pump_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
+        self._resend: set[str] = set()  # handed-over jobs the transport lost, to send again
 
     @classmethod
     @asynccontextmanager
@@ -165,7 +166,9 @@ class Scheduler:
         self._positions = None
         try:
             await self.pump()
-        except Exception:  # the job is stored; the periodic tick dispatches it later
+        except QueueUnavailable:  # the job is stored; the periodic tick dispatches it later
+            pass
+        except Exception:
             reraise_if_cancelling()
             log.warning("could not dispatch yet", exc_info=True, extra={"job_id": job.id})
         return Accepted(self.store.get(job.id) or job, created=True)
@@ -282,7 +285,8 @@ class Scheduler:
             self._finish(job.id, JobState.CANCELLED, "cancelled")
             return self.store.get(job.id) or job
         self._cancel_requested.add(job.id)
-        await self.queue.cancel(job.id)
+        with suppress(QueueUnavailable):  # asked again when the transport is back
+            await self.queue.cancel(job.id)
         self._notify(job.id)
         return job
 
@@ -302,15 +306,7 @@ class Scheduler:
                 for job in fair_order(self.store.waiting(), self._last_served)[:free]:
                     self._outstanding.add(job.id)
                     try:
-                        await self.queue.submit(
-                            JobTicket(
-                                job_id=job.id,
-                                prompt=job.prompt,
-                                options=job.options,
-                                input_path=job.input_path,
-                                timeout_s=self.settings.job_timeout_s,
-                            )
-                        )
+                        await self.queue.submit(self._ticket(job))
                     except BaseException:
                         self._outstanding.discard(job.id)  # still waiting: retried later
                         raise
@@ -325,12 +321,24 @@ class Scheduler:
                         self._notify(job.id)
                     self._notify_waiting()
 
+    def _ticket(self, job: JobRecord) -> JobTicket:
+        return JobTicket(
+            job_id=job.id,
+            prompt=job.prompt,
+            options=job.options,
+            input_path=job.input_path,
+            timeout_s=self.settings.job_timeout_s,
+        )
+
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(_TICK_S)
             reraise_if_cancelling()
             try:
+                await self._send_again()
                 await self.pump()
+            except QueueUnavailable:
+                pass  # the queue reports the outage (health, logs); jobs wait in the store
             except Exception:
                 reraise_if_cancelling()
                 log.exception("dispatch failed; retrying")
@@ -340,10 +348,41 @@ class Scheduler:
             event = await self.queue.next_event()
             reraise_if_cancelling()
             try:
-                self._on_event(event)
+                if isinstance(event, TransportNotice):
+                    await self._on_notice(event)
+                else:
+                    self._on_event(event)
+            except QueueUnavailable:
+                pass  # retried by the tick
             except Exception:
                 reraise_if_cancelling()
-                log.exception("could not record a worker event", extra={"job_id": event.job_id})
+                log.exception("could not record a queue event")
+
+    async def _on_notice(self, notice: TransportNotice) -> None:
+        """The transport went down, came back, or lost handed-over jobs (the store is the
+        record: those are sent again from it, once, and their watchers are told)."""
+        for job_id in notice.resend:
+            job = self.store.get(job_id)
+            if job is not None and not job.state.final and job.dispatched:
+                self._resend.add(job_id)
+                self._live[job_id] = (0.0, "requeued: the queue lost this job; it runs again")
+        for job_id in list(self._watchers):
+            self._notify(job_id)
+        if not notice.up:
+            return
+        for job_id in list(self._cancel_requested):  # cancel keys may be lost too
+            await self.queue.cancel(job_id)
+        await self._send_again()
+        await self.pump()
+
+    async def _send_again(self) -> None:
+        """Send the jobs in ``_resend`` again (QueueUnavailable leaves the rest for later)."""
+        for job_id in sorted(self._resend):
+            job = self.store.get(job_id)
+            if job is not None and not job.state.final and job.dispatched:
+                await self.queue.submit(self._ticket(job))
+                log.info("job sent again", extra={"job_id": job_id})
+            self._resend.discard(job_id)
 
     def _on_event(self, event: WorkerEvent) -> None:
         job = self.store.get(event.job_id)
@@ -412,6 +451,7 @@ class Scheduler:
 
     def _settle(self, job_id: str) -> None:
         self._outstanding.discard(job_id)
+        self._resend.discard(job_id)
         self._cancel_requested.discard(job_id)
         self._live.pop(job_id, None)
         self._positions = None
@@ -437,6 +477,8 @@ class Scheduler:
         progress, stage = self._live.get(job.id, (0.0, ""))
         if job.state is JobState.DONE:
             progress, stage = 1.0, "done"
+        elif not job.state.final and not self.queue.health().up:
+            stage = "waiting for the queue: Redis is unreachable, the job continues when it is back"
         variations = (
             [
                 {
@@ -515,6 +557,7 @@ class Scheduler:
         """Drop in-memory state of a deleted job and wake its watchers."""
         self._live.pop(job_id, None)
         self._outstanding.discard(job_id)
+        self._resend.discard(job_id)
         self._cancel_requested.discard(job_id)
         self._positions = None
         self._notify(job_id)
