@@ -94,6 +94,7 @@ class ProcessTrend:
     rss_end_mb: float
     fds_warm: float
     fds_end: float
+    cpu_s: float
 
     @property
     def rss_growth(self) -> float:
@@ -154,7 +155,7 @@ class SoakResult:
         lines = [
             f"jobs {s['jobs']} in {s['elapsed_s']} s: {s['jobs_per_s']} jobs/s, latency p50 "
             f"{s['latency_p50_s']} s, p95 {s['latency_p95_s']} s",
-            f"SSE reconnects {self.sse_reconnects}, stalls {self.sse_stalls}; submit retries "
+            f"SSE reconnect attempts {self.sse_reconnects}, stalls {self.sse_stalls}; submit retries "
             f"{self.submit_retries}; take-overs {self.takeovers}; duplicate runs discarded "
             f"{self.duplicate_runs}",
             "| fault | at | in flight | recovered in | detail |",
@@ -165,12 +166,12 @@ class SoakResult:
             for f in self.faults
         ]
         lines += [
-            "| process | pid | RSS warm → end | growth | fds warm → end |",
-            "|---|---|---|---|---|",
+            "| process | pid | RSS warm → end | growth | fds warm → end | CPU |",
+            "|---|---|---|---|---|---|",
         ]
         lines += [
             f"| {t.role} | {t.pid} | {t.rss_warm_mb:.0f} → {t.rss_end_mb:.0f} MB | "
-            f"{100 * t.rss_growth:+.1f} % | {t.fds_warm:.0f} → {t.fds_end:.0f} |"
+            f"{100 * t.rss_growth:+.1f} % | {t.fds_warm:.0f} → {t.fds_end:.0f} | {t.cpu_s:.0f} s |"
             for t in self.trends
         ]
         lines += [
@@ -187,6 +188,7 @@ class Sampler:
         self.period_s = period_s
         self.watched: dict[str, int] = {}  # role -> pid
         self.samples: dict[tuple[str, int], list[tuple[float, int, int]]] = {}
+        self.cpu_s: dict[tuple[str, int], float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -211,6 +213,8 @@ class Sampler:
                 try:
                     process = psutil.Process(pid)
                     sample = (time.monotonic(), process.memory_info().rss, process.num_fds())
+                    times = process.cpu_times()
+                    self.cpu_s[(role, pid)] = times.user + times.system
                 except (psutil.Error, OSError):
                     continue
                 self.samples.setdefault((role, pid), []).append(sample)
@@ -234,6 +238,7 @@ class Sampler:
                     rss_end_mb=statistics.median(s[1] for s in end) / 2**20,
                     fds_warm=statistics.median(s[2] for s in warm),
                     fds_end=statistics.median(s[2] for s in end),
+                    cpu_s=round(self.cpu_s.get((role, pid), 0.0), 1),
                 )
             )
         return trends

@@ -457,9 +457,18 @@ class Scheduler:
         self._positions = None
         self._notify(job_id)
         self._notify_waiting()
-        task = asyncio.create_task(self.pump())
+        task = asyncio.create_task(self._pump_in_background())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _pump_in_background(self) -> None:
+        try:
+            await self.pump()
+        except QueueUnavailable:
+            pass  # the periodic tick tries again
+        except Exception:
+            reraise_if_cancelling()
+            log.exception("dispatch failed; retrying")
 
     # -- views and watchers -----------------------------------------------------------------
 
