@@ -13,6 +13,7 @@ from generation.service.jobs import JobState
 from generation.service.queue import QueueHealth
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+EMBEDDED = QueueHealth(backend="embedded")
 GENERATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 
@@ -45,9 +46,9 @@ class Metrics:
         self,
         queue_depth: int,
         jobs_by_state: Mapping[JobState, int],
-        queue: QueueHealth | None = None,
+        queue: QueueHealth = EMBEDDED,
     ) -> str:
-        """The exposition text; ``queue`` (the transport's health) adds the queue-backend gauges."""
+        """The exposition text; ``queue`` is the transport's health (``JobQueue.health()``)."""
         lines = [
             "# HELP livingphoto_queue_depth Jobs waiting for a worker.",
             "# TYPE livingphoto_queue_depth gauge",
@@ -89,8 +90,7 @@ class Metrics:
             f'livingphoto_refusals_total{{category="{_label(category)}"}} {count}'
             for category, count in sorted(self.refusals.items())
         ]
-        if queue is not None:
-            lines += _queue_lines(queue)
+        lines += _queue_lines(queue)
         return "\n".join(lines) + "\n"
 
 
