@@ -377,12 +377,15 @@ class Scheduler:
 
     async def _send_again(self) -> None:
         """Send the jobs in ``_resend`` again (QueueUnavailable leaves the rest for later)."""
-        for job_id in sorted(self._resend):
-            job = self.store.get(job_id)
-            if job is not None and not job.state.final and job.dispatched:
-                await self.queue.submit(self._ticket(job))
-                log.info("job sent again", extra={"job_id": job_id})
-            self._resend.discard(job_id)
+        if not self._resend:
+            return
+        async with self._pump_lock:
+            for job_id in sorted(self._resend):
+                job = self.store.get(job_id)
+                if job is not None and not job.state.final and job.dispatched:
+                    await self.queue.submit(self._ticket(job))
+                    log.info("job sent again", extra={"job_id": job_id})
+                self._resend.discard(job_id)
 
     def _on_event(self, event: WorkerEvent) -> None:
         job = self.store.get(event.job_id)
