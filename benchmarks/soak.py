@@ -520,9 +520,12 @@ def _check_logs(cluster: Cluster, result: SoakResult) -> None:
     nogroup = sum(log.count("NOGROUP") for log in logs)
     result.takeovers = sum(log.count("took over a job") for log in logs)
     result.duplicate_runs = sum(log.count("discarded own result") for log in logs)
+    first = next((log for log in logs if "Traceback" in log), "")
+    excerpt = first[first.find("Traceback") :].splitlines()[:30] if first else []
     result.checks["no tracebacks, no NOGROUP spam"] = (
         tracebacks == 0 and nogroup <= 2 * len(logs),
-        f"{tracebacks} tracebacks, {nogroup} NOGROUP lines in {len(logs)} logs",
+        f"{tracebacks} tracebacks, {nogroup} NOGROUP lines in {len(logs)} logs"
+        + ("\n    " + "\n    ".join(excerpt) if excerpt else ""),
     )
 
 

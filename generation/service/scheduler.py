@@ -92,6 +92,7 @@ class Scheduler:
         self._pump_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self._resend: set[str] = set()  # handed-over jobs the transport lost, to send again
+        self._completing: dict[str, str] = {}  # job id -> run dir whose clips are checked
 
     @classmethod
     @asynccontextmanager
@@ -394,12 +395,20 @@ class Scheduler:
             if event.kind.final:
                 self._discard_late_result(job, event)
             return
+        if event.kind.final and job.id in self._completing:
+            # A second copy's report (the job was sent again after Redis lost it) while the
+            # first copy's clips are being checked: the first one counts. (The same report
+            # read twice names the same run directory: nothing to delete then.)
+            if event.result is not None and event.result.run_dir != self._completing[job.id]:
+                self._discard_late_result(job, event)
+            return
         if event.kind in (EventKind.STARTED, EventKind.PROGRESS):
             if job.state is JobState.QUEUED or event.kind is EventKind.STARTED:
                 self.store.mark_running(job.id, event.delivery, time.time())
             self._live[job.id] = (event.progress, event.stage or event.kind.value)
             self._notify(job.id)
         elif event.kind is EventKind.DONE:
+            self._completing[job.id] = event.result.run_dir if event.result else ""
             task = asyncio.create_task(self._complete(job, event))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
@@ -417,6 +426,12 @@ class Scheduler:
                 self.media.delete_run(self.media.resolve(event.result.run_dir))
 
     async def _complete(self, job: JobRecord, event: WorkerEvent) -> None:
+        try:
+            await self._check_and_record(job, event)
+        finally:
+            self._completing.pop(job.id, None)
+
+    async def _check_and_record(self, job: JobRecord, event: WorkerEvent) -> None:
         result = event.result
         assert result is not None
         current = self.store.get(job.id)
@@ -443,6 +458,8 @@ class Scheduler:
             self.metrics.finished[JobState.DONE.value] += 1
             self.media.prune_runs(job.id, keep=result.run_dir)
             log.info("job done", extra={"job_id": job.id})
+        else:  # finished meanwhile (cancelled, forgotten): this run's clips must not linger
+            self._discard_late_result(self.store.get(job.id), event)
         self._settle(job.id)
 
     def _finish(self, job_id: str, state: JobState, error: str, category: str = "") -> None:
