@@ -39,6 +39,7 @@ a reduced size and scaled back (``DamageReport.work_scale`` says so).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -50,6 +51,7 @@ from numpy.typing import NDArray
 
 if TYPE_CHECKING:
     from generation.backend import FaceBox
+    from moderation.intake import SanitizedImage
 
 RestoreMode = Literal["auto", "on", "off"]
 RESTORE_MODES: tuple[RestoreMode, ...] = ("auto", "on", "off")
@@ -85,7 +87,8 @@ DUST_CONTRAST = 0.2  # a speck stands out by at least this share of the tonal ra
 SPECK_BLUR = 0.8  # Gaussian sigma (px) before looking for specks
 SPECK_NOISE = 0.5  # share of the grain left after that blur
 SPECK_NEIGHBOURS = 1.5  # ridge pixels allowed around a speck, per pixel of the speck
-DUST_MIN_COUNT = 6  # with a long scratch, this many specks make a damaged scan (auto)
+DUST_MIN_COUNT = 6  # with a long scratch or crease, this many specks make a damaged scan
+LINES_GRAIN = 4.0  # ... or this much grain (levels), below what counts as grainy
 BUSY_RADIUS = 20  # neighbourhood (pixels) in which ridge density marks texture
 BUSY_DENSITY = 0.16  # above this share of ridge pixels the area is texture (one line: < 0.1)
 MAX_WORK_PIXELS = 6_000_000  # bigger photos are restored at a reduced size
@@ -104,18 +107,19 @@ class DamageReport:
     crease: int
     damaged_fraction: float  # share of pixels in the inpainting mask
     evidence: int = 0  # long isolated lines and creases: damage beyond doubt
+    noise: float = 0.0  # the part of ``grain`` that looks like noise (GrainEstimate.noise)
     work_scale: float = 1.0  # < 1 when the photo was analysed at a reduced size
 
     @property
     def needs_restoring(self) -> bool:
-        """The ``auto`` decision: grain, a crease, or two kinds of damage together.
-
-        Long thin lines alone are not enough: towers, masts and rods of a clean photo look just
-        like scratches; with dust too (or grain, or a crease) the photo is a damaged scan.
-        """
-        if self.grainy or self.crease > 0:
+        """The ``auto`` decision: grain; or a crease or long scratch together with some grain
+        or dust. Lines alone are not enough: the towers, masts and rods of a clean photo look
+        just like scratches and folds."""
+        if self.grainy:
             return True
-        return self.evidence > 0 and self.dust >= DUST_MIN_COUNT
+        # A crease or a long scratch with something else an old scan has: some grain or dust.
+        lines = self.crease > 0 or self.evidence > 0
+        return lines and (self.noise >= LINES_GRAIN or self.dust >= DUST_MIN_COUNT)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -151,6 +155,11 @@ class GrainEstimate:
     sigma: float  # residual of a 2-px Gaussian: white and clumped grain alike
     fine: float  # finest diagonal Haar band: white noise, little texture
     vivid: bool = False  # a colourful photo (old prints are toned or faded): needs finer grain
+
+    @property
+    def noise(self) -> float:
+        """The grain level, discounted when it lacks the fine energy of noise (texture, text)."""
+        return min(self.sigma, 1.5 * self.fine)
 
     @property
     def grainy(self) -> bool:
@@ -190,10 +199,10 @@ def _block_mad(values: Float, level: Float, block: int) -> float:
     if rows == 0 or cols == 0:
         flat = values.ravel()
         return float(np.median(np.abs(flat - np.median(flat))) / 0.6745)
-    tiles = values[: rows * block, : cols * block].reshape(rows, block, cols, block)
-    tiles = tiles.transpose(0, 2, 1, 3).reshape(rows * cols, block * block)
-    means = level[: rows * block, : cols * block].reshape(rows, block, cols, block)
-    means = means.transpose(0, 2, 1, 3).reshape(rows * cols, block * block).mean(axis=1)
+    blocks = values[: rows * block, : cols * block].reshape(rows, block, cols, block)
+    tiles = blocks.transpose(0, 2, 1, 3).reshape(rows * cols, block * block)
+    levels = level[: rows * block, : cols * block].reshape(rows, block, cols, block)
+    means = levels.transpose(0, 2, 1, 3).reshape(rows * cols, block * block).mean(axis=1)
     centre = np.median(tiles, axis=1, keepdims=True)
     sigma = np.median(np.abs(tiles - centre), axis=1) / 0.6745
     usable = (means > 12) & (means < 243)  # clipped tiles hide the noise
@@ -230,7 +239,7 @@ def _ellipse(radius: int) -> NDArray[np.uint8]:
 
 def _line_kernels(length: int, count: int) -> list[NDArray[np.uint8]]:
     """Line segments of ``length`` pixels at ``count`` orientations (uint8 kernels)."""
-    kernels = []
+    kernels: list[NDArray[np.uint8]] = []
     half = (length - 1) / 2.0
     for k in range(count):
         angle = math.pi * k / count
@@ -376,7 +385,9 @@ def _find_specks(grey: Float, noise: float, scale: float, masks: _Masks, *, stri
         if count <= 1:
             continue
         crowd = candidates if strict else above.astype(np.uint8)
-        density = cv2.boxFilter(crowd.astype(np.float32), -1, (busy_size, busy_size), normalize=False)
+        density = cv2.boxFilter(
+            crowd.astype(np.float32), -1, (busy_size, busy_size), normalize=False
+        )
         peaked = np.zeros(count, dtype=bool)
         peaked[labels[above]] = True
         for label in np.flatnonzero(peaked[1:]) + 1:
@@ -408,11 +419,11 @@ def analyse(rgb: Image) -> DamageReport:
     scale = max(small.shape[:2]) / REFERENCE_SIDE
     grey = luma(small)
     masks = _Masks.empty(grey.shape)
-    _find_lines(grey, grain.sigma, scale, masks, wide=True)
     _find_specks(grey, grain.sigma, scale, masks, strict=True)
-    if masks.crease == 0 and masks.dust >= DUST_MIN_COUNT:
-        # Scratches decide only together with dust (see ``needs_restoring``): look for them
-        # only then, which keeps the check cheap on clean photos.
+    if grain.noise >= LINES_GRAIN or masks.dust >= DUST_MIN_COUNT:
+        # Lines decide only together with grain or dust (see ``needs_restoring``): look for
+        # them only then, which keeps the check cheap on clean photos.
+        _find_lines(grey, grain.sigma, scale, masks, wide=True)
         _find_lines(grey, grain.sigma, scale, masks)
     return _report(grain, masks)
 
@@ -426,6 +437,7 @@ def _report(grain: GrainEstimate, masks: _Masks, work_scale: float = 1.0) -> Dam
         crease=masks.crease,
         damaged_fraction=float((masks.lines | masks.specks).mean()),
         evidence=masks.evidence,
+        noise=grain.noise,
         work_scale=work_scale,
     )
 
@@ -607,8 +619,22 @@ def _likeness(before: Image, after: Image, face: FaceBox) -> float:
 def _put_back_face(before: Image, after: Image, face: FaceBox) -> Image:
     """``after`` with the face box (feathered) taken from ``before``."""
     height, width = before.shape[:2]
-    weight = np.zeros((height, width), dtype=np.float32)
-    cv2.rectangle(weight, (face.x, face.y), (face.x + face.w, face.y + face.h), 1.0, -1)
-    weight = cv2.GaussianBlur(weight, (0, 0), max(2.0, 0.05 * face.w))[:, :, None]
+    box = np.zeros((height, width), dtype=np.float32)
+    cv2.rectangle(box, (face.x, face.y), (face.x + face.w, face.y + face.h), 1.0, -1)
+    weight = np.asarray(cv2.GaussianBlur(box, (0, 0), max(2.0, 0.05 * face.w)))[:, :, None]
     mixed = before.astype(np.float32) * weight + after.astype(np.float32) * (1 - weight)
     return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+
+
+def restore_sanitized(
+    image: SanitizedImage, mode: RestoreMode = "auto"
+) -> tuple[SanitizedImage, RestoreResult]:
+    """``restore`` for an intake image: the (possibly new) ``SanitizedImage`` and the result.
+
+    The returned image keeps the source facts (format, original size) and warnings; it is the
+    very same object when nothing was changed.
+    """
+    result = restore(image.rgb, mode)
+    if not result.restored:
+        return image, result
+    return dataclasses.replace(image, rgb=result.image), result

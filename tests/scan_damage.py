@@ -99,7 +99,9 @@ def damage(aged: Image, rng: np.random.Generator, spec: DamageSpec | None = None
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def _paint(lum: NDArray[np.float32], mask: NDArray[np.float32], value: float) -> NDArray[np.float32]:
+def _paint(
+    lum: NDArray[np.float32], mask: NDArray[np.float32], value: float
+) -> NDArray[np.float32]:
     """Blend ``value`` into ``lum`` with coverage ``mask`` (0..1)."""
     return lum * (1 - mask) + value * mask
 
@@ -122,7 +124,9 @@ def _curve(rng: np.random.Generator, height: int, width: int, length: float) -> 
     return np.array(points, dtype=np.int32).reshape(-1, 1, 2)
 
 
-def _scratch(lum: NDArray[np.float32], rng: np.random.Generator, scale: float) -> NDArray[np.float32]:
+def _scratch(
+    lum: NDArray[np.float32], rng: np.random.Generator, scale: float
+) -> NDArray[np.float32]:
     height, width = lum.shape
     length = rng.uniform(0.15, 0.9) * max(height, width)
     pts = _curve(rng, height, width, length)
@@ -137,7 +141,9 @@ def _scratch(lum: NDArray[np.float32], rng: np.random.Generator, scale: float) -
     return _paint(lum, mask, value)
 
 
-def _crease(lum: NDArray[np.float32], rng: np.random.Generator, scale: float) -> NDArray[np.float32]:
+def _crease(
+    lum: NDArray[np.float32], rng: np.random.Generator, scale: float
+) -> NDArray[np.float32]:
     height, width = lum.shape
     vertical = rng.random() < 0.5
     n = 8
