@@ -78,14 +78,14 @@ MIN_LINE_FRACTION = 0.1  # a scratch is at least this fraction of the long side
 CREASE_FRACTION = 0.45  # a crease crosses at least this share of the long side
 CREASE_MARGIN = 0.08  # ... and reaches within this share of the picture from both its ends
 EVIDENCE_FRACTION = 0.3  # a scratch this long (share of the long side), in quiet areas, is damage
+EXTREME_MARGIN = 0.1  # damage lies within this share of the tonal range of its ends
 LINE_CONTRAST = 0.12  # a line stands out by at least this share of the picture's tonal range
 QUIET_SHARE = 0.4  # a scratch must cross quiet areas for at least this share of its pixels
 QUIET_SHARE_CREASE = 0.25  # a crease, which crosses everything, at least this share
 DUST_RADIUS = 3  # top-hat ellipse half-width for specks
 DUST_MAX_SIDE = 9  # specks fit in a box this wide
 DUST_CONTRAST = 0.2  # a speck stands out by at least this share of the tonal range
-SPECK_BLUR = 0.8  # Gaussian sigma (px) before looking for specks
-SPECK_NOISE = 0.5  # share of the grain left after that blur
+SPECK_NOISE = 0.3  # share of the grain left after denoising
 SPECK_NEIGHBOURS = 1.5  # ridge pixels allowed around a speck, per pixel of the speck
 DUST_MIN_COUNT = 6  # with a long scratch or crease, this many specks make a damaged scan
 LINES_GRAIN = 4.0  # ... or this much grain (levels), below what counts as grainy
@@ -294,7 +294,8 @@ def _find_lines(
     segment = max(LINE_SEGMENT, round(LINE_SEGMENT * unit)) | 1
     kernels = _line_kernels(segment, ORIENTATIONS)
     closers = _line_kernels(2 * segment + 1, ORIENTATIONS)
-    for response in _ridges(grey, radius):
+    low, high = _extremes(grey)
+    for bright, response in zip((True, False), _ridges(grey, radius), strict=True):
         if not (response > strong).any():
             continue  # nothing stands out: the cheap exit for clean photos
         openings = [
@@ -342,6 +343,13 @@ def _find_lines(
                 if share < (QUIET_SHARE_CREASE if wide else QUIET_SHARE):
                     continue
                 component = mine & (pieces[region] > 0)
+                # Damage shows the paper (white) or dirt (black), beyond the faded image's
+                # tones; a mid-tone ridge is a thing in the picture (a seam, a cord, a rod).
+                # (A crease is told by running across the whole print instead.)
+                core = grey[region][component & (group[region] > strong)]
+                level = float(np.median(core)) if core.size else high
+                if not wide and not _beyond(level, bright, low, high, noise):
+                    continue
                 seen = masks.lines[region]
                 already = bool((seen & component).sum() > 0.5 * component.sum())
                 seen |= component
@@ -353,6 +361,19 @@ def _find_lines(
                     masks.scratches += 1
                 if wide or (length >= EVIDENCE_FRACTION * max(height, width) and share >= 0.8):
                     masks.evidence += 1
+
+
+def _extremes(grey: Float) -> tuple[float, float]:
+    """The darkest and brightest tones of the picture itself (2nd and 98th percentiles)."""
+    step_y, step_x = max(1, grey.shape[0] // 256), max(1, grey.shape[1] // 256)
+    low, high = np.percentile(grey[::step_y, ::step_x], [2, 98])
+    return float(low), float(high)
+
+
+def _beyond(level: float, bright: bool, low: float, high: float, noise: float) -> bool:
+    """Whether a ridge's ``level`` lies at the bright (or dark) end of the picture's tones."""
+    margin = EXTREME_MARGIN * (high - low) + noise
+    return level >= high - margin if bright else level <= low + margin
 
 
 def _spans(x: int, y: int, w: int, h: int, width: int, height: int) -> bool:
@@ -481,10 +502,9 @@ def _full_masks(work: Image, grain: GrainEstimate) -> tuple[_Masks, Image]:
     out = work
     if grain.sigma >= 1.0 and (grain.grainy or grain.fine >= GRAIN_FINE_SHARE * grain.sigma):
         out = _denoise(work, grain.sigma)
-    # Specks are looked for on the picture itself, lightly smoothed (NLM would wipe out the
-    # smallest ones; a light blur keeps them and quiets the grain).
-    smooth = np.asarray(cv2.GaussianBlur(grey, (0, 0), SPECK_BLUR), dtype=np.float32)
-    _find_specks(smooth, SPECK_NOISE * grain.sigma, scale, masks, strict=False)
+    # Specks are looked for after denoising: non-local means leaves them be (no similar
+    # patches), while the grain that would pass for specks is gone.
+    _find_specks(luma(out), SPECK_NOISE * grain.sigma, scale, masks, strict=False)
     return masks, out
 
 
@@ -555,11 +575,14 @@ def restore(rgb: Image, mode: RestoreMode = "auto", *, protect_faces: bool = Tru
 def _denoise(rgb: Image, sigma: float) -> Image:
     """Non-local means at a strength from the measured grain (colour planes smoothed more)."""
     h = float(np.clip(NLM_STRENGTH * sigma, 1.0, 30.0))
-    out = cv2.fastNlMeansDenoisingColored(rgb, None, h, 1.5 * h, 5, 15)
+    # OpenCV's recommended 7-px patches and 21-px search; smaller on big photos, for speed.
+    patch, search = (7, 21) if rgb.shape[0] * rgb.shape[1] <= NLM_FULL_PIXELS else (5, 15)
+    out = cv2.fastNlMeansDenoisingColored(rgb, None, h, 1.5 * h, patch, search)
     return np.asarray(out, dtype=np.uint8)
 
 
-NLM_STRENGTH = 1.0  # NLM ``h`` per level of measured grain
+NLM_STRENGTH = 1.2  # NLM ``h`` per level of measured grain
+NLM_FULL_PIXELS = 1_000_000  # above this, smaller NLM patches and search windows
 
 
 def _inpaint(rgb: Image, mask: NDArray[np.bool_], scale: float) -> Image:
