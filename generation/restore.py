@@ -27,10 +27,14 @@ What is detected (all on the luma of the photo, in 8-bit levels; see ``analyse``
   pixels, stand out strongly, and are alone in their neighbourhood.
 - **guards against real detail**: thresholds scale with the grain and with the picture's own
   tonal range; ridges in busy areas (hair, fabric, foliage, text: many ridges close together) are
-  not damage; the eyes of detected faces are never inpainted (catchlights look like dust); after
-  restoring, the face's likeness (``generation.quality.identity``) between the input and the
-  restored photo must reach ``generation.quality.IDENTITY_THRESHOLD``, or the face area is put
-  back as it was.
+  not damage; a scratch must be paper-white or dirt-black, at the end of the picture's own tones
+  (a mid-tone ridge is a seam, a cord, a rod); the eyes of detected faces are never inpainted
+  (catchlights look like dust); after restoring, the face's likeness (``generation.quality``'s
+  ``identity``) between the input and the restored photo must reach ``IDENTITY_THRESHOLD``, or
+  nothing is painted over on the face (its denoising stays).
+- **auto** restores a photo that is grainy, or that has a crease or a long isolated scratch
+  together with some grain or dust (see ``DamageReport.needs_restoring``); anything else is
+  returned untouched, the very same array.
 
 Damage is removed by OpenCV inpainting (``cv2.inpaint``, Telea's fast marching method) of the
 dilated line and speck masks, after denoising. Photos above ``MAX_WORK_PIXELS`` are restored at
@@ -81,7 +85,7 @@ EVIDENCE_FRACTION = 0.3  # a scratch this long (share of the long side), in quie
 EXTREME_MARGIN = 0.1  # damage lies within this share of the tonal range of its ends
 LINE_CONTRAST = 0.12  # a line stands out by at least this share of the picture's tonal range
 QUIET_SHARE = 0.4  # a scratch must cross quiet areas for at least this share of its pixels
-QUIET_SHARE_CREASE = 0.25  # a crease, which crosses everything, at least this share
+QUIET_SHARE_CREASE = 0.1  # a crease, which crosses everything, at least this share
 DUST_RADIUS = 3  # top-hat ellipse half-width for specks
 DUST_MAX_SIDE = 9  # specks fit in a box this wide
 DUST_CONTRAST = 0.2  # a speck stands out by at least this share of the tonal range
@@ -552,37 +556,48 @@ def restore(rgb: Image, mode: RestoreMode = "auto", *, protect_faces: bool = Tru
     faces = _faces(out) if protect_faces else []
     if faces:
         mask &= ~_eye_guard(mask.shape, faces)
-    if mask.any():
-        out = _inpaint(out, mask, scale)
-    if factor != 1.0:
-        size = (rgb.shape[1], rgb.shape[0])
-        out = np.asarray(cv2.resize(out, size, interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
-        notes.append(f"restored at {factor:.2f}x size and scaled back")
+    denoised = out
+    out = _inpaint(denoised, mask, scale) if mask.any() else denoised
     likeness = None
     if faces:
         from generation.quality import IDENTITY_THRESHOLD
 
-        face = _scale_face(faces[0], 1.0 / factor)
-        likeness = _likeness(rgb, out, face)
-        if likeness < IDENTITY_THRESHOLD:
-            out = _put_back_face(rgb, out, face)
-            notes.append("the face changed too much; its area was left as it was")
+        # The same person? Landmarks tracked from the scan to the result, both lightly
+        # smoothed alike so that grain does not throw the tracker.
+        face = faces[0]
+        likeness = _likeness(work, out, face, grain.sigma)
+        if likeness < IDENTITY_THRESHOLD and mask.any():
+            mask &= ~_box(mask.shape, face)  # first: no inpainting on the face
+            out = _inpaint(denoised, mask, scale) if mask.any() else denoised
+            likeness = _likeness(work, out, face, grain.sigma)
+            notes.append("damage on the face was not painted over, to keep the likeness")
+    if factor != 1.0:
+        size = (rgb.shape[1], rgb.shape[0])
+        out = np.asarray(cv2.resize(out, size, interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
+        notes.append(f"restored at {factor:.2f}x size and scaled back")
     return RestoreResult(
         image=out, restored=True, report=report, likeness=likeness, notes=tuple(notes)
     )
 
 
 def _denoise(rgb: Image, sigma: float) -> Image:
-    """Non-local means at a strength from the measured grain (colour planes smoothed more)."""
+    """Non-local means at a strength from the measured grain (colour planes smoothed more),
+    with ``GRAIN_KEPT`` of the removed grain put back."""
     h = float(np.clip(NLM_STRENGTH * sigma, 1.0, 30.0))
     # OpenCV's recommended 7-px patches and 21-px search; smaller on big photos, for speed.
     patch, search = (7, 21) if rgb.shape[0] * rgb.shape[1] <= NLM_FULL_PIXELS else (5, 15)
-    out = cv2.fastNlMeansDenoisingColored(rgb, None, h, 1.5 * h, patch, search)
-    return np.asarray(out, dtype=np.uint8)
+    out = np.asarray(cv2.fastNlMeansDenoisingColored(rgb, None, h, 1.5 * h, patch, search))
+    if GRAIN_KEPT <= 0.0:
+        return np.asarray(out, dtype=np.uint8)
+    # A trace of the original grain keeps the film's look (fully smooth reads as plastic).
+    kept = out.astype(np.float32) + GRAIN_KEPT * (rgb.astype(np.float32) - out)
+    return np.clip(kept + 0.5, 0, 255).astype(np.uint8)
 
 
 NLM_STRENGTH = 1.2  # NLM ``h`` per level of measured grain
-NLM_FULL_PIXELS = 1_000_000  # above this, smaller NLM patches and search windows
+NLM_FULL_PIXELS = 1_000_000
+GRAIN_KEPT = 0.15  # share of the grain left in (the film's look)
+LIKENESS_BLUR = 0.15  # Gaussian sigma (px) per level of grain before the likeness check  # above this, smaller NLM patches and search windows
 
 
 def _inpaint(rgb: Image, mask: NDArray[np.bool_], scale: float) -> Image:
@@ -614,39 +629,29 @@ def _eye_guard(shape: tuple[int, ...], faces: Sequence[FaceBox]) -> NDArray[np.b
     return guard.astype(bool)
 
 
-def _scale_face(face: FaceBox, factor: float) -> FaceBox:
-    if factor == 1.0:
-        return face
-    from generation.backend import FaceBox
+def _likeness(before: Image, after: Image, face: FaceBox, grain: float) -> float:
+    """The likeness score of ``generation.quality`` from ``before`` to ``after`` (1.0 = same).
 
-    def point(p: tuple[float, float] | None) -> tuple[float, float] | None:
-        return None if p is None else (p[0] * factor, p[1] * factor)
-
-    return FaceBox(
-        x=round(face.x * factor),
-        y=round(face.y * factor),
-        w=round(face.w * factor),
-        h=round(face.h * factor),
-        left_eye=point(face.left_eye),
-        right_eye=point(face.right_eye),
-    )
-
-
-def _likeness(before: Image, after: Image, face: FaceBox) -> float:
-    """The likeness score of ``generation.quality`` from ``before`` to ``after`` (1.0 = same)."""
+    Both are smoothed with the same Gaussian (wider for more grain) first, so that the tracker
+    compares the face's shape, not the grain that restoration removed.
+    """
     from generation import quality
 
-    return float(quality.identity(np.stack([before, after]), face))
+    blur = max(0.8, LIKENESS_BLUR * grain)
+    pair = [
+        np.asarray(cv2.GaussianBlur(im, (0, 0), blur), dtype=np.uint8) for im in (before, after)
+    ]
+    return float(quality.identity(np.stack(pair), face))
 
 
-def _put_back_face(before: Image, after: Image, face: FaceBox) -> Image:
-    """``after`` with the face box (feathered) taken from ``before``."""
-    height, width = before.shape[:2]
-    box = np.zeros((height, width), dtype=np.float32)
-    cv2.rectangle(box, (face.x, face.y), (face.x + face.w, face.y + face.h), 1.0, -1)
-    weight = np.asarray(cv2.GaussianBlur(box, (0, 0), max(2.0, 0.05 * face.w)))[:, :, None]
-    mixed = before.astype(np.float32) * weight + after.astype(np.float32) * (1 - weight)
-    return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+def _box(shape: tuple[int, ...], face: FaceBox) -> NDArray[np.bool_]:
+    """The face box (with a margin of a tenth of its size) as a mask."""
+    mask = np.zeros(shape[:2], dtype=np.uint8)
+    pad_x, pad_y = face.w // 10, face.h // 10
+    top_left = (face.x - pad_x, face.y - pad_y)
+    bottom_right = (face.x + face.w + pad_x, face.y + face.h + pad_y)
+    cv2.rectangle(mask, top_left, bottom_right, 1, -1)
+    return mask.astype(bool)
 
 
 def restore_sanitized(
