@@ -202,3 +202,21 @@ def test_the_auto_check_is_cheap_next_to_a_restoration() -> None:
     full = time.perf_counter() - started
     assert not report.needs_restoring
     assert check < 0.5 * full, (check, full)
+
+
+def test_big_scans_are_checked_cheaply_and_restored_at_a_working_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import generation.restore as restoration
+
+    big = resized(sample("coffee"), 3200)  # 3200 x 2133, a clean modern photo
+    assert not restore(big).restored
+    # Above MAX_WORK_PIXELS a scan is restored smaller and scaled back to its own size.
+    monkeypatch.setattr(restoration, "MAX_WORK_PIXELS", 120_000)
+    aged, scan = damaged_case("chelsea", 600, 81)
+    result = restore(scan)
+    assert result.restored
+    assert result.image.shape == scan.shape
+    assert any("scaled back" in note for note in result.notes)
+    assert result.report.work_scale < 1.0
+    assert scan_damage.psnr(aged, result.image) > scan_damage.psnr(aged, scan)
