@@ -27,7 +27,14 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from generation.backend import CancelToken, FaceBox, ProgressFn, RenderRequest, Take
+from generation.backend import (
+    CancelToken,
+    FaceBox,
+    ProgressFn,
+    RenderRequest,
+    SubjectKind,
+    Take,
+)
 from generation.faces import geometry
 from generation.motion import Constraint, MotionSpec, Primitive
 from livingphoto.errors import GenerationFailed
@@ -99,7 +106,14 @@ class WarpBackend:
             seed = request.seed + k
             rng = np.random.default_rng(seed)
             plan = plan_variation(
-                request.spec, request.face, grid, request.frames, request.fps, rng
+                request.spec,
+                request.face,
+                grid,
+                request.frames,
+                request.fps,
+                rng,
+                kind=request.kind,
+                focus=request.focus,
             )
             frames = np.empty((request.frames, height, width, 3), dtype=np.uint8)
             for t in range(request.frames - 1):
@@ -306,8 +320,16 @@ def plan_variation(
     frames: int,
     fps: int,
     rng: np.random.Generator,
+    *,
+    kind: SubjectKind = "face",
+    focus: tuple[float, float] | None = None,
 ) -> Plan:
-    """Choose this variation's fields, curves and blink from the motion spec and the seed."""
+    """Choose this variation's fields, curves and blink from the motion spec and the seed.
+
+    ``kind == "animal"``: pet motion (breathing and a small head bob, never a blink or a smile).
+    A face seen in profile (``face.frontal`` False) gets no blink and no smile either.
+    Without a face, whole-picture motion is centred on ``focus`` (default: the picture's centre).
+    """
     phase = loop_phase(frames)
     seconds = (frames - 1) / fps
     jitter = rng.uniform(0.8, 1.2)
@@ -318,8 +340,18 @@ def plan_variation(
     size = float(min(grid.width, grid.height))
     overscan = 0.0  # fraction of the frame the global moves may reveal
 
+    animal = kind == "animal"
+    features = face is not None and face.frontal and not animal
+
     def level(primitive: Primitive) -> float:
-        return _effective_intensity(spec, primitive) * jitter
+        value = _effective_intensity(spec, primitive) * jitter
+        if primitive in (Primitive.BLINK, Primitive.SMILE) and not features:
+            return 0.0
+        if animal and primitive is Primitive.BREATHING:
+            return max(value, 0.5 * jitter)  # pets always breathe
+        if animal and primitive is Primitive.NOD:
+            return max(value, 0.3 * jitter)  # and bob their heads a little
+        return value
 
     if face is not None:
         reg = _regions(grid, face)
@@ -432,7 +464,7 @@ def plan_variation(
         anchor = reg.head_centre
         subject = reg.body
     else:
-        anchor = (grid.width / 2, grid.height * 0.55)
+        anchor = focus if focus is not None else (grid.width / 2, grid.height * 0.55)
         subject = _ellipse_mask(
             grid, anchor[0], anchor[1], 0.35 * grid.width, 0.4 * grid.height, 1.2
         )
