@@ -245,12 +245,12 @@ def with_landmarks(face: FaceBox, points: tuple[tuple[float, float], ...]) -> Fa
 
 
 def eye_spacing_ratio(face: FaceBox) -> float | None:
-    """Eye spacing over the eye-line-to-nose distance (rotation and scale free), or None."""
-    if face.left_eye is None or face.right_eye is None or face.nose is None:
+    """The inner eye-corner span over the outer one (rotation and scale free), or None without
+    landmarks. Eyes pushed apart raise it (a 10 % wider spacing: about +9 %); a nod, a tilt or a
+    blink barely move it."""
+    if len(face.landmarks) < 4:
         return None
-    lx, ly = face.left_eye
-    rx, ry = face.right_eye
-    nx, ny = face.nose
-    spacing = math.hypot(rx - lx, ry - ly)
-    drop = math.hypot(nx - (lx + rx) / 2, ny - (ly + ry) / 2)
-    return spacing / drop if drop > 1e-6 else None
+    corners = sorted(face.landmarks[:4], key=lambda p: p[0])
+    outer = math.hypot(corners[3][0] - corners[0][0], corners[3][1] - corners[0][1])
+    inner = math.hypot(corners[2][0] - corners[1][0], corners[2][1] - corners[1][1])
+    return inner / outer if outer > 1e-6 else None

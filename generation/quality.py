@@ -24,9 +24,13 @@ from generation.backend import FaceBox, Frames
 from generation.faces import FaceModel, eye_spacing_ratio
 
 IDENTITY_THRESHOLD = 0.8  # takes below this are flagged (calibration: docs/faces.md)
+# 1 - cosine similarity of embeddings is multiplied by this (same person >= 0.97, another
+# person <= 0.90 on dlib's embeddings), so a full swap lands well under the threshold.
+SIMILARITY_GAIN = 3.5
 # Eye-spacing drift allowed before it costs identity, and the cost per unit of drift beyond it.
-SPACING_TOLERANCE = 0.04
-SPACING_WEIGHT = 4.0
+SPACING_TOLERANCE = 0.05
+SPACING_WEIGHT = 5.0
+FACE_PX = 120  # likeness works on the face at this width (the embedding chip is 150 px)
 SMALL_SIDE = 128  # luma copies for seam, flicker and motion
 
 
@@ -117,48 +121,75 @@ class Likeness:
     Built once per photo from the still ``reference`` (H, W, 3 RGB, the picture the clip was made
     from, at the clip's size) and its face box. ``identity(frames)`` samples ``samples`` frames
     spread over the clip, re-fits the 5 landmarks in the same box (the head moves only a little),
-    and compares:
+    and scores each frame as
 
-    - the cosine similarity of dlib's 128-d ResNet embeddings with the reference (1.0 = same
-      face; the same person blinking or tilting stays above ~0.93, another person falls below
-      ~0.80; see ``docs/faces.md``), and
-    - the eye-spacing ratio (eye distance / eye-line-to-nose distance): a drift beyond
-      ``SPACING_TOLERANCE`` costs ``SPACING_WEIGHT`` per unit, so eyes pushed 10 % apart are
-      flagged even when the embedding barely notices.
+        ``1 - SIMILARITY_GAIN * (1 - cos) - SPACING_WEIGHT * max(0, drift - SPACING_TOLERANCE)``
 
-    The take's identity is the worst sampled frame (a face that changes for one second is a
-    changed face).
+    where ``cos`` is the cosine similarity of dlib's 128-d ResNet embeddings with the reference
+    and ``drift`` the relative change of the inner-to-outer eye-corner span ratio (eyes moving
+    apart or together; a nod or a tilt leaves it alone). The take's identity is the second
+    lowest frame score: one odd frame (the instant of a blink) is forgiven, a change that lasts
+    (two sampled frames, a third of a 6-sample clip) is not. Calibration: ``docs/faces.md``.
     """
 
     def __init__(
-        self, model: FaceModel, reference: NDArray[np.uint8], face: FaceBox, samples: int = 6
+        self,
+        model: FaceModel,
+        reference: NDArray[np.uint8],
+        face: FaceBox,
+        samples: int = 6,
+        *,
+        frames_face: FaceBox | None = None,
     ) -> None:
+        """``face`` is in ``reference``'s pixels; ``frames_face`` is where that face is in the
+        clip's frames when they are framed differently (default: the same place)."""
         self.model = model
-        self.face = model.landmarks(reference, face)
-        self.size = reference.shape[:2]
         self.samples = samples
-        self.reference = model.embedding(reference, self.face)
-        self.spacing = eye_spacing_ratio(self.face)
+        still, local = _face_crop(reference, face)
+        self.reference = model.embedding(still, model.landmarks(still, local))
+        self._frames_face = frames_face or face
+        self.spacing = eye_spacing_ratio(model.landmarks(still, local))
+
+    def _local(self, frame: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], FaceBox]:
+        return _face_crop(frame, self._frames_face)
 
     def frame_identity(self, frame: NDArray[np.uint8]) -> float:
-        """Identity of one frame (H, W, 3 RGB, same size as the reference) in 0..1."""
-        fitted = self.model.landmarks(frame, self.face)
-        vector = self.model.embedding(frame, fitted)
-        similarity = float(np.dot(vector, self.reference))
-        penalty = 0.0
+        """Identity of one frame (H, W, 3 RGB, same size as the reference), clipped to 0..1."""
+        local, box = self._local(frame)
+        fitted = self.model.landmarks(local, box)
+        similarity = float(np.dot(self.model.embedding(local, fitted), self.reference))
+        value = 1.0 - SIMILARITY_GAIN * (1.0 - similarity)
         spacing = eye_spacing_ratio(fitted)
         if spacing is not None and self.spacing:
             drift = abs(spacing / self.spacing - 1.0)
-            penalty = SPACING_WEIGHT * max(0.0, drift - SPACING_TOLERANCE)
-        return float(min(1.0, max(0.0, similarity - penalty)))
+            value -= SPACING_WEIGHT * max(0.0, drift - SPACING_TOLERANCE)
+        return float(min(1.0, max(0.0, value)))
 
     def identity(self, frames: Frames) -> float:
-        """The lowest identity among ``samples`` frames spread over the clip (frame 0 excluded)."""
+        """The second lowest frame identity among ``samples`` frames spread over the clip
+        (frame 0 excluded; the lowest when fewer than 3 are sampled)."""
         count = len(frames)
         if count < 2:
             return 1.0
         picks = np.unique(np.linspace(1, count - 1, num=min(self.samples, count - 1)).round())
-        return min(self.frame_identity(frames[int(t)]) for t in picks)
+        values = sorted(self.frame_identity(frames[int(t)]) for t in picks)
+        return values[1] if len(values) >= 3 else values[0]
+
+
+def _face_crop(image: NDArray[np.uint8], face: FaceBox) -> tuple[NDArray[np.uint8], FaceBox]:
+    """A crop around ``face`` scaled so the face is ``FACE_PX`` wide, and the box in it: the
+    cost does not grow with the picture, and small faces are enlarged for the landmark model."""
+    height, width = image.shape[:2]
+    margin = 0.7 * max(face.w, face.h)
+    x0, y0 = max(0, int(face.x - margin)), max(0, int(face.y - margin))
+    x1 = min(width, max(x0 + 1, int(face.x + face.w + margin)))
+    y1 = min(height, max(y0 + 1, int(face.y + face.h + margin)))
+    scale = FACE_PX / max(1, face.w)
+    region = image[y0:y1, x0:x1]
+    size = (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    crop = np.asarray(cv2.resize(region, size, interpolation=interpolation), dtype=np.uint8)
+    return crop, face.scaled(scale, scale, -x0 * scale, -y0 * scale)
 
 
 def score(frames: Frames, likeness: Likeness | None) -> Scores:

@@ -35,7 +35,7 @@ from generation.backend import (
     SubjectKind,
     Take,
 )
-from generation.faces import geometry
+from generation.faces import FaceGeometry, geometry
 from generation.motion import Constraint, MotionSpec, Primitive
 from livingphoto.errors import GenerationFailed
 
@@ -437,23 +437,7 @@ def plan_variation(
             components.append(Component("smile", dx_total, dy_total, curve))
         blink = level(Primitive.BLINK)
         if blink > 0:
-            eye_dist = geo.eye_distance
-            angle = math.atan2(
-                geo.right_eye[1] - geo.left_eye[1], geo.right_eye[0] - geo.left_eye[0]
-            )
-            for centre in (geo.left_eye, geo.right_eye):
-                eyes.append(
-                    EyeBlink(
-                        centre=(
-                            centre[0] - 0.01 * eye_dist * math.sin(angle),
-                            centre[1] + 0.01 * eye_dist * math.cos(angle),
-                        ),
-                        half_width=0.27 * eye_dist,
-                        half_height=0.085 * eye_dist,
-                        above=0.14 * eye_dist,
-                        angle=angle,
-                    )
-                )
+            eyes.extend(_eye_lids(face, geo))
             position = rng.uniform(0.3, 0.7)
             closure = blink_curve(frames, fps, position)
             if seconds >= 4.5 or blink >= 0.75:
@@ -542,6 +526,49 @@ def plan_variation(
     )
     fields = [np.ascontiguousarray(np.dstack([c.dx, c.dy]), dtype=np.float32) for c in components]
     return Plan(components=components, eyes=eyes, closure=closure, notes=notes, fields=fields)
+
+
+def _eye_lids(face: FaceBox, geo: FaceGeometry) -> list[EyeBlink]:
+    """The two eye openings to blink: from the landmarks' eye corners when the face has them
+    (each eye's own width, centre and slant), else from the eye centres and average proportions.
+    """
+    eyes: list[EyeBlink] = []
+    if len(face.landmarks) >= 4:
+        corners = sorted(face.landmarks[:4], key=lambda p: p[0])
+        for outer, inner in ((corners[0], corners[1]), (corners[2], corners[3])):
+            width = max(2.0, math.hypot(inner[0] - outer[0], inner[1] - outer[1]))
+            angle = math.atan2(inner[1] - outer[1], inner[0] - outer[0])
+            cx, cy = (outer[0] + inner[0]) / 2, (outer[1] + inner[1]) / 2
+            eyes.append(
+                EyeBlink(
+                    # The iris sits a touch above the corner line: centre the lids on it.
+                    centre=(
+                        cx + 0.04 * width * math.sin(angle),
+                        cy - 0.04 * width * math.cos(angle),
+                    ),
+                    half_width=0.62 * width,
+                    half_height=0.21 * width,
+                    above=0.34 * width,
+                    angle=angle,
+                )
+            )
+        return eyes
+    eye_dist = geo.eye_distance
+    angle = math.atan2(geo.right_eye[1] - geo.left_eye[1], geo.right_eye[0] - geo.left_eye[0])
+    for centre in (geo.left_eye, geo.right_eye):
+        eyes.append(
+            EyeBlink(
+                centre=(
+                    centre[0] - 0.01 * eye_dist * math.sin(angle),
+                    centre[1] + 0.01 * eye_dist * math.cos(angle),
+                ),
+                half_width=0.27 * eye_dist,
+                half_height=0.085 * eye_dist,
+                above=0.14 * eye_dist,
+                angle=angle,
+            )
+        )
+    return eyes
 
 
 def spec_direction(spec: MotionSpec, primitive: Primitive) -> str | None:
