@@ -129,7 +129,7 @@ class Likeness:
     and ``drift`` the relative change of the inner-to-outer eye-corner span ratio (eyes moving
     apart or together; a nod or a tilt leaves it alone). The take's identity is the second
     lowest frame score: one odd frame (the instant of a blink) is forgiven, a change that lasts
-    (two sampled frames, a third of a 6-sample clip) is not. Calibration: ``docs/faces.md``.
+    (two of the 4 sampled frames: about a third of the clip) is not. Calibration: ``docs/faces.md``.
     """
 
     def __init__(
@@ -137,7 +137,7 @@ class Likeness:
         model: FaceModel,
         reference: NDArray[np.uint8],
         face: FaceBox,
-        samples: int = 6,
+        samples: int = 4,
         *,
         frames_face: FaceBox | None = None,
     ) -> None:
