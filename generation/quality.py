@@ -189,7 +189,8 @@ class Likeness:
 
 
 def _grey(chip: NDArray[np.uint8]) -> NDArray[np.float32]:
-    return np.asarray(chip, dtype=np.float32).mean(axis=2)
+    grey: NDArray[np.float32] = np.asarray(chip, dtype=np.float32).mean(axis=2)
+    return grey
 
 
 def _chip_oval() -> NDArray[np.bool_]:
