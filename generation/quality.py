@@ -34,6 +34,8 @@ SPACING_WEIGHT = 5.0
 # levels) is the same face by construction: its embedding is not computed. Measured: the same
 # person tilting/breathing 2-4, mid-blink 8, a 30 % blend toward another person 9.
 SAME_CHIP_LEVELS = 4.0
+# A sampled frame under this is looked at again a moment later (see ``Likeness.identity``).
+RECHECK_BELOW = 0.9
 FACE_PX = 120  # likeness works on the face at this width (the embedding chip is 150 px)
 SMALL_SIDE = 128  # luma copies for seam, flicker and motion
 
@@ -132,8 +134,8 @@ class Likeness:
     where ``cos`` is the cosine similarity of dlib's 128-d ResNet embeddings with the reference
     and ``drift`` the relative change of the inner-to-outer eye-corner span ratio (eyes moving
     apart or together; a nod or a tilt leaves it alone). The take's identity is the lowest frame
-    score: a face that changes for a third of the clip is a changed face. Calibration:
-    ``docs/faces.md``.
+    score (a low frame is re-checked a moment later, so a blink passes): a face that changes for
+    a third of the clip is a changed face. Calibration: ``docs/faces.md``.
     """
 
     def __init__(
@@ -179,13 +181,26 @@ class Likeness:
     def identity(self, frames: Frames) -> float:
         """The lowest frame identity among ``samples`` frames: the middle frames of ``samples``
         equal stretches of the clip after frame 0 (so any change lasting ``1 / samples`` of the
-        clip is sampled at least once)."""
+        clip is sampled at least once).
+
+        A sampled frame scoring under ``RECHECK_BELOW`` is checked again ``1/12`` of the clip
+        later (earlier at the end) and the better of the two counts: a blink lasts about 0.3 s
+        and passes, a face that changed stays changed."""
         count = len(frames)
         if count < 2:
             return 1.0
         stretch = (count - 1) / self.samples
         picks = sorted({min(count - 1, 1 + int((k + 0.5) * stretch)) for k in range(self.samples)})
-        return min(self.frame_identity(frames[t]) for t in picks)
+        offset = max(1, round(count / 12))
+        worst = 1.0
+        for t in picks:
+            value = self.frame_identity(frames[t])
+            if value < RECHECK_BELOW:
+                other = t + offset if t + offset < count else max(1, t - offset)
+                if other != t:
+                    value = max(value, self.frame_identity(frames[other]))
+            worst = min(worst, value)
+        return worst
 
 
 def _grey(chip: NDArray[np.uint8]) -> NDArray[np.float32]:

@@ -532,7 +532,7 @@ def plan_variation(
 
 
 def _rigid_lips(components: list[Component], grid: _Grid, face: FaceBox) -> list[Component]:
-    """"keep mouth closed": inside the lips' region every field moves as one piece (the value at
+    """ "keep mouth closed": inside the lips' region every field moves as one piece (the value at
     the mouth's centre), so no motion can stretch the lips apart; it blends back outside."""
     geo = geometry(face)
     mx = (geo.mouth_left[0] + geo.mouth_right[0]) / 2
