@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from likeness_ladder import ladder, portrait
+from likeness_ladder import ladder, portrait, same_person
 from numpy.typing import NDArray
 
 from generation.faces import FaceModel
@@ -41,3 +41,13 @@ def test_a_still_clip_is_the_same_face() -> None:
     shot = portrait(model)
     frames: NDArray[np.uint8] = np.repeat(shot.image[None], 8, axis=0)
     assert Likeness(model, shot.image, shot.face).identity(frames) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_blink_is_never_taken_for_another_face() -> None:
+    """Wherever the samples fall (some land on the closed eyes), the same person passes."""
+    model = FaceModel()
+    shot = portrait(model)
+    frames = same_person(shot)
+    for samples in range(3, 12):
+        value = Likeness(model, shot.image, shot.face, samples=samples).identity(frames)
+        assert value > IDENTITY_THRESHOLD + 0.05, samples
