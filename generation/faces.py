@@ -39,7 +39,6 @@ MIN_FACE_PX = 40
 HOG_MIN_SCORE = 0.3
 # dlib HOG sub-detectors: 0 front, 1 left-looking, 2 right-looking, 3/4 front turned.
 _PROFILE_DETECTORS = frozenset({1, 2})
-EMBEDDING_SIZE = 128
 CHIP_PX = 150  # the aligned face the embedding network takes
 # Eye centres as fractions of a cat-face box (OpenCV cat cascade boxes).
 CAT_EYE_Y = 0.42

@@ -82,3 +82,15 @@ def test_salient_centre_follows_the_subject() -> None:
     picture[120:180, 220:290] = (250, 240, 30)
     x, y = salient_centre(picture)
     assert x > 150 and y > 100
+
+
+def test_profile_views_and_animals_get_a_clear_warning() -> None:
+    from generation.backend import FaceBox
+    from generation.subject import Subject
+
+    side = FaceBox(100, 100, 120, 120, frontal=False)
+    profile = choose(Subject("face", (side,), None), None)
+    assert profile.chosen == 0 and profile.animatable == side
+    assert any("profile" in w for w in profile.warnings)
+    cat = choose(Subject("animal", (FaceBox(10, 10, 90, 90),), None), None)
+    assert cat.kind == "animal" and any("no human blink" in w for w in cat.warnings)
