@@ -94,3 +94,12 @@ def test_profile_views_and_animals_get_a_clear_warning() -> None:
     assert any("profile" in w for w in profile.warnings)
     cat = choose(Subject("animal", (FaceBox(10, 10, 90, 90),), None), None)
     assert cat.kind == "animal" and any("no human blink" in w for w in cat.warnings)
+
+
+def test_a_small_face_in_a_big_photo_is_found(model: FaceModel) -> None:
+    person = Image.open(images.EXAMPLES / "astronaut.jpg").convert("RGB").resize((700, 700))
+    big = Image.new("RGB", (2400, 1600), (120, 125, 130))
+    big.paste(person, (1500, 800))
+    (face,) = model.find_faces(np.asarray(big))
+    # The face is ~6 % of the long side: found by the second, finer pass, in source pixels.
+    assert 1700 < face.x + face.w / 2 < 1900 and 900 < face.y + face.h / 2 < 1100
