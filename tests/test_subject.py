@@ -103,3 +103,37 @@ def test_a_small_face_in_a_big_photo_is_found(model: FaceModel) -> None:
     (face,) = model.find_faces(np.asarray(big))
     # The face is ~6 % of the long side: found by the second, finer pass, in source pixels.
     assert 1700 < face.x + face.w / 2 < 1900 and 900 < face.y + face.h / 2 < 1100
+
+
+def restyled(picture: np.ndarray) -> dict[str, np.ndarray]:  # type: ignore[type-arg]
+    """The portrait as an old scratched sepia print, a painting and a cartoon."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    grey = cv2.cvtColor(picture, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    faded = 0.6 * grey + 50 + rng.normal(0, 12, grey.shape)
+    old = np.clip(np.stack([faded * 1.07, faded * 0.95, faded * 0.78], -1), 0, 255)
+    old = np.ascontiguousarray(old.astype(np.uint8))
+    for _ in range(6):
+        x = int(rng.uniform(0, picture.shape[1]))
+        cv2.line(old, (x, 0), (x + int(rng.uniform(-30, 30)), picture.shape[0]), (235, 225, 200), 1)
+    edges = cv2.adaptiveThreshold(
+        cv2.medianBlur(cv2.cvtColor(picture, cv2.COLOR_RGB2GRAY), 5),
+        255,
+        cv2.ADAPTIVE_THRESH_MEAN_C,
+        cv2.THRESH_BINARY,
+        9,
+        5,
+    )
+    flat = cv2.edgePreservingFilter(picture, flags=1, sigma_s=60, sigma_r=0.4)
+    return {
+        "old photo": old,
+        "painting": np.asarray(cv2.stylization(picture, sigma_s=60, sigma_r=0.45)),
+        "cartoon": np.asarray(cv2.bitwise_and(flat, cv2.cvtColor(edges, cv2.COLOR_GRAY2RGB))),
+    }
+
+
+def test_old_photos_paintings_and_cartoons_of_people_are_faces(model: FaceModel) -> None:
+    for name in ("astronaut.jpg", "grace_hopper.jpg"):
+        for style, picture in restyled(rgb(name)).items():
+            assert find_subject(model, picture).kind == "face", (name, style)
