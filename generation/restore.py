@@ -609,11 +609,12 @@ def _inpaint(rgb: Image, mask: NDArray[np.bool_], scale: float) -> Image:
 
 
 def _faces(rgb: Image) -> list[FaceBox]:
-    """Faces (with eyes where found) of the picture, largest first, at most four."""
-    from generation.faces import FaceDetector
+    """Human faces (with their landmarks) of the picture, largest first, at most four."""
+    from generation.faces import FaceModel
 
-    detector = FaceDetector()
-    return [detector.locate_eyes(rgb, box) for box in detector.find_faces(rgb)[:4]]
+    model = FaceModel()
+    found = sorted(model.find_faces(rgb), key=lambda f: f.w * f.h, reverse=True)
+    return [model.landmarks(rgb, box) for box in found[:4]]
 
 
 def _eye_guard(shape: tuple[int, ...], faces: Sequence[FaceBox]) -> NDArray[np.bool_]:
@@ -630,18 +631,21 @@ def _eye_guard(shape: tuple[int, ...], faces: Sequence[FaceBox]) -> NDArray[np.b
 
 
 def _likeness(before: Image, after: Image, face: FaceBox, grain: float) -> float:
-    """The likeness score of ``generation.quality`` from ``before`` to ``after`` (1.0 = same).
+    """The likeness score of ``generation.quality`` from ``before`` to ``after`` (1.0 = same):
+    face-recognition embeddings plus eye spacing (``quality.Likeness``).
 
-    Both are smoothed with the same Gaussian (wider for more grain) first, so that the tracker
-    compares the face's shape, not the grain that restoration removed.
+    Both are smoothed with the same Gaussian (wider for more grain) first, so that the score
+    compares the face, not the grain that restoration removed.
     """
-    from generation import quality
+    from generation.faces import FaceModel
+    from generation.quality import Likeness
 
     blur = max(0.8, LIKENESS_BLUR * grain)
-    pair = [
+    smooth = [
         np.asarray(cv2.GaussianBlur(im, (0, 0), blur), dtype=np.uint8) for im in (before, after)
     ]
-    return float(quality.identity(np.stack(pair), face))
+    likeness = Likeness(FaceModel(), smooth[0], face)
+    return likeness.frame_identity(smooth[1])
 
 
 def _box(shape: tuple[int, ...], face: FaceBox) -> NDArray[np.bool_]:
