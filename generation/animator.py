@@ -278,7 +278,7 @@ class Animator:
         framed = frame_subject(image.rgb, usable, crop=options.crop, size=options.size)
         located: FaceBox | None = None
         if framed.face is not None and inspection.kind == "face":
-            located = model.landmarks(framed.image, framed.face)
+            located = model.dense_landmarks(framed.image, framed.face)
             if not (inspection.face or located).frontal:
                 located = _profile(located)
         elif framed.face is not None:

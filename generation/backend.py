@@ -71,6 +71,8 @@ class FaceBox:
     # The face model's landmarks (dlib 5-point order: one eye's outer and inner corner, the
     # other eye's outer and inner corner, the nose base); empty when unknown.
     landmarks: tuple[tuple[float, float], ...] = ()
+    # MediaPipe's 468-point face mesh (generation.mesh), empty when not measured.
+    mesh: tuple[tuple[float, float], ...] = ()
     # False for a face seen in profile (the detector's side-view models found it).
     frontal: bool = True
     # The detector's confidence (dlib HOG margin; 0.0 when not measured).
@@ -92,6 +94,7 @@ class FaceBox:
             right_eye=point(self.right_eye),
             nose=point(self.nose),
             landmarks=tuple((p[0] * sx + dx, p[1] * sy + dy) for p in self.landmarks),
+            mesh=tuple((p[0] * sx + dx, p[1] * sy + dy) for p in self.mesh),
             frontal=self.frontal,
             score=self.score,
         )

@@ -15,6 +15,7 @@ measurements behind this choice.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 import os
@@ -28,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from generation.backend import FaceBox
+from generation.mesh import MOUTH_CORNERS, load_mesh
 from livingphoto.errors import GenerationFailed
 
 # Detection works on a copy whose long side is at most this many pixels; with one upsampling
@@ -77,7 +79,8 @@ def geometry(face: FaceBox) -> FaceGeometry:
     """Eye, nose and mouth-corner positions for ``face``.
 
     Eyes and the nose base come from the landmarks when the box has them; the mouth corners
-    are placed from the eye line and the nose (average human proportions).
+    from the face mesh when the box has it, else from the eye line and the nose (average human
+    proportions).
     """
     left = face.left_eye or (face.x + EYE_X_LEFT * face.w, face.y + EYE_Y * face.h)
     right = face.right_eye or (face.x + EYE_X_RIGHT * face.w, face.y + EYE_Y * face.h)
@@ -95,6 +98,10 @@ def geometry(face: FaceBox) -> FaceGeometry:
     half_mouth = 0.42 * eye_dist
     mouth_left = (mouth_c[0] - ux * half_mouth, mouth_c[1] - uy * half_mouth)
     mouth_right = (mouth_c[0] + ux * half_mouth, mouth_c[1] + uy * half_mouth)
+    if face.mesh:
+        # The real lip corners from the face mesh.
+        a, b = (face.mesh[i] for i in MOUTH_CORNERS)
+        mouth_left, mouth_right = (a, b) if a[0] <= b[0] else (b, a)
     return FaceGeometry(left, right, nose, mouth_left, mouth_right)
 
 
@@ -133,6 +140,12 @@ class FaceModel:
         if self._cat.empty():
             raise GenerationFailed("cannot load OpenCV's cat-face cascade")
         self._lock = threading.Lock()
+        self._mesh = load_mesh()  # None (one warning): dense landmarks unavailable
+
+    @property
+    def has_mesh(self) -> bool:
+        """Whether the 468-point face mesh is installed (``generation.mesh``)."""
+        return self._mesh is not None
 
     # -- human faces --------------------------------------------------------------------------
 
@@ -180,6 +193,19 @@ class FaceModel:
         shape = self._shape(rgb, face)
         points = [(float(shape.part(i).x), float(shape.part(i).y)) for i in range(5)]
         return with_landmarks(face, tuple(points))
+
+    def dense_landmarks(self, rgb: NDArray[np.uint8], face: FaceBox) -> FaceBox:
+        """``face`` with its 5 landmarks and, when the mesh is installed and sees the face there,
+        MediaPipe's 468 mesh points (eyelid and lip contours, face oval) in ``rgb``'s pixels."""
+        located = self.landmarks(rgb, face)
+        if self._mesh is None or not located.frontal:
+            return located
+        points = self._mesh.points(rgb, located)
+        if points is None:
+            return located
+        return dataclasses.replace(
+            located, mesh=tuple((float(x), float(y)) for x, y in points.tolist())
+        )
 
     def _shape(self, rgb: NDArray[np.uint8], face: FaceBox) -> Any:
         rect = self._dlib.rectangle(face.x, face.y, face.x + face.w, face.y + face.h)

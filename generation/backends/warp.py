@@ -36,6 +36,17 @@ from generation.backend import (
     Take,
 )
 from generation.faces import FaceGeometry, geometry
+from generation.mesh import (
+    EYE_A_LOWER,
+    EYE_A_UPPER,
+    EYE_B_LOWER,
+    EYE_B_UPPER,
+    FACE_OVAL,
+    LIPS_INNER_LOWER,
+    LIPS_INNER_UPPER,
+    LIPS_OUTER,
+    mesh_points,
+)
 from generation.motion import Constraint, MotionSpec, Primitive
 from livingphoto.errors import GenerationFailed
 
@@ -68,6 +79,19 @@ class EyeBlink:
     half_height: float
     above: float  # how much lid skin above the opening gets stretched down
     angle: float = 0.0  # tilt of the eye line in radians (the lids follow it)
+    # The real lid contours from the face mesh: offsets across the eye line (pixels, down
+    # positive) of the open upper and lower lid at ``LID_SAMPLES`` (fractions of half_width
+    # along it); empty: average lid arcs.
+    upper: tuple[float, ...] = ()
+    lower: tuple[float, ...] = ()
+
+
+LID_SAMPLES = np.linspace(-1.0, 1.0, 17)
+# The stretched lid skin starts this many half-openings above the mesh's upper lid contour (so no
+# lash or iris pixel is stretched into the closed lid).
+LASH_MARGIN = 0.6
+# "keep mouth closed" still allows a closed-lip smile this strong ("just a soft smile").
+CLOSED_LIP_SMILE = 0.3
 
 
 @dataclass(frozen=True)
@@ -227,6 +251,28 @@ def _smoothstep_field(v: F32, lo: float, hi: float) -> F32:
     return out
 
 
+def _oval_head(grid: _Grid, face: FaceBox) -> F32 | None:
+    """The head mask from the face mesh's oval: the oval widened for the ears and the hair's
+    sides, raised past the hairline for the hair on top, feathered; None without a mesh."""
+    oval = mesh_points(face, FACE_OVAL)
+    if oval is None:
+        return None
+    centre = oval.mean(axis=0)
+    rel = oval - centre
+    height = float(np.ptp(oval[:, 1])) or 1.0
+    grown = centre + rel * np.array([1.3, 1.15], dtype=np.float32)
+    # Above the brows (the upper half of the oval) the hair starts: lift it by a hairline margin.
+    upper = rel[:, 1] < 0
+    grown[upper, 1] -= 0.35 * height * (-rel[upper, 1] / max(1e-3, float(-rel[:, 1].min())))
+    mask = np.zeros((grid.fh, grid.fw), dtype=np.float32)
+    cv2.fillPoly(mask, [np.round(grown / FIELD_STEP).astype(np.int32)], 1.0)
+    sigma = max(1.0, 0.18 * height / FIELD_STEP)
+    blurred: F32 = np.asarray(cv2.GaussianBlur(mask, (0, 0), sigma), dtype=np.float32)
+    # The blur halves the edge: keep the inside solid, feather outwards.
+    out: F32 = np.clip(2.0 * blurred, 0.0, 1.0).astype(np.float32)
+    return out
+
+
 @dataclass(frozen=True)
 class _Regions:
     head: F32  # the head incl. hair, moved by tilt/turn/nod
@@ -246,6 +292,9 @@ def _regions(grid: _Grid, face: FaceBox) -> _Regions:
     head = _ellipse_mask(grid, cx, head_cy, 0.78 * face.w, 0.98 * face.h, 0.45)
     # The neck fades out instead of tearing: extend the head mask downwards a little, softly.
     neck = _ellipse_mask(grid, cx, face.y + 1.05 * face.h, 0.35 * face.w, 0.35 * face.h, 0.8)
+    oval = _oval_head(grid, face)
+    if oval is not None:
+        head = oval
     head = np.maximum(head, neck * 0.6).astype(np.float32)
     shoulders_y = face.y + 1.45 * face.h
     torso_half = 1.7 * face.w
@@ -301,7 +350,7 @@ def _effective_intensity(spec: MotionSpec, primitive: Primitive) -> float:
     }:
         level = min(level, 0.4)
     if primitive is Primitive.SMILE and (Constraint.MOUTH_CLOSED in spec.constraints):
-        return 0.0
+        level = min(level, CLOSED_LIP_SMILE)  # lips stay sealed: see _rigid_lips
     if primitive is Primitive.SMILE and Constraint.NO_BIG_SMILE in spec.constraints:
         level = min(level, 0.3)
     if primitive in {Primitive.ZOOM, Primitive.PAN, Primitive.PARALLAX} and (
@@ -538,27 +587,77 @@ def plan_variation(
 
 def _rigid_lips(components: list[Component], grid: _Grid, face: FaceBox) -> list[Component]:
     """ "keep mouth closed": inside the lips' region every field moves as one piece (the value at
-    the mouth's centre), so no motion can stretch the lips apart; it blends back outside."""
+    the mouth's centre), so no motion can stretch the lips apart; it blends back outside. The
+    lips' region is the mesh's outer lip contour (grown a little) when the face has a mesh,
+    else an ellipse between the mouth corners.
+
+    The smile is the exception (a closed-lip smile): inside the lips it takes, in each column,
+    its value on the line where the lips meet, so the upper and the lower lip move together
+    (the corners rise, the lip line curves, the mouth never opens)."""
     geo = geometry(face)
     mx = (geo.mouth_left[0] + geo.mouth_right[0]) / 2
     my = (geo.mouth_left[1] + geo.mouth_right[1]) / 2
     half = max(2.0, math.hypot(geo.mouth_right[0] - mx, geo.mouth_right[1] - my))
-    lips = _ellipse_mask(grid, mx, my, 1.35 * half, 0.75 * half, 0.8)
+    lips = _lip_mask(grid, face)
+    if lips is None:
+        lips = _ellipse_mask(grid, mx, my, 1.35 * half, 0.75 * half, 0.8)
     i = min(grid.fh - 1, max(0, round(my / FIELD_STEP)))
     j = min(grid.fw - 1, max(0, round(mx / FIELD_STEP)))
+    line_rows = _lip_line_rows(grid, face, geo)
+    columns = np.arange(grid.fw)
     rigid = []
     for c in components:
-        dx = (c.dx * (1.0 - lips) + float(c.dx[i, j]) * lips).astype(np.float32)
-        dy = (c.dy * (1.0 - lips) + float(c.dy[i, j]) * lips).astype(np.float32)
+        if c.name == "smile":
+            on_line_dx = c.dx[line_rows, columns][None, :]
+            on_line_dy = c.dy[line_rows, columns][None, :]
+            dx = (c.dx * (1.0 - lips) + on_line_dx * lips).astype(np.float32)
+            dy = (c.dy * (1.0 - lips) + on_line_dy * lips).astype(np.float32)
+        else:
+            dx = (c.dx * (1.0 - lips) + float(c.dx[i, j]) * lips).astype(np.float32)
+            dy = (c.dy * (1.0 - lips) + float(c.dy[i, j]) * lips).astype(np.float32)
         rigid.append(Component(c.name, dx, dy, c.curve))
     return rigid
+
+
+def _lip_mask(grid: _Grid, face: FaceBox) -> F32 | None:
+    """1 over the mesh's outer lip contour grown by a margin, feathered; None without a mesh."""
+    outer = mesh_points(face, LIPS_OUTER)
+    if outer is None:
+        return None
+    centre = outer.mean(axis=0)
+    width = float(np.ptp(outer[:, 0])) or 1.0
+    grown = centre + (outer - centre) * np.array([1.15, 1.35], dtype=np.float32)
+    mask = np.zeros((grid.fh, grid.fw), dtype=np.float32)
+    cv2.fillPoly(mask, [np.round(grown / FIELD_STEP).astype(np.int32)], 1.0)
+    sigma = max(1.0, 0.12 * width / FIELD_STEP)
+    blurred: F32 = np.asarray(cv2.GaussianBlur(mask, (0, 0), sigma), dtype=np.float32)
+    out: F32 = np.clip(2.0 * blurred, 0.0, 1.0).astype(np.float32)
+    return out
+
+
+def _lip_line_rows(grid: _Grid, face: FaceBox, geo: FaceGeometry) -> NDArray[np.intp]:
+    """For each field column, the field row of the line where the lips meet: the mesh's inner
+    lip contour (mean of upper and lower) when present, else the line between the corners,
+    extended flat beyond the corners."""
+    upper = mesh_points(face, LIPS_INNER_UPPER)
+    lower = mesh_points(face, LIPS_INNER_LOWER)
+    if upper is not None and lower is not None:
+        line = (upper + lower) / 2
+    else:
+        line = np.array([geo.mouth_left, geo.mouth_right], dtype=np.float32)
+    line = line[np.argsort(line[:, 0])]
+    ys = np.interp(grid.x[0], line[:, 0], line[:, 1])
+    rows: NDArray[np.intp] = np.clip(np.round(ys / FIELD_STEP), 0, grid.fh - 1).astype(np.intp)
+    return rows
 
 
 def _eye_lids(face: FaceBox, geo: FaceGeometry) -> list[EyeBlink]:
     """The two eye openings to blink: from the landmarks' eye corners when the face has them
     (each eye's own width, centre and slant), else from the eye centres and average proportions.
     """
-    eyes: list[EyeBlink] = []
+    eyes = _mesh_lids(face)
+    if eyes:
+        return eyes
     if len(face.landmarks) >= 4:
         corners = sorted(face.landmarks[:4], key=lambda p: p[0])
         for outer, inner in ((corners[0], corners[1]), (corners[2], corners[3])):
@@ -595,6 +694,55 @@ def _eye_lids(face: FaceBox, geo: FaceGeometry) -> list[EyeBlink]:
             )
         )
     return eyes
+
+
+def _mesh_lids(face: FaceBox) -> list[EyeBlink]:
+    """The two eye openings from the face mesh's eyelid contours (empty without a mesh): the
+    eye line runs corner to corner, and the open lids are the real upper and lower contours."""
+    eyes: list[EyeBlink] = []
+    for upper_idx, lower_idx in ((EYE_A_UPPER, EYE_A_LOWER), (EYE_B_UPPER, EYE_B_LOWER)):
+        upper = mesh_points(face, upper_idx)
+        lower = mesh_points(face, lower_idx)
+        if upper is None or lower is None:
+            return []
+        start, end = upper[0], upper[-1]
+        width = max(2.0, float(np.hypot(*(end - start))))
+        angle = math.atan2(float(end[1] - start[1]), float(end[0] - start[0]))
+        if abs(angle) > math.pi / 2:  # the contour runs right to left: flip the eye line
+            angle = math.atan2(float(start[1] - end[1]), float(start[0] - end[0]))
+        centre = (start + end) / 2
+        cos_a, sin_a = math.cos(angle), math.sin(angle)
+        half = width / 2
+        top = _lid_profile(upper, centre, cos_a, sin_a, half)
+        bottom = _lid_profile(lower, centre, cos_a, sin_a, half)
+        opening = max(1.0, max(b - t for t, b in zip(top, bottom, strict=True)))
+        eyes.append(
+            EyeBlink(
+                centre=(float(centre[0]), float(centre[1])),
+                half_width=half,
+                half_height=opening / 2,
+                above=0.34 * width,
+                angle=angle,
+                upper=top,
+                lower=bottom,
+            )
+        )
+    return sorted(eyes, key=lambda e: e.centre[0])
+
+
+def _lid_profile(
+    points: NDArray[np.float32],
+    centre: NDArray[np.float32],
+    cos_a: float,
+    sin_a: float,
+    half: float,
+) -> tuple[float, ...]:
+    """A lid contour as offsets across the eye line at ``LID_SAMPLES`` along it."""
+    rel = points - centre
+    s = (rel[:, 0] * cos_a + rel[:, 1] * sin_a) / half
+    q = -rel[:, 0] * sin_a + rel[:, 1] * cos_a
+    order = np.argsort(s)
+    return tuple(float(v) for v in np.interp(LID_SAMPLES, s[order], q[order]))
 
 
 def spec_direction(spec: MotionSpec, primitive: Primitive) -> str | None:
@@ -682,11 +830,16 @@ def _apply_blink(
     # Lid travel is largest mid-eye and fades past the corners (the lid is an arc).
     arc = np.sqrt(np.clip(1.0 - u * u, 0.0, 1.0))
     fade = closure * (1.0 - _smooth_f32(np.clip((np.abs(u) - 1.0) / 0.4, 0.0, 1.0)))
-    upper = ey - b * (0.55 + 0.45 * arc)  # open upper-lid edge
-    lower = ey + b * (0.35 + 0.65 * arc)  # lower-lid edge
+    if eye.upper and eye.lower:  # the real lid contours (face mesh)
+        # The mesh's upper contour runs along the lash line: the skin fold starts just above it.
+        upper = ey + np.interp(u, LID_SAMPLES, eye.upper).astype(np.float32) - LASH_MARGIN * b
+        lower = ey + np.interp(u, LID_SAMPLES, eye.lower).astype(np.float32)
+    else:  # average lid arcs
+        upper = ey - b * (0.55 + 0.45 * arc)  # open upper-lid edge
+        lower = ey + b * (0.35 + 0.65 * arc)  # lower-lid edge
     lid = upper + fade * (lower + 0.15 * b - upper)  # where the lash line is now
     top = upper - up
-    bottom = ey + b + 0.6 * up
+    bottom = np.maximum(lower + 0.1 * b, ey + b) + 0.6 * up
     above = (qy >= top) & (qy <= lid)
     stretched = top + (qy - top) * (upper - top) / np.maximum(lid - top, 1e-3)
     # Below the lash line, sample a little lower so no eye white peeks out under the closed lid.
