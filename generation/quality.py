@@ -3,8 +3,9 @@
 - ``identity``: 1.0 = the same face as the photo: the cosine similarity of face-recognition
   embeddings (dlib ResNet, 128-d) of sampled frames against the photo, less a penalty when the
   eye spacing drifts (``Likeness``). The worst sampled frame counts.
-- ``loop_seam``: ``max(0, d(last, first) / median consecutive step - 1)``: 0 = the jump at the loop
-  point is no larger than an ordinary frame step.
+- ``loop_seam``: ``max(0, d(last, first) - max(step, noise)) / step`` on blurred small luma, with
+  ``step`` the median consecutive step and ``noise`` a codec floor of 2 levels: 0 = the jump at
+  the loop point is no larger than an ordinary frame step or the encoder's drift.
 - ``flicker``: mean absolute temporal second difference of a blurred, small luma copy, in 8-bit
   levels: smooth motion is near 0, frame-to-frame brightness or noise changes are large.
 - ``motion``: 95th percentile of optical-flow magnitude from frame 0, in percent of the frame width,
@@ -38,6 +39,11 @@ SAME_CHIP_LEVELS = 4.0
 RECHECK_BELOW = 0.9
 FACE_PX = 120  # likeness works on the face at this width (the embedding chip is 150 px)
 SMALL_SIDE = 128  # luma copies for seam, flicker and motion
+# Loop seam: blur (pixels of the small luma), the codec noise floor and the smallest typical step
+# (8-bit levels, mean absolute difference): see ``_loop_seam``.
+SEAM_BLUR = 1.0
+SEAM_NOISE = 2.0
+SEAM_STILL = 0.05
 
 
 @dataclass(frozen=True)
@@ -75,12 +81,22 @@ def loop_seam(frames: Frames) -> float:
 
 
 def _loop_seam(luma: NDArray[np.float32]) -> float:
-    steps = np.abs(np.diff(luma, axis=0)).mean(axis=(1, 2))
+    """The seam a viewer can see: how far the jump from the last frame to the first exceeds both
+    an ordinary frame step and the codec's noise floor, in ordinary steps.
+
+    On a blurred copy (``SEAM_BLUR`` px on the small luma), ``seam`` and each consecutive
+    ``step`` are mean absolute differences in 8-bit levels. The score is
+    ``max(0, seam - max(typical, SEAM_NOISE)) / max(typical, SEAM_STILL)`` with ``typical`` the
+    median step: the old ``seam / typical - 1`` whenever the clip moves more than the noise
+    floor, and 0 for a lossy encoder's drift (H.264 leaves the decoded last frame ~1.5 levels
+    off the first even when the rendered frames were identical). So a clip scores the same
+    raw or decoded.
+    """
+    blurred = np.stack([cv2.GaussianBlur(frame, (0, 0), SEAM_BLUR) for frame in luma])
+    steps = np.abs(np.diff(blurred, axis=0)).mean(axis=(1, 2))
     typical = float(np.median(steps))
-    seam = float(np.abs(luma[-1] - luma[0]).mean())
-    # A still clip has no typical step: any visible seam at all then counts as a full jump.
-    floor = 0.05
-    return max(0.0, seam / max(typical, floor) - 1.0)
+    seam = float(np.abs(blurred[-1] - blurred[0]).mean())
+    return max(0.0, seam - max(typical, SEAM_NOISE)) / max(typical, SEAM_STILL)
 
 
 def flicker(frames: Frames) -> float:

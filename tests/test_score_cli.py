@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from likeness_ladder import blend_toward, portrait
 
-from generation.export import export_clip
+from generation.export import export_clip, read_frames
 from generation.faces import FaceModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +69,24 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "swapped": swapped,
         "report": out / "animate" / "summary.json",
     }
+
+
+def test_a_clip_scores_the_same_seam_raw_and_decoded(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
+    """H.264 drift (~1.5 levels between the decoded last and first frames) is no seam; a real
+    jump at the loop point still is."""
+    report = json.loads(clips["report"].read_text())
+    raw = report["variations"][0]["scores"]["loop_seam"]
+    frames = read_frames(clips["animate"])
+    jumped = frames.copy()
+    jumped[-1] = np.roll(frames[-1], 12, axis=1)  # the last frame slips sideways
+    jump = export_clip(jumped, tmp_path / "jump.mp4", 8, "mp4")
+    result = livingphoto("score", ASTRONAUT, clips["animate"], jump, "--json")
+    assert result.returncode == 0, result.stderr
+    decoded, slipped = (c["scores"]["loop_seam"] for c in json.loads(result.stdout)["clips"])
+    assert decoded == pytest.approx(raw, abs=0.1)
+    assert slipped > 1.0
 
 
 def test_score_matches_the_contract_and_flags_a_swap(clips: dict[str, Path]) -> None:
