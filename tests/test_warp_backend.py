@@ -121,11 +121,13 @@ def test_variations_differ_but_stay_subtle(portrait: Portrait) -> None:
         assert change < 12  # subtle: most of the picture barely changes
 
 
-def test_mouth_closed_means_no_smile_warp(portrait: Portrait) -> None:
-    (with_smile,) = render(portrait, "smile", frames=12)
-    (closed,) = render(portrait, "smile, keep mouth closed", frames=12)
+def test_mouth_closed_allows_only_a_closed_lip_smile(portrait: Portrait) -> None:
+    (with_smile,) = render(portrait, "big smile", frames=12)
+    (closed,) = render(portrait, "big smile, keep mouth closed", frames=12)
     assert "smile" in with_smile.info["components"]
-    assert "smile" not in closed.info["components"]
+    # Still a smile, but capped and with the lips protected (tests/test_warp_landmarks.py).
+    assert "smile" in closed.info["components"] and closed.info["protected"] == "lips"
+    assert "protected" not in with_smile.info
     assert "head_tilt" not in render(portrait, "head still, blink", frames=12)[0].info["components"]
 
 
