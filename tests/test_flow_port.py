@@ -17,10 +17,11 @@ import pytest
 from images import jpeg_bytes
 from servicekit import running_service
 
-from bot import texts
 from bot.client import ServiceClient
 from bot.flow import Button, Chat, Clip, Flow, FlowOptions, ImageRef, Incoming, Rows, Undeliverable
 from bot.state import BotState, JobRecord, UserSettings
+from bot.texts import CONSENT_WORDING_VERSION
+from bot.texts import ENGLISH as texts
 
 CHAT = Chat("42", "private")
 
@@ -36,6 +37,8 @@ class RecordingPort:
     clips: list[Clip] = field(default_factory=list)
     keyboards: list[tuple[Rows, str]] = field(default_factory=list)  # (rows, attach_to)
     uploads: int = 0
+    photo: bytes = field(default_factory=lambda: jpeg_bytes(160, 200))  # what fetch_image returns
+    pictures: list[bytes] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     _ids: int = 0
 
@@ -89,8 +92,22 @@ class RecordingPort:
     ) -> None:
         self._next("answer", text)
 
+    async def send_picture_keyboard(
+        self,
+        chat: Chat,
+        text: str,
+        picture: bytes,
+        rows: Rows,
+        *,
+        reply_to: str = "",
+        private: bool = False,
+    ) -> str:
+        self.pictures.append(picture)
+        self.keyboards.append((rows, ""))
+        return self._next("picture-keyboard", text)
+
     async def fetch_image(self, image: ImageRef) -> bytes:
-        return jpeg_bytes(160, 200)
+        return self.photo
 
     async def wait(self, kind: str, needle: str = "") -> None:
         async with asyncio.timeout(60):
@@ -122,7 +139,7 @@ async def flow_on_service(
 async def consented(flow: Flow, client: ServiceClient, user_id: str) -> None:
     from moderation.gate import Requester
 
-    await client.consent_put(Requester("test", user_id, CHAT.id), texts.CONSENT_WORDING_VERSION)
+    await client.consent_put(Requester("test", user_id, CHAT.id), CONSENT_WORDING_VERSION)
 
 
 async def test_delivery_does_not_wait_on_failing_progress_edits(tmp_path: Path) -> None:
@@ -145,7 +162,7 @@ async def test_revoking_consent_mid_job_ends_it_with_a_clear_message(tmp_path: P
         await flow.on_animate(Incoming("e1", CHAT, "6", "1"), ImageRef("photo-1"), "slow blink")
         await port.wait("text", "Queued")
         await client.consent_delete(Requester("test", "6", CHAT.id))
-        while not any(t in {texts.CANCELLED, texts.EXPIRED} for _, t in port.sent):
+        while not any(t in {texts.cancelled, texts.expired} for _, t in port.sent):
             port.changed.clear()
             await asyncio.wait_for(port.changed.wait(), 60)
     assert not port.clips
@@ -174,10 +191,10 @@ async def test_unusable_images_are_refused_before_any_upload(tmp_path: Path) -> 
         await flow.on_animate(Incoming("c", CHAT, "9", "3"), None, "blink")
         await flow.on_button(Incoming("d", CHAT, "9", "4"), "cb1", "not-a-token")
     assert [t for _, t in port.sent] == [
-        texts.NOT_IMAGE,
-        texts.TOO_LARGE.format(limit_mb=0),
+        texts.not_image,
+        texts.too_large(0),
         texts.need_photo("test"),
-        texts.EXPIRED,
+        texts.expired,
     ]
 
 
@@ -188,19 +205,19 @@ async def test_request_options_survive_consent_and_leave_settings_alone(tmp_path
         await flow.on_animate(
             Incoming("e1", CHAT, "5", "1"), ImageRef("p"), "slow blink", variations=1, seconds=2.0
         )
-        await port.wait("keyboard", texts.CONSENT_QUESTION)
+        await port.wait("keyboard", texts.consent_question)
         await flow.on_button(Incoming("e2", CHAT, "5", "2"), "cb", port.button("✅").token)
         await port.wait("keyboard", "Pick your favourite")
         assert [c.index for c in port.clips] == [1]  # 1 take, not the default 2
         # A photo without the motion keeps its options while the flow asks for the motion.
         await flow.on_animate(Incoming("e3", CHAT, "5", "3"), ImageRef("p"), "", variations=3)
-        await port.wait("text", texts.ASK_MOTION)
+        await port.wait("text", texts.ask_motion)
         await flow.on_text(Incoming("e4", CHAT, "5", "4"), "gentle breathing")
         await port.wait("keyboard", "of the 3 takes")
         await flow.on_settings(Incoming("e5", CHAT, "5", "5"), "")
         await port.wait("text", "Your defaults")
     summary = next(t for k, t in port.sent if t.startswith("Your defaults"))
-    assert summary.startswith("Your defaults: 2 takes, 1 s, normal motion.")
+    assert summary.startswith("Your defaults: 2 takes, 1 s, normal motion, language: English.")
 
 
 @pytest.mark.parametrize(
