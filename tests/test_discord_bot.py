@@ -13,6 +13,7 @@ import io
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,15 @@ import aiohttp
 import numpy as np
 import pytest
 from emulators.discord_api import EPHEMERAL, Attachment, Call, DiscordEmulator, EmuUser
-from images import jpeg_bytes
+from emulators.inspecting_service import InspectingService
+from images import astronaut_bytes, jpeg_bytes
 from PIL import Image
 from servicekit import running_service
 
 from bot.discord.app import DiscordOptions, DiscordUnavailable, main, run_bot
 from bot.discord.media import ClipTooLarge, fit_clips
+from bot.texts import ENGLISH as texts_en
+from bot.texts import for_language
 from generation.export import SYNTHETIC_STATEMENT, export_clip, probe
 from livingphoto.errors import UsageError
 from livingphoto.settings import Settings
@@ -649,3 +653,126 @@ async def test_a_limit_no_clip_can_meet_is_a_clear_error(tmp_path: Path) -> None
         match=r"^a clip cannot be made small enough for this channel \(under \d+ bytes\)$",
     ):
         await fit_clips([clip], 3_000)
+
+
+# -- languages -------------------------------------------------------------------------------
+def _portrait(emu: DiscordEmulator) -> Attachment:
+    return emu.upload("portrait.jpg", astronaut_bytes(), "image/jpeg")
+
+
+async def _first_answer(h: Harness, token: str) -> Call:
+    return await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path)
+
+
+async def test_interaction_locale_picks_the_language(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        emu = h.emu
+        # command descriptions are synced in every language (discord.py's Translator)
+        animate = emu.commands["animate"]
+        for locale, language in (("es-ES", "es"), ("de", "de"), ("fr", "fr"), ("pt-BR", "pt")):
+            described = for_language(language).command_descriptions()["animate"]
+            assert animate["description_localizations"][locale] == described
+        assert animate["description"] == "Animate a photo into a short looping clip"
+
+        for person, locale, language in ((emu.alice, "es-ES", "es"), (emu.bob, "de", "de")):
+            t = for_language(language)
+            user = replace(person, locale=locale)
+            token = await emu.slash_command(user, emu.channel_id, "help", {})
+            assert (await _first_answer(h, token)).json["content"] == t.help_text("discord")
+
+            token = await emu.slash_command(
+                user, emu.channel_id, "animate", {"photo": _portrait(emu), "motion": "blink"}
+            )
+            question = await _first_answer(h, token)
+            assert question.json["content"] == t.consent_question
+            original = int(emu.interaction_original(token)["id"])
+            labels = [b["label"] for b in emu.components_of(original)]
+            assert labels == [t.consent_no, t.consent_yes] or labels == [
+                t.consent_yes,
+                t.consent_no,
+            ]
+            if language == "es":  # consent in Spanish: the ledger records the language
+                mark = len(emu.calls)
+                yes = _button(emu.components_of(original), t.consent_yes)
+                await emu.press_button(user, original, yes["custom_id"])
+                await h.call(lambda c, tok=token: c.route == FOLLOWUP and tok in c.path, mark)
+                record = await h.service("GET", f"/v1/users/discord/{user.id}/consent")
+                assert record["consented"] and record["record"]["language"] == "es"
+
+
+async def test_guild_locale_is_the_fallback_and_admins_set_a_default(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        emu = h.emu
+        emu.guild_locale = "fr"
+        german = for_language("de")
+        stranger = replace(emu.bob, locale="ja")  # a language the bot does not speak
+        token = await emu.slash_command(stranger, emu.channel_id, "help", {})
+        content = (await _first_answer(h, token)).json["content"]
+        assert content == for_language("fr").help_text("discord")
+
+        token = await emu.slash_command(
+            emu.bob, emu.channel_id, "settings", {"change": "chat language de"}
+        )
+        assert (await _first_answer(h, token)).json["content"] == texts_en.admin_only
+        token = await emu.slash_command(
+            emu.alice, emu.channel_id, "settings", {"change": "chat language de"}
+        )
+        assert (await _first_answer(h, token)).json["content"] == german.chat_language_set("de")
+        token = await emu.slash_command(stranger, emu.channel_id, "help", {})
+        assert (await _first_answer(h, token)).json["content"] == german.help_text("discord")
+
+
+# -- looking at the photo first (a service that inspects) -----------------------------------
+async def test_group_photo_face_choice_with_a_strip(tmp_path: Path) -> None:
+    async with DiscordEmulator(heartbeat_interval_ms=500) as emu, InspectingService() as svc:
+        h = Harness(emu, _settings(emu, svc.url, svc.token, tmp_path / "bot", 30.0))
+        pair = _pair_photo()
+        svc.show(pair, "face", [(170, 50, 130, 160), (682, 50, 130, 160)])
+        dog = jpeg_bytes(200, 160)
+        svc.show(dog, "animal")
+        german = for_language("de")
+        dieter = replace(emu.alice, locale="de")
+        await h.start()
+        try:
+            photo = emu.upload("dog.jpg", dog, "image/jpeg")
+            token = await emu.slash_command(
+                dieter, emu.channel_id, "animate", {"photo": photo, "motion": "atmen"}
+            )
+            status = await _first_answer(h, token)
+            assert status.json["content"] == german.queued(1)  # no consent question for a dog
+            assert len(svc.jobs) == 1
+
+            photo = emu.upload("pair.jpg", pair, "image/jpeg")
+            token = await emu.slash_command(
+                dieter, emu.channel_id, "animate", {"photo": photo, "motion": "blinzeln"}
+            )
+            choice = await _first_answer(h, token)
+            assert choice.json["content"] == german.face_question(2)
+            assert [f.filename for f in choice.files] == ["faces.png"]
+            original = int(emu.interaction_original(token)["id"])
+            labels = [b["label"] for b in emu.components_of(original)]
+            assert labels == ["1 · Links", "2 · Rechts"]
+            mark = len(emu.calls)
+            await emu.press_button(
+                dieter, original, _button(emu.components_of(original), "1 ·")["custom_id"]
+            )
+            question = await h.call(lambda c: c.route == FOLLOWUP and token in c.path, mark)
+            assert question.json["content"] == german.consent_question
+            consent_id = _message_id(question)
+            yes = _button(emu.components_of(consent_id), german.consent_yes)
+            await emu.press_button(dieter, consent_id, yes["custom_id"])
+            await emu.wait_for_call(lambda c: len(svc.jobs) == 2, wait_s=15.0)
+        finally:
+            await h.stop()
+        assert [job.get("face") for job in svc.jobs] == [None, 0]
+        assert svc.consents[("discord", str(emu.alice.id))]["language"] == "de"
+
+
+def _pair_photo() -> bytes:
+    with Image.open(io.BytesIO(astronaut_bytes())) as portrait:
+        pair = Image.new("RGB", (portrait.width * 2, portrait.height))
+        pair.paste(portrait.convert("RGB"), (0, 0))
+        pair.paste(portrait.convert("RGB"), (portrait.width, 0))
+    out = io.BytesIO()
+    pair.save(out, format="JPEG", quality=90)
+    return out.getvalue()

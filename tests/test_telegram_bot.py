@@ -585,5 +585,5 @@ async def test_group_photo_offers_one_button_per_face_and_sends_the_choice(
         assert [job.get("face") for job in svc.jobs] == [1]
         assert svc.consents[("telegram", str(alice.id))]["language"] == "es"
         answers = [c.params.get("text") for c in tg.calls_of("answerCallbackQuery")]
-        assert spanish.not_yours in answers
+        assert texts.not_yours in answers  # bob's app reports no language
         assert spanish.face_chosen(spanish.face_label(1, 2)) in answers

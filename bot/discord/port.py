@@ -322,7 +322,13 @@ class DiscordPort:
             ) as response:
                 if response.status != 200:
                     raise UsageError("the photo can no longer be downloaded; send it again")
-                data = await response.content.read(self.max_image_bytes + 1)
+                # ``read(n)`` returns what has arrived (up to n): read to the end or the limit
+                data = b""
+                while len(data) <= self.max_image_bytes:
+                    chunk = await response.content.read(self.max_image_bytes + 1 - len(data))
+                    if not chunk:
+                        break
+                    data += chunk
         except (aiohttp.ClientError, TimeoutError):
             raise UsageError("the photo could not be downloaded; send it again") from None
         if len(data) > self.max_image_bytes:
