@@ -48,8 +48,9 @@ def test_every_message_is_translated_with_the_same_placeholders(language: str) -
     assert sorted(set(messages) - wanted) == []  # nothing stale
     for msgid, message in messages.items():
         assert not message.fuzzy, msgid
-        ids = message.id if isinstance(message.id, tuple) else (message.id,)
-        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        ids = [str(i) for i in (message.id if isinstance(message.id, tuple) else (message.id,))]
+        raw = message.string if isinstance(message.string, tuple) else (message.string,)
+        strings = [str(s or "") for s in raw]
         assert all(strings), f"{language}: empty translation of {msgid!r}"
         expected = set().union(*(placeholders(i) for i in ids))
         for translated in strings:
