@@ -37,6 +37,18 @@ from livingphoto.settings import Settings
 pytestmark = pytest.mark.timeout(120)
 
 KEYCAPS = [f"{n}\ufe0f\u20e3" for n in range(1, 10)]
+
+
+def _small_portrait(side: int = 200) -> bytes:
+    """The public-domain astronaut at ``side`` px: a human face, small enough for fast takes."""
+    with Image.open(io.BytesIO(astronaut_bytes())) as portrait:
+        small = portrait.convert("RGB").resize((side, side))
+    out = io.BytesIO()
+    small.save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+PORTRAIT = _small_portrait()
 POST_MESSAGE = "POST /channels/{channel_id}/messages"
 PATCH_MESSAGE = "PATCH /channels/{channel_id}/messages/{message_id}"
 EDIT_ORIGINAL = "PATCH /webhooks/{application_id}/{token}/messages/@original"
@@ -180,7 +192,7 @@ def _print_calls(emu: DiscordEmulator) -> None:
 
 
 def _photo(emu: DiscordEmulator) -> Attachment:
-    return emu.upload("face.jpg", jpeg_bytes(160, 200), "image/jpeg")
+    return emu.upload("face.jpg", PORTRAIT, "image/jpeg")  # a face: consent is asked
 
 
 async def test_slash_command_with_consent_to_final_clip(tmp_path: Path) -> None:
@@ -259,7 +271,9 @@ async def test_slash_command_with_consent_to_final_clip(tmp_path: Path) -> None:
         # The request's variations/seconds did not become Alice's defaults.
         token = await emu.slash_command(emu.alice, emu.channel_id, "settings", {})
         answer = await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path)
-        assert answer.json["content"].startswith("Your defaults: 3 takes, 3 s, normal motion.")
+        assert answer.json["content"].startswith(
+            "Your defaults: 3 takes, 3 s, normal motion, language: English."
+        )
         assert "/settings change:variations 1-6" in answer.json["content"]
 
 
@@ -657,7 +671,7 @@ async def test_a_limit_no_clip_can_meet_is_a_clear_error(tmp_path: Path) -> None
 
 # -- languages -------------------------------------------------------------------------------
 def _portrait(emu: DiscordEmulator) -> Attachment:
-    return emu.upload("portrait.jpg", astronaut_bytes(), "image/jpeg")
+    return emu.upload("portrait.jpg", PORTRAIT, "image/jpeg")
 
 
 async def _first_answer(h: Harness, token: str) -> Call:

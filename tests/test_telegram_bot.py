@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ from bot.texts import ENGLISH as texts
 from bot.texts import for_language
 from livingphoto.settings import Settings
 
-PHOTO = jpeg_bytes(160, 200)
+PHOTO = astronaut_bytes()  # a human face: the consent question is asked
 TAKES = 2
 
 
@@ -587,3 +589,25 @@ async def test_group_photo_offers_one_button_per_face_and_sends_the_choice(
         answers = [c.params.get("text") for c in tg.calls_of("answerCallbackQuery")]
         assert texts.not_yours in answers  # bob's app reports no language
         assert spanish.face_chosen(spanish.face_label(1, 2)) in answers
+
+
+async def test_the_real_service_looks_first(h: Harness) -> None:
+    """Against the real service's face model: no face, no consent question; two people, one
+    button per face, and the chosen face reaches the job."""
+    tg, alice = h.tg, h.tg.alice
+    chat = tg.private_chat(alice)
+    async with h.bot():
+        tg.send_photo(alice, chat, jpeg_bytes(160, 200), caption="/animate gentle breathing")
+        await delivered(h, chat)
+        assert not [t for t in tg.texts_to(chat) if "please confirm" in t]
+
+        tg.send_photo(alice, chat, pair_photo(), caption="/animate subtle blink")
+        (choice,) = await tg.wait_for("sendPhoto", where=to_chat(chat))
+        assert list(choice.buttons()) == ["1 · Left", "2 · Right"]
+        tg.press(alice, choice.result, choice.buttons()["2 · Right"])
+        await consent(h, alice, chat)
+        await delivered(h, chat, rounds=2)
+    jobs = sorted(h.state_jobs(), key=lambda job: job.created_at)
+    with sqlite3.connect(h.svc.data_dir / "jobs.sqlite3") as db:
+        options = dict(db.execute("SELECT id, options FROM jobs").fetchall())
+    assert [json.loads(options[job.job_id]).get("face") for job in jobs] == [None, 1]
