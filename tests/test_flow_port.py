@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import io
 import time
 import warnings
 from collections.abc import AsyncIterator, Sequence
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from images import jpeg_bytes
+from images import astronaut_bytes, jpeg_bytes
+from PIL import Image
 from servicekit import running_service
 
 from bot.client import ServiceClient
@@ -24,6 +26,18 @@ from bot.texts import CONSENT_WORDING_VERSION
 from bot.texts import ENGLISH as texts
 
 CHAT = Chat("42", "private")
+
+
+def _small_portrait(side: int = 200) -> bytes:
+    """The public-domain astronaut at ``side`` px: a human face (consent is asked)."""
+    with Image.open(io.BytesIO(astronaut_bytes())) as portrait:
+        small = portrait.convert("RGB").resize((side, side))
+    out = io.BytesIO()
+    small.save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+PORTRAIT = _small_portrait()
 
 
 @dataclass
@@ -37,7 +51,7 @@ class RecordingPort:
     clips: list[Clip] = field(default_factory=list)
     keyboards: list[tuple[Rows, str]] = field(default_factory=list)  # (rows, attach_to)
     uploads: int = 0
-    photo: bytes = field(default_factory=lambda: jpeg_bytes(160, 200))  # what fetch_image returns
+    photo: bytes = field(default_factory=lambda: PORTRAIT)  # what fetch_image returns
     pictures: list[bytes] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     _ids: int = 0
@@ -280,3 +294,47 @@ async def test_closing_at_once_leaves_no_coroutine_unawaited(tmp_path: Path) -> 
                     pass  # resume spawned a watch and a vote; leaving cancels both unstarted
             gc.collect()
     assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
+
+
+async def test_a_photo_the_service_cannot_use_is_told_before_any_question(tmp_path: Path) -> None:
+    port = RecordingPort(photo=b"This is text renamed to photo.jpg\n" * 4)
+    async with flow_on_service(tmp_path, port) as (flow, _):
+        await flow.on_animate(Incoming("e1", CHAT, "5", "1"), ImageRef("p"), "slow blink")
+        await port.wait("text", "I can't use that")
+    assert port.keyboards == [] and port.clips == []
+
+
+async def test_without_a_face_no_consent_is_asked(tmp_path: Path) -> None:
+    port = RecordingPort(photo=jpeg_bytes(160, 200))  # smooth colours: no face
+    async with flow_on_service(tmp_path, port) as (flow, _):
+        await flow.on_animate(Incoming("e1", CHAT, "5", "1"), ImageRef("p"), "gentle breathing")
+        await port.wait("keyboard", "Pick your favourite")
+    assert not [t for k, t in port.sent if t == texts.consent_question]
+
+
+async def test_a_stale_face_button_is_expired(tmp_path: Path) -> None:
+    port = RecordingPort(photo=_pair())
+    async with flow_on_service(tmp_path, port) as (flow, _):
+        await flow.on_animate(Incoming("e1", CHAT, "5", "1"), ImageRef("p"), "slow blink")
+        await port.wait("picture-keyboard", "2 people")
+        rows, _ = port.keyboards[-1]
+        assert [b.label for row in rows for b in row] == ["1 · Left", "2 · Right"]
+        with Image.open(io.BytesIO(port.pictures[-1])) as strip:
+            assert strip.format == "PNG"
+        left = port.button("1 ·").token
+        await flow.on_button(Incoming("e2", CHAT, "6", "9"), "cb1", left)  # someone else
+        await flow.on_button(Incoming("e3", CHAT, "5", "9"), "cb2", left)
+        await port.wait("keyboard", texts.consent_question)
+        await flow.on_button(Incoming("e4", CHAT, "5", "9"), "cb3", left)  # pressed again
+    answers = [t for k, t in port.sent if k == "answer"]
+    assert answers == [texts.not_yours, texts.face_chosen("Left"), texts.expired]
+
+
+def _pair() -> bytes:
+    with Image.open(io.BytesIO(astronaut_bytes())) as portrait:
+        pair = Image.new("RGB", (portrait.width * 2, portrait.height))
+        pair.paste(portrait.convert("RGB"), (0, 0))
+        pair.paste(portrait.convert("RGB"), (portrait.width, 0))
+    out = io.BytesIO()
+    pair.save(out, format="JPEG", quality=90)
+    return out.getvalue()
