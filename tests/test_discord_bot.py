@@ -123,11 +123,14 @@ class Harness:
         )
 
     # -- waiting on what the bot sent ------------------------------------------------------
-    async def call(self, predicate: Callable[[Call], bool], start: int = 0) -> Call:
-        return await self.emu.wait_for_call(predicate, wait_s=15.0, start=start)
+    async def call(
+        self, predicate: Callable[[Call], bool], start: int = 0, wait_s: float = 15.0
+    ) -> Call:
+        return await self.emu.wait_for_call(predicate, wait_s=wait_s, start=start)
 
     async def clips_message(self, channel_id: int, start: int = 0, count: int = 1) -> Call:
-        """The bot's channel message carrying ``count`` MP4 clips."""
+        """The bot's channel message carrying ``count`` MP4 clips (rendering a portrait, with
+        its face model, takes a while on a busy machine)."""
         return await self.call(
             lambda c: (
                 c.route == POST_MESSAGE
@@ -136,6 +139,7 @@ class Harness:
                 and sum(f.filename.endswith(".mp4") for f in c.files) == count
             ),
             start,
+            wait_s=60.0,
         )
 
     async def buttons_on(self, message_id: int, start: int = 0) -> list[dict[str, Any]]:

@@ -35,7 +35,7 @@ from livingphoto.settings import Settings
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ("message", "callback_query", "message_reaction")
-COMMANDS = ("animate", "settings", "consent", "forget", "help")
+COMMAND_NAMES = ("animate", "settings", "consent", "forget", "help")
 POLL_TIMEOUT_S = 10
 
 
@@ -48,7 +48,10 @@ class TelegramUnavailable(LivingPhotoError):
 def commands(language: str) -> list[BotCommand]:
     """The command menu in ``language`` (descriptions from the catalogues)."""
     descriptions = for_language(language).command_descriptions()
-    return [BotCommand(name, descriptions[name]) for name in COMMANDS]
+    return [BotCommand(name, descriptions[name]) for name in COMMAND_NAMES]
+
+
+COMMANDS: tuple[BotCommand, ...] = tuple(commands(DEFAULT_LANGUAGE))  # the English menu
 
 
 async def register_commands(bot: Bot) -> None:
