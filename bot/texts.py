@@ -56,7 +56,8 @@ class Texts:
             "subtle blink, slight head tilt."
         )
         self.not_image = _(
-            "That file is not an image. Send a JPEG or PNG photo (as a photo or as a file)."
+            "That file is not an image. Send a JPEG, PNG, WebP, HEIC or AVIF photo (as a photo "
+            "or as a file)."
         )
         self.expired = _("This request has expired. Send the photo again to start over.")
         self.not_yours = _(

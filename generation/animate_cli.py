@@ -80,7 +80,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="turn a photo and a motion prompt into looping clips",
         description="Turn one photo and a short motion prompt into ranked, seamless looping clips.",
     )
-    parser.add_argument("photo", type=Path, help="JPEG, PNG or WebP photo")
+    parser.add_argument("photo", type=Path, help="JPEG, PNG, WebP, GIF, HEIC/HEIF or AVIF photo")
     parser.add_argument("prompt", help='motion prompt, e.g. "subtle blink, gentle breathing"')
     parser.add_argument(
         "--variations", type=_int_in(1, 8, "--variations"), default=3, help="takes to make (1-8)"
@@ -117,7 +117,8 @@ def _moderate(prompt: str, inspection: Inspection, consent: bool) -> None:
     Raises ``ConsentRequired`` or ``PolicyRefusal``.
     """
     from livingphoto.settings import Settings
-    from moderation.gate import ModerationRequest, Moderator, Requester
+    from moderation.gate import ModerationRequest, Moderator
+    from moderation.requester import Requester
 
     if inspection.shows_person and not consent:
         raise ConsentRequired(

@@ -228,6 +228,7 @@ class Animator:
         """
         from generation.contact_sheet import SheetRow, write_contact_sheet
         from generation.export import export_clip
+        from generation.frame_check import screen_takes
         from generation.motion import parse_motion
         from generation.preprocess import frame_subject
         from generation.quality import rank, score
@@ -307,6 +308,8 @@ class Animator:
                 f"the backend returned {len(takes)} takes instead of {options.variations}"
             )
         token.check()
+        # NaN/inf or black frames make a failed take: dropped with a warning, never delivered.
+        takes = screen_takes(takes, warnings)
 
         paths = [out_dir / f"variation-{k + 1}.{options.format}" for k in range(len(takes))]
         progress(0.76, "encode")

@@ -17,7 +17,7 @@ from bot import i18n
 from bot.texts import for_language
 from livingphoto.errors import UsageError
 from moderation.consent import CONSENT_VERSION, CONSENT_WORDING, ConsentLedger
-from moderation.gate import Requester
+from moderation.requester import Requester
 from moderation.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
