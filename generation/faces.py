@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ MIN_FACE_PX = 40
 HOG_MIN_SCORE = 0.3
 # dlib HOG sub-detectors: 0 front, 1 left-looking, 2 right-looking, 3/4 front turned.
 _PROFILE_DETECTORS = frozenset({1, 2})
-EMBEDDING_SIZE = 128
+CHIP_PX = 150  # the aligned face the embedding network takes
 # Eye centres as fractions of a cat-face box (OpenCV cat cascade boxes).
 CAT_EYE_Y = 0.42
 
@@ -123,9 +124,10 @@ class FaceModel:
             if not path.is_file():
                 raise GenerationFailed(f"the face model file {path.name} is missing")
         self._dlib: Any = dlib
-        self._detector: Any = dlib.get_frontal_face_detector()
+        self._detector: Any = _frontal_detector(dlib)
         self._predictor: Any = dlib.shape_predictor(str(predictor))
-        self._recognizer: Any = dlib.face_recognition_model_v1(str(recognizer))
+        self._recognizer_path = recognizer
+        self._recognizer: Any = None  # loaded on the first embedding (inspection needs none)
         cascades = Path(cv2.data.haarcascades)  # type: ignore[attr-defined]
         self._cat = cv2.CascadeClassifier(str(cascades / "haarcascade_frontalcatface_extended.xml"))
         if self._cat.empty():
@@ -137,11 +139,19 @@ class FaceModel:
     def find_faces(self, rgb: NDArray[np.uint8]) -> list[FaceBox]:
         """Human faces in ``rgb`` (H, W, 3 uint8), left to right, with 5-point landmarks.
 
-        Searched on a copy at most ``DETECT_LONG_SIDE`` pixels long, upsampled once by dlib.
-        Boxes are in ``rgb``'s pixels; ``frontal`` is False for dlib's profile sub-detectors.
+        Searched on a copy at most ``DETECT_LONG_SIDE`` pixels long, upsampled once by dlib (faces
+        from about 6 % of the long side); when that finds nothing in a bigger photo, once more at
+        twice that size (faces from about 3 %). Boxes are in ``rgb``'s pixels; ``frontal`` is
+        False for dlib's profile sub-detectors.
         """
+        faces = self._find_faces_at(rgb, DETECT_LONG_SIDE)
+        if not faces and max(rgb.shape[:2]) > 1.5 * DETECT_LONG_SIDE:
+            faces = self._find_faces_at(rgb, 2 * DETECT_LONG_SIDE)
+        return faces
+
+    def _find_faces_at(self, rgb: NDArray[np.uint8], long_side: int) -> list[FaceBox]:
         height, width = rgb.shape[:2]
-        scale = min(1.0, DETECT_LONG_SIDE / max(height, width))
+        scale = min(1.0, long_side / max(height, width))
         work = rgb
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -176,20 +186,35 @@ class FaceModel:
         with self._lock:
             return self._predictor(np.ascontiguousarray(rgb), rect)
 
-    def embedding(self, rgb: NDArray[np.uint8], face: FaceBox) -> NDArray[np.float32]:
-        """The 128-d identity embedding (unit length) of ``face`` in ``rgb``.
+    def chip(self, rgb: NDArray[np.uint8], face: FaceBox) -> NDArray[np.uint8]:
+        """The face aligned on its 5 landmarks: (150, 150, 3) RGB, the embedding network's input.
 
-        The face is re-aligned with the 5-point model first, so ``face`` may be a box from
-        another frame of the same clip (the head moved a little).
-        """
+        The landmarks are fitted inside ``face``'s box, so the box may come from another frame
+        of the same clip (the head moved a little)."""
         image = np.ascontiguousarray(rgb)
         shape = self._shape(image, face)
         with self._lock:
-            chip = self._dlib.get_face_chip(image, shape, size=150, padding=0.25)
-            vector = np.asarray(self._recognizer.compute_face_descriptor(chip), dtype=np.float32)
+            chip = self._dlib.get_face_chip(image, shape, size=CHIP_PX, padding=0.25)
+        return np.asarray(chip, dtype=np.uint8)
+
+    def embed(self, chip: NDArray[np.uint8]) -> NDArray[np.float32]:
+        """The 128-d identity embedding (unit length) of an aligned ``chip`` (from ``chip()``).
+
+        The network is loaded on the first call (about 0.2 s; inspection never needs it)."""
+        with self._lock:
+            if self._recognizer is None:
+                self._recognizer = self._dlib.face_recognition_model_v1(str(self._recognizer_path))
+            vector = np.asarray(
+                self._recognizer.compute_face_descriptor(np.ascontiguousarray(chip)),
+                dtype=np.float32,
+            )
         norm = float(np.linalg.norm(vector)) or 1.0
         result: NDArray[np.float32] = vector / norm
         return result
+
+    def embedding(self, rgb: NDArray[np.uint8], face: FaceBox) -> NDArray[np.float32]:
+        """The 128-d identity embedding (unit length) of ``face`` in ``rgb``."""
+        return self.embed(self.chip(rgb, face))
 
     # -- animals -----------------------------------------------------------------------------
 
@@ -223,6 +248,38 @@ class FaceModel:
                 )
             )
         return sorted(cats, key=lambda f: (f.x + f.w / 2, f.y))
+
+
+def cache_dir() -> Path:
+    """Where derived, rebuildable files are kept: ``$XDG_CACHE_HOME/livingphoto`` (default
+    ``~/.cache/livingphoto``)."""
+    base = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(base) if base else Path.home() / ".cache") / "livingphoto"
+
+
+def _frontal_detector(dlib: Any) -> Any:
+    """dlib's built-in HOG face detector.
+
+    ``get_frontal_face_detector()`` decodes the model from text compiled into dlib, which takes
+    0.5-3 s on a small CPU; the same model saved in dlib's binary format loads in about 1 ms.
+    So the first call saves it under ``cache_dir()`` (written atomically, keyed by the dlib
+    version) and later processes load that copy. Any problem with the cache: decode as usual.
+    """
+    path = cache_dir() / f"dlib-{dlib.__version__}-frontal-face-hog.svm"
+    if path.is_file():
+        try:
+            return dlib.fhog_object_detector(str(path))
+        except RuntimeError:
+            pass  # damaged: rebuild it below
+    detector = dlib.get_frontal_face_detector()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.part")
+        detector.save(str(partial))
+        partial.replace(path)
+    except (OSError, RuntimeError):
+        pass  # a read-only home: no cache, only a slower start
+    return detector
 
 
 def with_landmarks(face: FaceBox, points: tuple[tuple[float, float], ...]) -> FaceBox:

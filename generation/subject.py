@@ -70,7 +70,7 @@ def choose(subject: Subject, face: int | None) -> Subject:
     faces = subject.faces
     if face is not None and not 0 <= face < len(faces):
         found = "no face was found" if not faces else f"faces are numbered 0 to {len(faces) - 1}"
-        raise UsageError(f"--face {face} is out of range: {found}")
+        raise UsageError(f"face number {face} is out of range: {found}")
     if not faces:
         warning = "no face found: used whole-picture motion centred on the main subject"
         return Subject("none", (), None, (warning,))

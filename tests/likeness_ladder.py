@@ -35,7 +35,7 @@ class Portrait:
     face: FaceBox  # with landmarks, in ``image`` pixels
 
 
-def portrait(model: FaceModel, name: str = "astronaut.jpg", size: int = 320) -> Portrait:
+def portrait(model: FaceModel, name: str = "astronaut.jpg", size: int = 512) -> Portrait:
     rgb = load_image((EXAMPLES / name).read_bytes()).rgb
     face = max(model.find_faces(rgb), key=lambda f: f.w)
     framed = frame_subject(rgb, face, crop="auto", size=size)

@@ -19,7 +19,7 @@ async def inspect(
     if photo is not None:
         form.add_field(name, photo, filename="photo.jpg", content_type="image/jpeg")
     else:
-        form.add_field("other", "x")
+        form.add_field("other", b"x", filename="other.txt", content_type="text/plain")
     async with http.post(f"{svc.url}/v1/inspect", data=form) as response:
         return response.status, await response.json()
 

@@ -526,11 +526,32 @@ def plan_variation(
         dx = (-(grid.x - cx) * scale).astype(np.float32)
         dy = (-(grid.y - cy) * scale).astype(np.float32)
         components.append(Component("overscan", dx, dy, np.ones(frames, dtype=np.float64)))
+    if features and face is not None and Constraint.MOUTH_CLOSED in spec.constraints:
+        components = _rigid_lips(components, grid, face)
+        notes["protected"] = "lips"
     notes["components"] = sorted(
         {c.name.rsplit("_", 1)[0] if c.name[-1].isdigit() else c.name for c in components}
     )
     fields = [np.ascontiguousarray(np.dstack([c.dx, c.dy]), dtype=np.float32) for c in components]
     return Plan(components=components, eyes=eyes, closure=closure, notes=notes, fields=fields)
+
+
+def _rigid_lips(components: list[Component], grid: _Grid, face: FaceBox) -> list[Component]:
+    """ "keep mouth closed": inside the lips' region every field moves as one piece (the value at
+    the mouth's centre), so no motion can stretch the lips apart; it blends back outside."""
+    geo = geometry(face)
+    mx = (geo.mouth_left[0] + geo.mouth_right[0]) / 2
+    my = (geo.mouth_left[1] + geo.mouth_right[1]) / 2
+    half = max(2.0, math.hypot(geo.mouth_right[0] - mx, geo.mouth_right[1] - my))
+    lips = _ellipse_mask(grid, mx, my, 1.35 * half, 0.75 * half, 0.8)
+    i = min(grid.fh - 1, max(0, round(my / FIELD_STEP)))
+    j = min(grid.fw - 1, max(0, round(mx / FIELD_STEP)))
+    rigid = []
+    for c in components:
+        dx = (c.dx * (1.0 - lips) + float(c.dx[i, j]) * lips).astype(np.float32)
+        dy = (c.dy * (1.0 - lips) + float(c.dy[i, j]) * lips).astype(np.float32)
+        rigid.append(Component(c.name, dx, dy, c.curve))
+    return rigid
 
 
 def _eye_lids(face: FaceBox, geo: FaceGeometry) -> list[EyeBlink]:
