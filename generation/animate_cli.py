@@ -97,6 +97,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--seed", type=_seed, default=None, help="seed of variation 1")
     parser.add_argument("--crop", choices=("auto", "none"), default="auto")
     parser.add_argument("--format", choices=("mp4", "gif", "webp"), default="mp4")
+    parser.add_argument(
+        "--restore",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="clean old scans first (grain, dust, scratches, creases); auto: only when found",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     parser.add_argument(
         "--consent",
@@ -211,9 +217,10 @@ def _run_animate(args: argparse.Namespace) -> int:
         seed=args.seed,
         crop=args.crop,
         format=args.format,
+        restore=args.restore,
     )
     animator = Animator(make_backend(args.backend, args.model))
-    inspection = animator.inspect_image(sanitized)
+    inspection = animator.inspect_image(sanitized, options.restore)
     _moderate(args.prompt, inspection, args.consent)
     animator.setup()  # backend weights load only once the request is allowed
     bar = ProgressBar(sys.stderr, enabled=sys.stderr.isatty() and not args.json)

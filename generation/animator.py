@@ -38,6 +38,7 @@ from generation.backend import (
     no_progress,
 )
 from generation.faces import FaceDetector
+from generation.restore import RestoreMode, RestoreResult, restore_sanitized
 from livingphoto.errors import GenerationFailed, LivingPhotoError, UsageError
 from moderation.intake import (
     DEFAULT_MAX_BYTES,
@@ -61,6 +62,8 @@ class AnimateOptions:
     format: ClipFormat = "mp4"
     # 1.0 as parsed; <1 "less motion", >1 "more motion".
     motion_scale: float = 1.0
+    # Old-scan restoration pre-pass (generation.restore): "auto" only when damage is found.
+    restore: RestoreMode = "auto"
 
 
 @dataclass(frozen=True)
@@ -110,12 +113,16 @@ class AnimateResult:
     warnings: tuple[str, ...]
     contact_sheet: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # {"restored": bool, "restoration": {...}} from generation.restore (empty: not asked)
+    restoration: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "variations": [v.to_json() for v in self.variations],
             "motion": self.motion,
             "warnings": list(self.warnings),
+            "restored": bool(self.restoration.get("restored", False)),
+            **({"restoration": self.restoration["restoration"]} if self.restoration else {}),
         }
 
 
@@ -134,6 +141,7 @@ class Inspection:
     image: SanitizedImage
     face: FaceBox | None
     faces: int = 0  # how many faces were found (the largest one is animated)
+    restoration: RestoreResult | None = None  # the pre-pass, when inspect_image ran it
 
     @property
     def shows_person(self) -> bool:
@@ -182,10 +190,16 @@ class Animator:
         )
         return self.inspect_image(image)
 
-    def inspect_image(self, image: SanitizedImage) -> Inspection:
-        """Find the main face of an already sanitised photo."""
+    def inspect_image(self, image: SanitizedImage, restore: RestoreMode = "off") -> Inspection:
+        """Find the main face of an already sanitised photo, restored first unless ``restore``
+        is "off" (``generation.restore``: old scans lose grain, dust, scratches, creases)."""
+        restoration = None
+        if restore != "off":
+            image, restoration = restore_sanitized(image, restore)
         faces = self._find_faces(image)
-        return Inspection(image=image, face=faces[0] if faces else None, faces=len(faces))
+        return Inspection(
+            image=image, face=faces[0] if faces else None, faces=len(faces), restoration=restoration
+        )
 
     def _find_faces(self, image: SanitizedImage) -> list[FaceBox]:
         return self._faces().find_faces(image.rgb)
@@ -229,7 +243,7 @@ class Animator:
             )
             timings["decode"] = time.perf_counter() - mark
             mark = time.perf_counter()
-            inspection = self.inspect_image(image)
+            inspection = self.inspect_image(image, options.restore)
         else:
             timings["decode"] = 0.0
         image, face = inspection.image, inspection.face
@@ -351,6 +365,7 @@ class Animator:
             warnings=tuple(dict.fromkeys(warnings)),
             contact_sheet=sheet,
             timings={k: round(v, 4) for k, v in timings.items()},
+            restoration=inspection.restoration.to_json() if inspection.restoration else {},
         )
         (out_dir / "summary.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
         progress(1.0, "done")
@@ -412,6 +427,8 @@ def _check_options(options: AnimateOptions) -> None:
         raise UsageError("format must be mp4, gif or webp")
     if options.crop not in ("auto", "none"):
         raise UsageError("crop must be auto or none")
+    if options.restore not in ("auto", "on", "off"):
+        raise UsageError("restore must be auto, on or off")
 
 
 def _int_or_none(value: object) -> int | None:
