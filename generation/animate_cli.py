@@ -98,6 +98,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--crop", choices=("auto", "none"), default="auto")
     parser.add_argument("--format", choices=("mp4", "gif", "webp"), default="mp4")
     parser.add_argument(
+        "--restore",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="clean old scans first (grain, dust, scratches, creases); auto: only when found",
+    )
+    parser.add_argument(
         "--face",
         type=_int_in(0, 63, "--face"),
         default=None,
@@ -217,10 +223,11 @@ def _run_animate(args: argparse.Namespace) -> int:
         seed=args.seed,
         crop=args.crop,
         format=args.format,
+        restore=args.restore,
         face=args.face,
     )
     animator = Animator(make_backend(args.backend, args.model))
-    inspection = animator.inspect_image(sanitized, args.face)
+    inspection = animator.inspect_image(sanitized, args.face, options.restore)
     _moderate(args.prompt, inspection, args.consent)
     animator.setup()  # backend weights load only once the request is allowed
     bar = ProgressBar(sys.stderr, enabled=sys.stderr.isatty() and not args.json)

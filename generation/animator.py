@@ -43,6 +43,7 @@ from generation.backend import (
 from generation.faces import FaceModel
 from generation.preprocess import Framed
 from generation.quality import Likeness, Scores
+from generation.restore import RestoreMode, RestoreResult, restore_sanitized
 from generation.subject import Subject, SubjectKind, choose, find_subject, salient_centre
 from livingphoto.errors import GenerationFailed, LivingPhotoError, UsageError
 from moderation.intake import (
@@ -69,6 +70,8 @@ class AnimateOptions:
     motion_scale: float = 1.0
     # Which detected face to animate (0-based, left to right); None: the largest.
     face: int | None = None
+    # Old-scan restoration pre-pass (generation.restore): "auto" only when damage is found.
+    restore: RestoreMode = "auto"
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,8 @@ class AnimateResult:
     warnings: tuple[str, ...]
     contact_sheet: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # {"restored": bool, "restoration": {...}} from generation.restore (empty: not asked)
+    restoration: dict[str, Any] = field(default_factory=dict)
     # {"kind": ..., "faces": [[x, y, w, h], ...], "chosen": k} in source photo pixels.
     subject: dict[str, Any] = field(default_factory=dict)
 
@@ -111,6 +116,8 @@ class AnimateResult:
             "motion": self.motion,
             "warnings": list(self.warnings),
             "subject": self.subject,
+            "restored": bool(self.restoration.get("restored", False)),
+            **({"restoration": self.restoration["restoration"]} if self.restoration else {}),
         }
 
 
@@ -136,6 +143,7 @@ class Inspection:
     faces: tuple[FaceBox, ...]
     chosen: int | None
     warnings: tuple[str, ...] = ()
+    restoration: RestoreResult | None = None  # the pre-pass, when inspect_image ran it
 
     @property
     def shows_person(self) -> bool:
@@ -160,7 +168,9 @@ class Inspection:
         if face is None:
             return self
         picked = choose(self.subject, face)
-        return Inspection(self.image, picked.kind, picked.faces, picked.chosen, picked.warnings)
+        return Inspection(
+            self.image, picked.kind, picked.faces, picked.chosen, picked.warnings, self.restoration
+        )
 
 
 class Animator:
@@ -206,10 +216,17 @@ class Animator:
         )
         return self.inspect_image(image, face)
 
-    def inspect_image(self, image: SanitizedImage, face: int | None = None) -> Inspection:
-        """Find the subject of an already sanitised photo (``face``: which head to choose)."""
+    def inspect_image(
+        self, image: SanitizedImage, face: int | None = None, restore: RestoreMode = "off"
+    ) -> Inspection:
+        """Find the subject of an already sanitised photo (``face``: which head to choose),
+        restored first unless ``restore`` is "off" (``generation.restore``: old scans lose grain,
+        dust, scratches, creases)."""
+        restoration = None
+        if restore != "off":
+            image, restoration = restore_sanitized(image, restore)
         found = find_subject(self._faces(), image.rgb, face)
-        return Inspection(image, found.kind, found.faces, found.chosen, found.warnings)
+        return Inspection(image, found.kind, found.faces, found.chosen, found.warnings, restoration)
 
     def animate(
         self,
@@ -250,7 +267,7 @@ class Animator:
             )
             timings["decode"] = time.perf_counter() - mark
             mark = time.perf_counter()
-            inspection = self.inspect_image(image, options.face)
+            inspection = self.inspect_image(image, options.face, options.restore)
         else:
             timings["decode"] = 0.0
             inspection = inspection.choosing(options.face)
@@ -381,6 +398,7 @@ class Animator:
             warnings=tuple(dict.fromkeys(warnings)),
             contact_sheet=sheet,
             timings={k: round(v, 4) for k, v in timings.items()},
+            restoration=inspection.restoration.to_json() if inspection.restoration else {},
             subject=inspection.subject_json(),
         )
         (out_dir / "summary.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
@@ -465,6 +483,8 @@ def _check_options(options: AnimateOptions) -> None:
         raise UsageError("format must be mp4, gif or webp")
     if options.crop not in ("auto", "none"):
         raise UsageError("crop must be auto or none")
+    if options.restore not in ("auto", "on", "off"):
+        raise UsageError("restore must be auto, on or off")
 
 
 def _int_or_none(value: object) -> int | None:

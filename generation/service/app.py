@@ -233,12 +233,28 @@ async def _authenticate(request: web.Request, handler: Handler) -> web.StreamRes
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """Liveness: always 200 while the process serves. ``status`` is ``degraded`` while the
+    queue's transport (Redis) does not answer: jobs are still accepted and sent when it is back,
+    so restarting the service would not help."""
+    queue = request.app[QUEUE].health() if QUEUE in request.app else None
+    body: dict[str, Any] = {"status": "ok" if queue is None or queue.up else "degraded"}
+    if queue is not None:
+        body["queue"] = {
+            "backend": queue.backend,
+            "up": queue.up,
+            "down_for_s": queue.down_for_s,
+            "outages": queue.outages,
+            "resets": queue.resets,
+            "resent": queue.resent,
+        }
+    return web.json_response(body)
 
 
 async def metrics(request: web.Request) -> web.Response:
     store = request.app[STORE]
-    text = request.app[METRICS].render(store.count_waiting(), store.counts_by_state())
+    text = request.app[METRICS].render(
+        store.count_waiting(), store.counts_by_state(), request.app[QUEUE].health()
+    )
     return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
 
 
