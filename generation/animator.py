@@ -21,6 +21,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from generation.backend import (
     FaceBox,
     ProgressFn,
     RenderRequest,
+    StreamingBackend,
     Take,
     no_progress,
 )
@@ -104,6 +106,21 @@ class VariationResult:
 
 
 @dataclass(frozen=True)
+class FinishedTake:
+    """One take as soon as it is encoded and scored (``Animator.animate``'s ``on_take``);
+    its rank and flag are known only once every take is in."""
+
+    index: int  # 1-based, in generation order
+    path: Path
+    seed: int
+    scores: Scores
+
+
+# on_take(take): called from a worker thread, in take order, once per take.
+TakeFn = Callable[[FinishedTake], None]
+
+
+@dataclass(frozen=True)
 class AnimateResult:
     variations: tuple[VariationResult, ...]
     motion: dict[str, Any]
@@ -150,7 +167,9 @@ class Animator:
         max_image_bytes: int = DEFAULT_MAX_BYTES,
         max_image_pixels: int = DEFAULT_MAX_PIXELS,
         identity_threshold: float | None = None,
+        face_detector: FaceDetector | None = None,
     ) -> None:
+        """``face_detector``: one already loaded (the CLI loads it beside decoding the photo)."""
         from generation.quality import IDENTITY_THRESHOLD
 
         self.backend = backend
@@ -159,7 +178,7 @@ class Animator:
         self.identity_threshold = (
             IDENTITY_THRESHOLD if identity_threshold is None else identity_threshold
         )
-        self._detector: FaceDetector | None = None
+        self._detector: FaceDetector | None = face_detector
         self._ready = False
 
     def setup(self) -> None:
@@ -200,10 +219,16 @@ class Animator:
         cancel: CancelToken | None = None,
         *,
         inspection: Inspection | None = None,
+        on_take: TakeFn | None = None,
+        before_export: Callable[[], None] | None = None,
     ) -> AnimateResult:
         """Run the whole pipeline and write clips, ``contact-sheet.png`` and ``summary.json``.
 
         ``inspection`` (from ``inspect``) skips a second intake/detection of the same bytes.
+        ``on_take`` is called with each ``FinishedTake`` the moment its clip is encoded and
+        scored (take 1 first; with a streaming backend, while later takes are still rendered).
+        ``before_export`` is called once the first take is rendered and before any clip is
+        written; whatever it raises aborts the run (the CLI finishes moderation there).
         """
         from generation.contact_sheet import SheetRow, write_contact_sheet
         from generation.export import export_clip
@@ -265,45 +290,68 @@ class Animator:
         def render_progress(fraction: float, stage: str) -> None:
             progress(0.05 + 0.7 * min(1.0, max(0.0, fraction)), stage)
 
-        mark = time.perf_counter()
-        try:
-            takes = self.backend.render(request, render_progress, token)
-        except LivingPhotoError:
-            raise
-        except Exception as error:  # a backend bug must not leak a traceback to users
-            logger.info("backend %s failed: %s", self.backend.name, error)
-            logger.debug("backend failure", exc_info=True)
-            raise GenerationFailed(f"the {self.backend.name} backend failed: {error}") from error
-        timings["warp"] = time.perf_counter() - mark
-        if len(takes) != options.variations:
-            raise GenerationFailed(
-                f"the backend returned {len(takes)} takes instead of {options.variations}"
-            )
-        token.check()
-
-        paths = [out_dir / f"variation-{k + 1}.{options.format}" for k in range(len(takes))]
-        progress(0.76, "encode")
-        # Encode in ffmpeg subprocesses while this thread scores: the two overlap on 2+ cores.
-        encode_start = time.perf_counter()
+        paths = [out_dir / f"variation-{k + 1}.{options.format}" for k in range(options.variations)]
+        takes: list[Take] = []
+        all_scores: list[Scores] = []
+        score_s: list[float] = []
         encode_done: list[float] = []
-        with ThreadPoolExecutor(max_workers=min(3, len(takes))) as pool:
-            futures: list[Future[Path]] = []
-            for take, path in zip(takes, paths, strict=True):
-                futures.append(
-                    pool.submit(self._encode, export_clip, take, path, options, encode_done)
-                )
-            mark = time.perf_counter()
-            all_scores = []
-            for k, take in enumerate(takes):
+        encode_start = time.perf_counter()
+        render_s = 0.0
+        # Take k is encoded (ffmpeg subprocesses) and scored (one thread, in take order) while
+        # take k + 1 is rendered here; a reporter thread hands each finished take to on_take.
+        with (
+            ThreadPoolExecutor(max_workers=min(3, options.variations)) as encoders,
+            ThreadPoolExecutor(max_workers=1) as scorer,
+            ThreadPoolExecutor(max_workers=1) as reporter,
+        ):
+            encodes: list[Future[Path]] = []
+            scored: list[Future[Scores]] = []
+            reports: list[Future[None]] = []
+            stream = self._render_stream(request, render_progress, token)
+            while True:
+                mark = time.perf_counter()
+                take = self._next_take(stream)
+                render_s += time.perf_counter() - mark
+                if take is None:
+                    break
+                k = len(takes)
+                if k >= options.variations:
+                    raise GenerationFailed(
+                        f"the backend returned more than {options.variations} takes"
+                    )
                 token.check()
+                if k == 0:
+                    if before_export is not None:
+                        before_export()
+                    encode_start = time.perf_counter()
+                takes.append(take)
+                encodes.append(
+                    encoders.submit(self._encode, export_clip, take, paths[k], options, encode_done)
+                )
                 # A backend may return another size (e.g. sides divisible by 32): follow it.
                 face_here = _scale_face(located, framed.image.shape, take.frames.shape[1:3])
-                all_scores.append(score(take.frames, face_here))
+                scored.append(scorer.submit(_timed_score, score, take.frames, face_here, score_s))
+                reports.append(
+                    reporter.submit(
+                        _report, on_take, k + 1, take.seed, encodes[k], scored[k], token
+                    )
+                )
+            timings["warp"] = render_s
+            if len(takes) != options.variations:
+                pending: list[Future[Any]] = [*encodes, *scored, *reports]
+                for future in pending:
+                    future.cancel()
+                raise GenerationFailed(
+                    f"the backend returned {len(takes)} takes instead of {options.variations}"
+                )
+            progress(0.76, "encode")
+            for k, report in enumerate(reports):
+                report.result()
+                all_scores.append(scored[k].result())
                 progress(0.8 + 0.15 * (k + 1) / len(takes), "score")
-            timings["score"] = time.perf_counter() - mark
-            for future in futures:
-                future.result()
+        timings["score"] = sum(score_s)
         timings["encode"] = max(encode_done, default=encode_start) - encode_start
+        token.check()
 
         ranked = rank(all_scores, self.identity_threshold)
         variations = tuple(
@@ -353,6 +401,33 @@ class Animator:
         progress(1.0, "done")
         return result
 
+    def _render_stream(
+        self, request: RenderRequest, progress: ProgressFn, token: CancelToken
+    ) -> Iterator[Take]:
+        """The backend's takes one by one: streamed if it can, else from one ``render`` call."""
+        if isinstance(self.backend, StreamingBackend):
+            yield from self.backend.render_takes(request, progress, token)
+            return
+        takes = self.backend.render(request, progress, token)
+        if len(takes) != request.variations:
+            raise GenerationFailed(
+                f"the backend returned {len(takes)} takes instead of {request.variations}"
+            )
+        yield from takes
+
+    def _next_take(self, stream: Iterator[Take]) -> Take | None:
+        """The next take, None at the end; a backend bug becomes ``GenerationFailed``."""
+        try:
+            return next(stream)
+        except StopIteration:
+            return None
+        except LivingPhotoError:
+            raise
+        except Exception as error:  # a backend bug must not leak a traceback to users
+            logger.info("backend %s failed: %s", self.backend.name, error)
+            logger.debug("backend failure", exc_info=True)
+            raise GenerationFailed(f"the {self.backend.name} backend failed: {error}") from error
+
     @staticmethod
     def _encode(
         export: Any, take: Take, path: Path, options: AnimateOptions, done: list[float]
@@ -360,6 +435,33 @@ class Animator:
         written: Path = export(take.frames, path, options.fps, options.format)
         done.append(time.perf_counter())
         return written
+
+
+def _timed_score(
+    score: Callable[[Any, FaceBox | None], Scores],
+    frames: Any,
+    face: FaceBox | None,
+    spent: list[float],
+) -> Scores:
+    started = time.perf_counter()
+    result = score(frames, face)
+    spent.append(time.perf_counter() - started)
+    return result
+
+
+def _report(
+    on_take: TakeFn | None,
+    index: int,
+    seed: int,
+    encoded: Future[Path],
+    scored: Future[Scores],
+    token: CancelToken,
+) -> None:
+    """Wait for take ``index``'s clip and scores, then hand them to ``on_take``."""
+    path = encoded.result()
+    scores = scored.result()
+    if on_take is not None and not token.cancelled:
+        on_take(FinishedTake(index=index, path=path, seed=seed, scores=scores))
 
 
 def _scale_face(
