@@ -38,6 +38,7 @@ import json
 import os
 import pty
 import re
+import resource
 import select
 import shutil
 import statistics
@@ -166,9 +167,19 @@ def _floor_take(image: NDArray[np.uint8], take: int, out: Path) -> None:
         raise SystemExit("the floor's ffmpeg failed")
 
 
-def floor_once(image: NDArray[np.uint8]) -> float:
-    """Seconds for three parallel x264 veryfast encodes of 72 remapped frames each."""
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that have been waited for."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def floor_once(image: NDArray[np.uint8]) -> tuple[float, float]:
+    """Wall and CPU seconds for three parallel x264 veryfast encodes of 72 remapped frames each."""
     with tempfile.TemporaryDirectory(prefix="lp-floor-") as out:
+        cpu = cpu_seconds()
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=TAKES) as pool:
             futures = [
@@ -177,7 +188,7 @@ def floor_once(image: NDArray[np.uint8]) -> float:
             ]
             for future in futures:
                 future.result()
-        return time.perf_counter() - started
+        return time.perf_counter() - started, cpu_seconds() - cpu
 
 
 # ------------------------------------------------------------------------------------------------
@@ -188,6 +199,7 @@ def animate_once(photo: Path, data_dir: Path, watch: bool = False) -> dict[str, 
     """One fresh ``livingphoto animate`` run: wall seconds, and with ``watch`` the tree's peak
     RSS (sampling costs CPU on a busy machine, so timed runs are not watched)."""
     with tempfile.TemporaryDirectory(prefix="lp-bench-") as out:
+        cpu = cpu_seconds()
         started = time.perf_counter()
         process = subprocess.Popen(
             [*command(), "animate", str(photo), PROMPT, "--consent", "--seed", "7", "--out", out],
@@ -200,10 +212,11 @@ def animate_once(photo: Path, data_dir: Path, watch: bool = False) -> dict[str, 
         tree_peak = _watch_tree(process) if watch else 0
         _stdout, stderr = process.communicate()
         wall = time.perf_counter() - started
+        cpu = cpu_seconds() - cpu
         clips = len(list(Path(out).glob("variation-*.mp4")))
     if process.returncode != 0 or clips != TAKES:
         raise SystemExit(f"livingphoto animate failed: {stderr.strip().splitlines()[-1:]}")
-    return {"wall": wall, "tree_mb": tree_peak / 2**20}
+    return {"wall": wall, "cpu": cpu, "tree_mb": tree_peak / 2**20}
 
 
 def _watch_tree(process: subprocess.Popen[str]) -> int:
@@ -347,9 +360,17 @@ def main() -> int:
         animate_once(args.photo, data_dir)
         rows = []
         for k in range(args.runs):
-            floor = floor_once(image)
+            floor, floor_cpu = floor_once(image)
             run = animate_once(args.photo, data_dir)
-            rows.append({"floor": floor, **run, "ratio": run["wall"] / floor})
+            rows.append(
+                {
+                    "floor": floor,
+                    "floor_cpu": floor_cpu,
+                    **run,
+                    "ratio": run["wall"] / floor,
+                    "cpu_ratio": run["cpu"] / floor_cpu,
+                }
+            )
             print(
                 f"run {k + 1}/{args.runs}: floor {floor:.2f} s, animate {run['wall']:.2f} s, "
                 f"ratio {run['wall'] / floor:.2f}",
@@ -384,9 +405,12 @@ def main() -> int:
         ("floor", "floor: 3 parallel x264 veryfast encodes of 216 remapped frames"),
         ("wall", "`livingphoto animate` wall (fresh process)"),
         ("ratio", "**ratio animate / floor** (per run)"),
+        ("floor_cpu", "floor CPU time (python + ffmpeg)"),
+        ("cpu", "`livingphoto animate` CPU time (python + ffmpeg)"),
+        ("cpu_ratio", "CPU-time ratio animate / floor (per run; robust to load)"),
     ):
         values = [r[key] for r in rows]
-        unit = "" if key == "ratio" else " s"
+        unit = "" if "ratio" in key else " s"
         print(
             f"| {label} | {med(key):.2f}{unit} | {min(values):.2f}{unit} | {max(values):.2f}{unit} |"
         )

@@ -270,7 +270,9 @@ async def cancel_job(request: web.Request) -> web.Response:
 
 
 async def job_events(request: web.Request) -> web.StreamResponse:
-    """Server-Sent Events: ``event: job`` with the job object on every change, until final."""
+    """Server-Sent Events: ``event: job`` with the job object on every change, until final;
+    before it, ``event: take`` with ``{job_id, index, url, scores}`` for each take that became
+    downloadable while the job runs (once per take; a done job lists all in ``variations``)."""
     job = _job(request)
     scheduler = request.app[SCHEDULER]
     store = request.app[STORE]
@@ -284,6 +286,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     with scheduler.watch(job.id) as changed:
         last: dict[str, Any] | None = None
+        sent_takes: set[int] = set()
         while True:
             current = store.get(job.id)
             if current is None:
@@ -291,6 +294,11 @@ async def job_events(request: web.Request) -> web.StreamResponse:
                 await response.write(f"event: deleted\ndata: {json.dumps(gone)}\n\n".encode())
                 break
             view = scheduler.view(current)
+            if current.state is JobState.RUNNING:
+                for take in view["variations"]:
+                    if take["index"] not in sent_takes:
+                        sent_takes.add(take["index"])
+                        await response.write(_take_event(job.id, take))
             if view != last:
                 await response.write(f"event: job\ndata: {json.dumps(view)}\n\n".encode())
                 last = view
@@ -304,6 +312,11 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _take_event(job_id: str, take: dict[str, Any]) -> bytes:
+    data = {"job_id": job_id, "index": take["index"], "url": take["url"], "scores": take["scores"]}
+    return f"event: take\ndata: {json.dumps(data)}\n\n".encode()
+
+
 async def get_variation(request: web.Request) -> web.StreamResponse:
     job = _job(request)
     raw_index = request.match_info["index"]
@@ -311,13 +324,18 @@ async def get_variation(request: web.Request) -> web.StreamResponse:
         raise NotFound("no such variation")
     if job.media_deleted:
         raise Gone("this job's media was deleted")
-    if job.state is not JobState.DONE:
-        raise NotFound(f"the job is {job.state.value}: no clips to download")
     index = int(raw_index)
-    match = [v for v in request.app[STORE].variations(job.id) if v.index == index]
-    if not match:
-        raise NotFound("no such variation")
-    path = request.app[MEDIA].resolve(match[0].path)
+    take = request.app[SCHEDULER].take(job.id, index)
+    if job.state is JobState.RUNNING and take is not None:
+        stored = take.path  # a finished take of a running job (progressive delivery)
+    elif job.state is not JobState.DONE:
+        raise NotFound(f"the job is {job.state.value}: no clips to download")
+    else:
+        match = [v for v in request.app[STORE].variations(job.id) if v.index == index]
+        if not match:
+            raise NotFound("no such variation")
+        stored = match[0].path
+    path = request.app[MEDIA].resolve(stored)
     if not path.is_file():
         raise Gone("this clip was deleted")
     content_type = _CLIP_TYPES.get(path.suffix, "application/octet-stream")
