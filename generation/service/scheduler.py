@@ -522,18 +522,23 @@ class Scheduler:
         }
 
     def _running_takes(self, job: JobRecord) -> list[dict[str, Any]]:
-        """Finished takes of a running job (rank and flag come once every take is in)."""
+        """Finished takes of a running job, in order: 1..k without gaps, so that clients see
+        take 1 first even when take 2's output check ends sooner (rank and flag come once every
+        take is in)."""
         if job.state is not JobState.RUNNING or job.media_deleted:
             return []
-        return [
-            {
-                "index": t.index,
-                "url": f"/v1/jobs/{job.id}/variations/{t.index}",
-                "seed": t.seed,
-                "scores": t.scores,
-            }
-            for _, t in sorted(self._takes.get(job.id, {}).items())
-        ]
+        takes = self._takes.get(job.id, {})
+        listed: list[dict[str, Any]] = []
+        while (take := takes.get(len(listed) + 1)) is not None:
+            listed.append(
+                {
+                    "index": take.index,
+                    "url": f"/v1/jobs/{job.id}/variations/{take.index}",
+                    "seed": take.seed,
+                    "scores": take.scores,
+                }
+            )
+        return listed
 
     @contextmanager
     def watch(self, job_id: str) -> Iterator[asyncio.Queue[None]]:
