@@ -61,6 +61,9 @@ PROMPT = "subtle blink, slight head tilt, gentle breathing"
 TAKES, FRAMES, FPS, SIZE = 3, 72, 24, 512
 # The packages `animate` must never import (the service and the bots).
 SERVICE_STACK = ("aiohttp", "redis", "discord", "telegram")
+# Commands run from here, not from the checkout: the package comes from the environment
+# (PYTHONPATH can point another version of it, to compare versions in one run).
+RUN_DIR = Path(tempfile.gettempdir())
 
 LOADS = """
 import json, sys, time
@@ -203,7 +206,7 @@ def animate_once(photo: Path, data_dir: Path, watch: bool = False) -> dict[str, 
         started = time.perf_counter()
         process = subprocess.Popen(
             [*command(), "animate", str(photo), PROMPT, "--consent", "--seed", "7", "--out", out],
-            cwd=ROOT,
+            cwd=RUN_DIR,
             env=bench_env(data_dir),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -248,7 +251,7 @@ def stages_once(photo: Path, data_dir: Path) -> dict[str, float]:
         started = time.perf_counter()
         process = subprocess.Popen(
             [*command(), "animate", str(photo), PROMPT, "--consent", "--seed", "7", "--out", out],
-            cwd=ROOT,
+            cwd=RUN_DIR,
             env=bench_env(data_dir),
             stdin=subprocess.DEVNULL,
             stdout=secondary,
@@ -289,7 +292,7 @@ def stages_once(photo: Path, data_dir: Path) -> dict[str, float]:
 
 def wall_of(args: list[str]) -> float:
     started = time.perf_counter()
-    subprocess.run(args, cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(args, cwd=RUN_DIR, capture_output=True, check=True)
     return time.perf_counter() - started
 
 
@@ -302,8 +305,7 @@ def import_profile(photo: Path, data_dir: Path) -> tuple[dict[str, float], set[s
                 sys.executable,
                 "-X",
                 "importtime",
-                "-m",
-                "livingphoto",
+                *(command() if len(command()) == 1 else ["-m", "livingphoto"]),
                 "animate",
                 str(photo),
                 PROMPT,
@@ -313,7 +315,7 @@ def import_profile(photo: Path, data_dir: Path) -> tuple[dict[str, float], set[s
                 "--out",
                 out,
             ],
-            cwd=ROOT,
+            cwd=RUN_DIR,
             env=bench_env(data_dir),
             capture_output=True,
             text=True,
@@ -337,7 +339,7 @@ def load_times() -> dict[str, float]:
     for what in ("policy", "nsfw", "faces"):
         done = subprocess.run(
             [sys.executable, "-c", LOADS, what],
-            cwd=ROOT,
+            cwd=RUN_DIR,
             capture_output=True,
             text=True,
             check=True,
