@@ -363,50 +363,52 @@ class Animator:
                     f"the backend returned {len(takes)} takes instead of {options.variations}"
                 )
             progress(0.76, "encode")
-            for k, report in enumerate(reports):
+            for future in scored:
+                all_scores.append(future.result())
+                progress(0.8 + 0.15 * len(all_scores) / len(takes), "score")
+            token.check()
+            # Rank and draw the contact sheet while the last clips are still being encoded.
+            ranked = rank(all_scores, self.identity_threshold)
+            variations = tuple(
+                VariationResult(
+                    index=k + 1,
+                    path=paths[k],
+                    seed=takes[k].seed,
+                    rank=ranked[k].rank,
+                    scores=all_scores[k],
+                    combined=ranked[k].combined,
+                    flagged=ranked[k].flagged,
+                    info=_jsonable(takes[k].info),
+                )
+                for k in range(len(takes))
+            )
+            for v in variations:
+                if v.flagged:
+                    warnings.append(
+                        f"variation {v.index} changes the face (identity {v.scores.identity:.2f}); "
+                        "prefer another take"
+                    )
+            mark = time.perf_counter()
+            sheet = write_contact_sheet(
+                [
+                    SheetRow(
+                        index=v.index,
+                        frames=takes[v.index - 1].frames,
+                        scores=v.scores,
+                        rank=v.rank,
+                        flagged=v.flagged,
+                        blink_peak=_int_or_none(takes[v.index - 1].info.get("blink_peak")),
+                    )
+                    for v in variations
+                ],
+                out_dir / "contact-sheet.png",
+            )
+            timings["sheet"] = time.perf_counter() - mark
+            for report in reports:
                 report.result()
-                all_scores.append(scored[k].result())
-                progress(0.8 + 0.15 * (k + 1) / len(takes), "score")
         timings["score"] = sum(score_s)
         timings["encode"] = max(encode_done, default=encode_start) - encode_start
         token.check()
-
-        ranked = rank(all_scores, self.identity_threshold)
-        variations = tuple(
-            VariationResult(
-                index=k + 1,
-                path=paths[k],
-                seed=takes[k].seed,
-                rank=ranked[k].rank,
-                scores=all_scores[k],
-                combined=ranked[k].combined,
-                flagged=ranked[k].flagged,
-                info=_jsonable(takes[k].info),
-            )
-            for k in range(len(takes))
-        )
-        for v in variations:
-            if v.flagged:
-                warnings.append(
-                    f"variation {v.index} changes the face (identity {v.scores.identity:.2f}); "
-                    "prefer another take"
-                )
-        mark = time.perf_counter()
-        sheet = write_contact_sheet(
-            [
-                SheetRow(
-                    index=v.index,
-                    frames=takes[v.index - 1].frames,
-                    scores=v.scores,
-                    rank=v.rank,
-                    flagged=v.flagged,
-                    blink_peak=_int_or_none(takes[v.index - 1].info.get("blink_peak")),
-                )
-                for v in variations
-            ],
-            out_dir / "contact-sheet.png",
-        )
-        timings["sheet"] = time.perf_counter() - mark
         timings["total"] = time.perf_counter() - started
         result = AnimateResult(
             variations=variations,
