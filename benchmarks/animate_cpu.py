@@ -25,7 +25,7 @@ Also measured, each in fresh processes:
 - the load time of the models the command needs (prompt policy, NSFW model, face detector), each in
   a fresh process;
 - peak RSS of the whole process tree (python + its ffmpeg encoders, summed, sampled every 20 ms in
-  separate runs).
+  separate runs; a child not yet exec'd shares the parent's pages and is not counted twice).
 
 Goals: ratio <= 1.5 (never > 2.0), peak RSS < 600 MB, help < 0.3 s.
 """
@@ -237,7 +237,10 @@ def _watch_tree(process: subprocess.Popen[str]) -> int:
             break
         for member in members:
             with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                total += member.memory_info().rss
+                # A child between fork and exec shares the parent's pages: counting its RSS
+                # would count the parent twice. Count the parent and exec'd encoders only.
+                if member is root or "python" not in member.name():
+                    total += member.memory_info().rss
         peak = max(peak, total)
         time.sleep(0.02)
     return peak
