@@ -1,9 +1,15 @@
-"""Speed of the diffusers backend with the LTX-Video 2B distilled architecture (random weights).
+"""Speed of the diffusers backend with real-size LTX-Video 2B or LTX-2 distilled architectures.
 
-Speed does not depend on the weights' values, so nothing is downloaded: the transformer and VAE
-are built from the published LTX-Video 2B configs (0.9.5 architecture, the one the 2B 0.9.6-0.9.8
-distilled checkpoints use), the text encoder from T5-v1.1-XXL's encoder config, and the pipeline
-runs through the real ``DiffusersBackend.render`` path (batching, loop conditioning, progress).
+Speed does not depend on the weights' values, so nothing is downloaded: the models are built with
+random weights from the published configs, directly on the GPU in bf16, and the pipeline runs
+through the real ``DiffusersBackend.render`` path (batching, loop conditioning, progress, the
+frame check).
+
+- ``--family ltx`` (default): LTX-Video 2B (0.9.5 architecture, the one the 2B 0.9.6-0.9.8
+  distilled checkpoints use) with the T5-v1.1-XXL encoder; 8-step distilled timesteps.
+- ``--family ltx2``: LTX-2 (19B audio-video transformer, 48 layers, the diffusers defaults of
+  ``LTX2VideoTransformer3DModel``), its video VAE (32x spatial, 8x temporal), audio VAE, vocoder,
+  text connectors and a Gemma 3 12B text encoder; 8-step distilled sigmas, guidance 1.0, no STG.
 
 Reported for one request of N variations (default: 3 variations of a 3 s, 24 fps loop at 512 px):
 seconds per request (median of --runs after a warm-up), seconds per variation, peak VRAM, and
@@ -15,6 +21,8 @@ Usage::
     python benchmarks/diffusers_gpu.py                 # one CUDA GPU, real-size 2B configs
     python benchmarks/diffusers_gpu.py --no-compile    # skip the compile comparison
     python benchmarks/diffusers_gpu.py --tiny          # CPU check with tiny configs
+    python benchmarks/diffusers_gpu.py --family ltx2   # LTX-2 distilled, real size (~70 GB VRAM)
+    python benchmarks/diffusers_gpu.py --family ltx2 --tiny
 """
 
 from __future__ import annotations
@@ -140,6 +148,34 @@ TINY_T5: dict[str, Any] = {
     "eos_token_id": 1,
     "decoder_start_token_id": 0,
 }
+# LTX-2 (Lightricks/LTX-2): the video VAE's published config differs from the class defaults in
+# its causal decoder flag and the explicit compression ratios. Transformer, audio VAE, vocoder
+# and connectors are the class defaults (LTX-2.0's).
+LTX2_VAE: dict[str, Any] = {
+    "decoder_causal": False,
+    "spatial_compression_ratio": 32,
+    "temporal_compression_ratio": 8,
+}
+# google/gemma-3-12b (LTX-2's text encoder): text and SigLIP vision towers.
+GEMMA3_12B_TEXT: dict[str, Any] = {
+    "vocab_size": 262208,
+    "hidden_size": 3840,
+    "intermediate_size": 15360,
+    "num_hidden_layers": 48,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 8,
+    "head_dim": 256,
+    "sliding_window": 1024,
+    "query_pre_attn_scalar": 256,
+}
+SIGLIP_SO400M: dict[str, Any] = {
+    "hidden_size": 1152,
+    "intermediate_size": 4304,
+    "num_hidden_layers": 27,
+    "num_attention_heads": 16,
+    "image_size": 896,
+    "patch_size": 14,
+}
 _PROMPTS = [
     "gentle breathing, subtle blink, slight head tilt to the left",
     "same person, consistent face, natural subtle motion, static camera, seamless loop",
@@ -193,6 +229,60 @@ def build_pipeline(tiny: bool, device: str, dtype: torch.dtype) -> Any:
         scheduler=d.FlowMatchEulerDiscreteScheduler(),
         text_encoder=text_encoder.to(dtype),
         tokenizer=tokenizer,
+    )
+
+
+def build_ltx2_pipeline(tiny: bool, device: str, dtype: torch.dtype) -> Any:
+    """An ``LTX2ConditionPipeline`` with random weights (``tiny``: the test suite's tiny one)."""
+    import diffusers
+    import transformers
+
+    d: Any = diffusers
+    tf: Any = transformers
+    if tiny:
+        import tempfile
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        from tinymodels import build_tiny_ltx2
+
+        folder = build_tiny_ltx2(Path(tempfile.mkdtemp(prefix="ltx2-tiny-")) / "LTX-2")
+        return d.LTX2ConditionPipeline.from_pretrained(str(folder), dtype=dtype).to(device)
+    from diffusers.pipelines.ltx2 import LTX2TextConnectors, LTX2Vocoder
+
+    tokenizer = offline_tokenizer(120)
+    gemma = tf.Gemma3Config(
+        text_config=GEMMA3_12B_TEXT, vision_config=SIGLIP_SO400M, mm_tokens_per_image=256
+    )
+    torch.manual_seed(0)
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # build in bf16 directly: 19B + 12B parameters
+    try:
+        with torch.device(device):
+            transformer = d.LTX2VideoTransformer3DModel()
+            vae = d.AutoencoderKLLTX2Video(**LTX2_VAE)
+            audio_vae = d.AutoencoderKLLTX2Audio()
+            vocoder = LTX2Vocoder()
+            connectors = LTX2TextConnectors()
+            text_encoder = tf.Gemma3ForConditionalGeneration(gemma).eval()
+    finally:
+        torch.set_default_dtype(default_dtype)
+    return d.LTX2ConditionPipeline(
+        transformer=transformer.to(dtype),
+        vae=vae.to(dtype),
+        audio_vae=audio_vae.to(dtype),
+        vocoder=vocoder.to(dtype),
+        connectors=connectors.to(dtype),
+        text_encoder=text_encoder.to(dtype),
+        tokenizer=tokenizer,
+        scheduler=d.FlowMatchEulerDiscreteScheduler(
+            use_dynamic_shifting=True,
+            base_shift=0.95,
+            max_shift=2.05,
+            base_image_seq_len=1024,
+            max_image_seq_len=4096,
+            shift_terminal=0.1,
+            time_shift_type="exponential",
+        ),
     )
 
 
@@ -267,7 +357,11 @@ def print_table(rows: list[Row], title: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="tiny configs on CPU (correctness)")
+    parser.add_argument("--family", choices=("ltx", "ltx2"), default="ltx")
+    parser.add_argument("--tiny", action="store_true", help="tiny configs (correctness)")
+    parser.add_argument(
+        "--device", choices=("auto", "cuda", "cpu"), default="auto", help="--tiny only"
+    )
     parser.add_argument("--variations", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=None, help="default 3 (tiny: 1)")
     parser.add_argument("--fps", type=int, default=None, help="default 24 (tiny: 8)")
@@ -278,7 +372,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     args = parser.parse_args(argv)
 
-    cuda = torch.cuda.is_available() and not args.tiny
+    wanted = "cpu" if args.tiny and args.device == "auto" else args.device
+    cuda = torch.cuda.is_available() and wanted in ("auto", "cuda")
+    if wanted == "cuda" and not cuda:
+        print("error: --device cuda but no CUDA device is available", file=sys.stderr)
+        return 2
     if not args.tiny and not cuda:
         print("error: the real-size benchmark needs a CUDA GPU; use --tiny on CPU", file=sys.stderr)
         return 2
@@ -293,10 +391,17 @@ def main(argv: list[str] | None = None) -> int:
 
     diffusers_logging.set_verbosity_error()  # keep the table readable
     started = time.perf_counter()
-    pipe = build_pipeline(args.tiny, device, dtype)
+    if args.family == "ltx2":
+        pipe = build_ltx2_pipeline(args.tiny, device, dtype)
+        name = "ltx-2-distilled (random weights)" if not args.tiny else "ltx-2-tiny-distilled"
+    else:
+        pipe = build_pipeline(args.tiny, device, dtype)
+        name = "ltx-2b-distilled (random weights)" if not args.tiny else "ltx-tiny-distilled"
+    pipe.set_progress_bar_config(disable=True)
     built_s = time.perf_counter() - started
-    name = "ltx-2b-distilled (random weights)" if not args.tiny else "ltx-tiny-distilled (random)"
-    settings = DiffusersSettings(device=device, steps=steps, offload="none", max_tokens=128)
+    settings = DiffusersSettings(
+        device=device, steps=steps, offload="none", max_tokens=128, latent_budget=0
+    )
     request = make_request(size, seconds, fps, args.variations)
 
     rows: list[Row] = []
@@ -306,6 +411,12 @@ def main(argv: list[str] | None = None) -> int:
         backend.setup()
         times, peak = measure(backend, request, args.runs, warmup, cuda)
         rows.append(Row(mode, times, args.variations, peak))
+        # As it comes, so a run stopped at a time limit still leaves its figures.
+        peak_text = f"{peak:.1f} GiB" if peak is not None else "n/a"
+        print(
+            f"measured: {mode}: {statistics.median(times):.3f} s/request, peak {peak_text}",
+            flush=True,
+        )
         if not plan:
             take = backend.render(replace(request, variations=1), lambda f, s: None, CancelToken())
             plan.update(take[0].info)

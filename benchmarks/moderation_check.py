@@ -22,7 +22,8 @@ import numpy as np
 from PIL import Image
 
 from moderation.config import ModerationSettings
-from moderation.gate import ModerationRequest, Moderator, Requester
+from moderation.gate import ModerationRequest, Moderator
+from moderation.requester import Requester
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -33,7 +33,7 @@ from livingphoto.errors import (
     UsageError,
 )
 from moderation.consent import CONSENT_VERSION
-from moderation.gate import Requester
+from moderation.requester import Requester
 
 log = logging.getLogger(__name__)
 

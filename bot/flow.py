@@ -112,7 +112,7 @@ from livingphoto.errors import (
     RateLimited,
     UsageError,
 )
-from moderation.gate import Requester
+from moderation.requester import Requester
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,8 @@ NUMBER_EMOJIS: Mapping[str, int] = MappingProxyType(
 )
 IMAGE_TYPES: frozenset[str] = frozenset(
     {"image/jpeg", "image/png", "image/webp", "image/bmp", "image/tiff", "image/heic"}
+    # phone formats (moderation.intake sniffs the real format; these only pass the first gate)
+    | {"image/gif", "image/heif", "image/heic-sequence", "image/heif-sequence", "image/avif"}
 )
 MAX_DELIVERY_ATTEMPTS = 10  # about 4 minutes of retries, then the user is told
 MIN_VARIATIONS, MAX_VARIATIONS = 1, 6

@@ -90,7 +90,7 @@ def need_motion(platform: str) -> str:
     return NEED_MOTION.get(platform, "Add the motion you want, e.g. 'gentle breathing'.")
 
 
-NOT_IMAGE = "That file is not an image. Send a JPEG or PNG photo (as a photo or as a file)."
+NOT_IMAGE = "That file is not an image. Send a JPEG, PNG, WebP, HEIC or AVIF photo (as a photo or as a file)."
 TOO_LARGE = "That photo is larger than {limit_mb} MB, which is more than I can download. Send a smaller one."
 EXPIRED = "This request has expired. Send the photo again to start over."
 NOT_YOURS = "Only the person who asked can use these buttons. React to a take to vote for it."

@@ -83,7 +83,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="turn a photo and a motion prompt into looping clips",
         description="Turn one photo and a short motion prompt into ranked, seamless looping clips.",
     )
-    parser.add_argument("photo", type=Path, help="JPEG, PNG or WebP photo")
+    parser.add_argument("photo", type=Path, help="JPEG, PNG, WebP, GIF, HEIC/HEIF or AVIF photo")
     parser.add_argument("prompt", help='motion prompt, e.g. "subtle blink, gentle breathing"')
     parser.add_argument(
         "--variations", type=_int_in(1, 8, "--variations"), default=3, help="takes to make (1-8)"
@@ -148,7 +148,8 @@ def _check_request(prompt: str, inspection: Inspection, parts: _ModerationParts)
     are kept in the CLI's data directory (``LIVINGPHOTO_DATA_DIR`` or
     ``~/.local/state/livingphoto``). Raises ``PolicyRefusal``.
     """
-    from moderation.gate import ModerationRequest, Moderator, Requester
+    from moderation.gate import ModerationRequest, Moderator
+    from moderation.requester import Requester
 
     with Moderator.open(
         parts.settings, cli_data_dir(), detector=parts.detector, policy=parts.policy

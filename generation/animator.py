@@ -237,6 +237,7 @@ class Animator:
         """
         from generation.contact_sheet import SheetRow, write_contact_sheet
         from generation.export import export_clip
+        from generation.frame_check import clip_fault
         from generation.motion import parse_motion
         from generation.preprocess import frame_subject
         from generation.quality import rank, score
@@ -313,6 +314,8 @@ class Animator:
             scored: list[Future[Scores]] = []
             reports: list[Future[None]] = []
             stream = self._render_stream(request, render_progress, token)
+            produced = 0  # takes the backend made, dropped ones included
+            dropped: list[str] = []
             while True:
                 if on_take is not None and len(takes) == 1:
                     # Someone awaits each take: take 1's encode gets the CPU before take 2 is
@@ -323,12 +326,21 @@ class Animator:
                 render_s += time.perf_counter() - mark
                 if take is None:
                     break
-                k = len(takes)
-                if k >= options.variations:
+                produced += 1
+                if produced > options.variations:
                     raise GenerationFailed(
                         f"the backend returned more than {options.variations} takes"
                     )
                 token.check()
+                # NaN/inf or black frames make a failed take: dropped with a warning, never
+                # delivered; the kept takes are numbered 1..n in order.
+                marked = take.info.get("failed")
+                fault = str(marked) if marked else clip_fault(take.frames)
+                if fault is not None:
+                    dropped.append(fault)
+                    warnings.append(f"variation {produced} (seed {take.seed}) was dropped: {fault}")
+                    continue
+                k = len(takes)
                 if k == 0:
                     if before_export is not None:
                         before_export()
@@ -355,13 +367,15 @@ class Animator:
                     )
                 )
             timings["warp"] = render_s
-            if len(takes) != options.variations:
+            if produced != options.variations or not takes:
                 pending: list[Future[Any]] = [*encodes, *scored, *reports]
                 for future in pending:
                     future.cancel()
-                raise GenerationFailed(
-                    f"the backend returned {len(takes)} takes instead of {options.variations}"
-                )
+                if produced != options.variations:
+                    raise GenerationFailed(
+                        f"the backend returned {produced} takes instead of {options.variations}"
+                    )
+                raise GenerationFailed(f"every take failed ({dropped[0]}); no clip was delivered")
             progress(0.76, "encode")
             for future in scored:
                 all_scores.append(future.result())

@@ -2,10 +2,17 @@
 
 CONTRACT (types below are relied on by the warp and diffusers backends and the service):
 ``parse_motion(text) -> MotionSpec`` and ``MotionSpec.scaled(factor)`` for "less/more motion".
-The parser is rule-based and explainable: the prompt is split into clauses (at punctuation and
-"and/but/while/then/with/without"), each clause is matched against phrase patterns for primitives,
-constraints, intensity words, directions and negations, and whatever is left over is kept verbatim
-in ``unknown_words`` for text-conditioned models.
+The parser is rule-based and explainable: the prompt is lower-cased and accent-folded, the common
+motion words of Spanish, German, French and Portuguese are read as English
+(``generation.motion_lexicon``: "parpadeo suave" is "blink gentle"), the text is split into clauses
+(at punctuation and "and/but/while/then/with/without"), each clause is matched against phrase
+patterns for primitives, constraints, intensity words, directions and negations, and whatever is
+left over is kept in ``unknown_words`` for text-conditioned models.
+
+A negated motion is a constraint, never a request: "don't speak", "no lip-sync", "sin hablar",
+"kein Reden" give ``MOUTH_CLOSED``; "no hand movement" ``NO_HANDS``; "keep the head still" or
+"don't move the head" ``STILL_HEAD``; "don't blink" / "eyes open" ``NO_BLINK``. The backends and
+the generative prompt (``generation.prompting``) honour every constraint.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from generation.motion_lexicon import MotionLexicon
 from livingphoto.errors import UsageError
 
 
@@ -36,11 +44,15 @@ class Primitive(StrEnum):
 
 class Constraint(StrEnum):
     KEEP_IDENTITY = "keep_identity"  # "keep face the same"
-    MOUTH_CLOSED = "mouth_closed"  # "keep mouth closed"
+    MOUTH_CLOSED = "mouth_closed"  # "keep mouth closed", "don't speak", "no lip-sync"
+    KEEP_MOUTH_CLOSED = "mouth_closed"  # the same constraint, by its longer name
     NO_BIG_SMILE = "no_big_smile"  # "no big smile"
     NO_HANDS = "no_hands"  # "no hand movement"
+    NO_HAND_MOVEMENT = "no_hands"  # the same constraint, by its longer name
     STILL_BACKGROUND = "still_background"  # "background still"
     STILL_CAMERA = "still_camera"  # "no camera movement"
+    STILL_HEAD = "still_head"  # "keep the head still", "no head movement"
+    NO_BLINK = "no_blink"  # "don't blink", "eyes open"
 
 
 # Primitives that count as "large" motions (faces melt when several are asked for at once).
@@ -157,7 +169,7 @@ _PRIMITIVE_PATTERNS: tuple[tuple[str, tuple[Primitive, ...], str | None], ...] =
     ),
     (r"\b(chin (up|down|lift\w*|rais\w*|lower\w*))\b", (_P.NOD,), None),
     (
-        r"\b(mov\w*|motion) (of )?(her |his |their |the )?head\b|\bhead (mov\w*|motion)\b",
+        r"\b(mov\w*|motion) (of )?(her |his |their |the |your |a )?head\b|\bhead (mov\w*|motion)\b",
         (_P.HEAD_TILT, _P.HEAD_TURN, _P.NOD),
         None,
     ),
@@ -206,7 +218,8 @@ _CONSTRAINT_PATTERNS: tuple[tuple[str, Constraint, tuple[Primitive, ...]], ...] 
     ),
     (
         r"\b(mouth|lips) (closed|shut|still|together|sealed)\b|\b(keep\w*|with) (the |her |his |their )?(mouth|lips) (closed|shut|still|together)\b"
-        r"|\b(no|don'?t|do not|never|without) (open\w* (the |her |his |their )?mouth|mouth (open\w*|mov\w*)|talk\w*|speak\w*|teeth)\b|\bclosed (mouth|lips)\b",
+        r"|\b(no|don'?t|do not|never|without) (open\w* (the |her |his |their )?mouth|mouth (open\w*|mov\w*)|talk\w*|speak\w*|teeth)\b|\bclosed (mouth|lips)\b"
+        r"|\b(no|not|don'?t|dont|do not|doesn'?t|never|without|stop\w*|avoid\w*|zero|nor|neither)( \w+){0,4}? (talk\w*|speak\w*|speech|say\w*|said|lip ?-?sync\w*|lipsync\w*|lips? (sync\w*|mov\w*)|chat\w*|words?|sing\w*|whisper\w*|dialog\w*|dialogue|voice|mouth\w* (the )?words|lip movement)\b",
         Constraint.MOUTH_CLOSED,
         (),
     ),
@@ -403,7 +416,7 @@ def parse_motion(text: str) -> MotionSpec:
         raise UsageError(
             f"the motion prompt is too long ({len(cleaned)} characters); the limit is {MAX_PROMPT_CHARS}"
         )
-    lowered = cleaned.lower()
+    lowered = _LEXICON.to_english(cleaned)
 
     found: dict[Primitive, Motion] = {}
     excluded: set[Primitive] = set()
@@ -413,11 +426,15 @@ def parse_motion(text: str) -> MotionSpec:
 
     for clause, negated_by_without in _clauses(lowered):
         consumed: list[tuple[int, int]] = []
+        # "without moving the hands": the clause lost its "without" to the split; the
+        # constraint patterns read it back in front
+        lead = "without " if negated_by_without else ""
         for pattern, constraint, excludes in _CONSTRAINT_PATTERNS:
-            for match in re.finditer(pattern, clause):
+            for match in re.finditer(pattern, lead + clause):
                 constraints.add(constraint)
                 excluded.update(excludes)
-                consumed.append(match.span())
+                start, end = match.span()
+                consumed.append((max(0, start - len(lead)), max(0, end - len(lead))))
         intensity = _intensity(clause)
         for pattern, primitives, direction in _PRIMITIVE_PATTERNS:
             for match in re.finditer(pattern, clause):
@@ -479,6 +496,11 @@ def parse_motion(text: str) -> MotionSpec:
     if Constraint.STILL_CAMERA in constraints:
         for primitive in (_P.ZOOM, _P.PAN, _P.PARALLAX):
             found.pop(primitive, None)
+    # A negated motion is a constraint the backends honour, not only a missing motion.
+    if _P.BLINK in excluded:
+        constraints.add(Constraint.NO_BLINK)
+    if excluded >= _HEAD_PRIMITIVES:
+        constraints.add(Constraint.STILL_HEAD)
 
     motions = tuple(sorted(found.values(), key=lambda m: list(Primitive).index(m.primitive)))
     if not motions:
@@ -504,7 +526,23 @@ def parse_motion(text: str) -> MotionSpec:
     )
 
 
+_HEAD_PRIMITIVES = frozenset({_P.HEAD_TILT, _P.HEAD_TURN, _P.NOD})
+_LEXICON = MotionLexicon()  # immutable after construction
 _INTENSITY_PATTERN = re.compile("|".join(f"(?:{p})" for p, _ in _INTENSITY_WORDS))
+
+
+def affirmative_text(text: str) -> str:
+    """``text`` without its negated clauses ("no talking, just a soft smile" -> "just a soft
+    smile"): text-conditioned models read "no talking" as "talking", so what a negation asks for
+    travels as constraints and the negative prompt instead (``generation.prompting``)."""
+    kept: list[str] = []
+    for part in re.split(r"(?<=[,.;:!?\n])", text):
+        english = _LEXICON.to_english(part)
+        if _NEGATION.search(english) or _WITHOUT.search(english):
+            continue
+        if part.strip(" ,.;:!?\n"):
+            kept.append(part.strip())
+    return " ".join(kept).strip(" ,;:")
 
 
 def _clauses(text: str) -> list[tuple[str, bool]]:

@@ -1,6 +1,7 @@
 """What a generative model is told: the user's motion text augmented from the parsed ``MotionSpec``.
 
-Text-conditioned models (LTX-Video, Wan) receive ``build_prompt(spec)``: the user's own words, then
+Text-conditioned models (LTX-Video, Wan) receive ``build_prompt(spec)``: the user's own words (less
+the negated clauses, which such models read as requests: they travel as constraints), then
 one phrase per parsed motion with its intensity ("a subtle head tilt to the left"), then the
 identity-keeping phrases the spec implies ("same person, consistent face, ..., static camera"),
 and a negative prompt against the known failure modes of photo animation (warping, extra teeth,
@@ -15,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from generation.motion import Constraint, Motion, MotionSpec, Primitive
+from generation.motion import Constraint, Motion, MotionSpec, Primitive, affirmative_text
 
 # The failure modes users report first (DESIGN.md section 0): always in the negative prompt.
 BASE_NEGATIVE = (
@@ -58,14 +59,18 @@ _CONSTRAINT_POSITIVE: dict[Constraint, str] = {
     Constraint.NO_BIG_SMILE: "relaxed mouth",
     Constraint.NO_HANDS: "hands still",
     Constraint.STILL_BACKGROUND: "still background",
+    Constraint.STILL_HEAD: "head held still",
+    Constraint.NO_BLINK: "eyes open",
 }
 
 _CONSTRAINT_NEGATIVE: dict[Constraint, str] = {
-    Constraint.MOUTH_CLOSED: "open mouth, talking",
+    Constraint.MOUTH_CLOSED: "open mouth, talking, lip movement",
     Constraint.NO_BIG_SMILE: "big smile, laughing",
     Constraint.NO_HANDS: "hand movement",
     Constraint.STILL_BACKGROUND: "moving background",
     Constraint.STILL_CAMERA: "camera movement",
+    Constraint.STILL_HEAD: "head movement",
+    Constraint.NO_BLINK: "blinking",
 }
 
 
@@ -148,7 +153,7 @@ def build_prompt(spec: MotionSpec) -> PromptPair:
     """The prompt and negative prompt sent to a text-conditioned video model for ``spec``."""
     motions = [m for m in spec.motions if m.primitive not in spec.excluded]
     parts: list[str] = []
-    user_text = _clean(spec.text)
+    user_text = _clean(affirmative_text(spec.text))
     if user_text:
         parts.append(user_text)
     if motions:
@@ -180,7 +185,8 @@ def build_prompt(spec: MotionSpec) -> PromptPair:
     if not has_camera_motion and Constraint.STILL_CAMERA not in spec.constraints:
         negative.append("camera movement")
     negative.extend(_EXCLUDED_NEGATIVE[p] for p in sorted(spec.excluded, key=lambda p: p.value))
-    return PromptPair(prompt=prompt, negative_prompt=", ".join(negative))
+    unique = ", ".join(dict.fromkeys(", ".join(negative).split(", ")))
+    return PromptPair(prompt=prompt, negative_prompt=unique)
 
 
 def svd_conditioning(spec: MotionSpec) -> SvdConditioning:

@@ -31,13 +31,11 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from moderation.normalize import clean
+from moderation.requester import Requester
 from moderation.store import Store
-
-if TYPE_CHECKING:
-    from moderation.gate import Requester
 
 AUDIT_DB = "audit.sqlite3"
 

@@ -22,13 +22,10 @@ import enum
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from livingphoto.errors import UsageError
+from moderation.requester import Requester
 from moderation.store import Store
-
-if TYPE_CHECKING:
-    from moderation.gate import Requester
 
 CONSENT_VERSION = "2026-11"
 CONSENT_WORDING = (

@@ -60,7 +60,10 @@ from moderation.nsfw import (
 )
 from moderation.policy import PromptPolicy
 from moderation.ratelimit import RateLimiter
+from moderation.requester import Requester
 from moderation.store import Store
+
+__all__ = ["ModerationRequest", "Moderator", "Requester"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,13 +86,6 @@ CLI_CONSENT_MESSAGE = (
     "this photo shows a person: pass --consent to confirm that you are the person pictured or "
     "have their permission (their parent or guardian for a child)"
 )
-
-
-@dataclass(frozen=True)
-class Requester:
-    platform: str  # "cli" | "telegram" | "discord" | "http"
-    user_id: str
-    chat_id: str = ""  # chat / guild id, for per-chat rate limits and group votes
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,18 @@
 
 Everything a user uploads passes through here first (CLI, service, bots). The rules:
 
-- the real format is sniffed from magic bytes (the file name and the declared type are ignored);
-  JPEG, PNG, WebP and GIF (first frame) are accepted, anything else is refused by name;
+- the real format is sniffed from magic bytes (the file name and the declared type are ignored,
+  so a HEIC named ``.jpg`` is read as HEIC); JPEG, PNG, WebP, GIF, HEIC/HEIF (``pi-heif``, the
+  decode-only libheif build) and AVIF (Pillow >= 11.2) are accepted, anything else is refused by
+  name with the list of what is accepted;
+- HEIC/HEIF and AVIF are told apart by the ISO-BMFF ``ftyp`` brands (major and compatible);
+  10/12-bit HEIF is decoded to 8 bits; a sequence or burst contributes its first (primary) image;
 - size limits are checked before any decoding: bytes on disk, then the pixel count from the header
   (our limit is far below Pillow's), and Pillow's decompression-bomb warning is an error;
-- truncated or corrupt files are refused; animated images contribute their first frame;
+- truncated or corrupt files are refused; animated images and bursts contribute their first frame;
 - CMYK, palette, 16-bit, grey and alpha images become RGB (alpha composited on white);
-- the EXIF orientation is applied, then only the pixels are kept: no EXIF, GPS, ICC or comments
+- the orientation is applied (EXIF, and HEIF's own ``irot``/``imir`` transforms, which libheif
+  applies while decoding), then only the pixels are kept: no EXIF, GPS, XMP, ICC or comments
   survive (``SanitizedImage.rgb`` is a bare array; ``to_png`` re-encodes from it);
 - images that are too small or too elongated to animate are refused.
 """
@@ -19,20 +24,53 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from livingphoto.errors import UsageError
+
+if TYPE_CHECKING:  # numpy is imported where pixels are made: the HEIC child never needs it
+    import numpy as np
+    from numpy.typing import NDArray
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
 MIN_SHORT_SIDE = 64
 MAX_ASPECT = 4.0
 
-# Pillow format names we decode (the same names the sniffer reports).
-_ACCEPTED = ("JPEG", "PNG", "WEBP", "GIF")
+# Sniffed names we decode -> the Pillow format that decodes them.
+_DECODERS = {
+    "JPEG": "JPEG",
+    "PNG": "PNG",
+    "WEBP": "WEBP",
+    "GIF": "GIF",
+    "HEIC": "HEIF",
+    "AVIF": "AVIF",
+}
+SUPPORTED = "JPEG, PNG, WebP, GIF, HEIC/HEIF or AVIF"
+
+# How a refused kind is named, article included ("an AVIF", "a HEIC", "an MP4").
+_REFUSED_AS = {
+    "BMP": "a BMP image",
+    "TIFF": "a TIFF image",
+    "PDF": "a PDF document",
+    "ZIP archive": "a ZIP archive",
+    "ICO": "an ICO icon",
+    "PSD": "a Photoshop (PSD) file",
+    "MP4/MOV video": "an MP4/MOV video",
+    "RIFF (audio/video)": "a RIFF audio or video file",
+    "SVG/XML": "an SVG/XML file",
+    "text": "not an image (it contains text)",
+    "unknown": "not an image format we recognise",
+}
+
+# ISO-BMFF brands (ftyp box): HEVC-coded HEIF ("HEIC") and AV1-coded HEIF ("AVIF").
+_HEIC_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_HEIF_GENERIC = frozenset({b"mif1", b"msf1", b"mif2", b"miaf"})
+# Decoded in a child process (see load_image).
+_ISOLATED = frozenset({"HEIC"})
 
 
 @dataclass(frozen=True)
@@ -40,7 +78,7 @@ class SanitizedImage:
     """Pixels only: an RGB ``uint8`` array of shape (H, W, 3) and a few facts about the source."""
 
     rgb: NDArray[np.uint8]
-    format: str  # "JPEG" | "PNG" | "WEBP" | "GIF"
+    format: str  # "JPEG" | "PNG" | "WEBP" | "GIF" | "HEIC" | "AVIF" (sniffed, not the file name)
     original_size: tuple[int, int]  # (width, height) as stored, before orientation
     warnings: tuple[str, ...] = ()
 
@@ -71,12 +109,7 @@ def sniff_format(data: bytes) -> str:
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WEBP"
     if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in {b"heic", b"heix", b"hevc", b"mif1", b"msf1"}:
-            return "HEIC"
-        if brand in {b"avif", b"avis"}:
-            return "AVIF"
-        return "MP4/MOV video"
+        return _ftyp_kind(data)
     if head.startswith(b"BM"):
         return "BMP"
     if head.startswith((b"II*\x00", b"MM\x00*")):
@@ -97,6 +130,23 @@ def sniff_format(data: bytes) -> str:
             return "SVG/XML"
         return "text"
     return "unknown"
+
+
+def _ftyp_kind(data: bytes) -> str:
+    """HEIC, AVIF or a video, from the major and compatible brands of the ``ftyp`` box."""
+    size = int.from_bytes(data[:4], "big")
+    end = min(len(data), size if 16 <= size <= 4096 else 64)
+    major = data[8:12]
+    compatible = {data[k : k + 4] for k in range(16, end - 3, 4)}
+    if major in _AVIF_BRANDS:
+        return "AVIF"
+    if major in _HEIC_BRANDS:
+        return "HEIC"
+    if compatible & _AVIF_BRANDS and not compatible & _HEIC_BRANDS:
+        return "AVIF"
+    if compatible & _HEIC_BRANDS or major in _HEIF_GENERIC:
+        return "HEIC"
+    return "MP4/MOV video"
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -123,17 +173,63 @@ def load_image(
             f"the photo is too large ({len(data) / 1e6:.1f} MB); the limit is {max_bytes / 1e6:.1f} MB"
         )
     kind = sniff_format(data)
-    if kind not in _ACCEPTED:
-        described = "not an image (it contains text)" if kind == "text" else f"a {kind} file"
-        raise UsageError(f"the photo is {described}; send a JPEG, PNG or WebP photo")
+    if kind not in _DECODERS:
+        described = _REFUSED_AS.get(kind, f"a {kind} file")
+        raise UsageError(f"the photo is {described}; send a {SUPPORTED} photo")
+    if kind in _ISOLATED:
+        # libheif/libde265 are C decoders with a history of memory-safety bugs: a damaged HEIC
+        # may crash them, so they run in a child process (moderation.isolated_decode).
+        from moderation.isolated_decode import decode_in_child
 
+        rgb, (width, height), notes = decode_in_child(data, kind, max_pixels)
+    else:
+        rgb, (width, height), notes = decode_pixels(data, kind, max_pixels)
+
+    out_h, out_w = rgb.shape[:2]
+    _check_shape(out_w, out_h)
+    return SanitizedImage(
+        rgb=rgb, format=kind, original_size=(width, height), warnings=tuple(notes)
+    )
+
+
+def _register_heif() -> None:
+    """Teach Pillow to open HEIC/HEIF with ``pi-heif`` (idempotent; imported only when needed)."""
+    try:
+        from pi_heif import register_heif_opener
+    except ImportError:  # a broken install: it is a base dependency
+        raise UsageError(
+            "the photo is a HEIC/HEIF file, but the pi-heif decoder is not installed "
+            "(pip install pi-heif); or send a JPEG, PNG, WebP or AVIF photo"
+        ) from None
+    register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+
+
+def decode_pixels(
+    data: bytes, kind: str, max_pixels: int
+) -> tuple[NDArray[np.uint8], tuple[int, int], list[str]]:
+    """Decode sniffed ``kind`` in this process: (RGB pixels, stored (width, height), notes).
+
+    ``open_first_frame`` then ``to_rgb``; raises ``UsageError`` for anything unusable.
+    """
+    image, size, notes = open_first_frame(data, kind, max_pixels)
+    return to_rgb(image, kind), size, notes
+
+
+def open_first_frame(
+    data: bytes, kind: str, max_pixels: int
+) -> tuple[Image.Image, tuple[int, int], list[str]]:
+    """Open sniffed ``kind`` with Pillow: (the first frame, decoded and oriented, the stored
+    (width, height), notes). Applies our pixel limit before decoding and makes Pillow's bomb
+    warning an error; raises ``UsageError`` for anything unusable. Needs Pillow only."""
+    if kind == "HEIC":
+        _register_heif()
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         # Pillow's own complaints (e.g. corrupt EXIF) must not reach the user's terminal.
         warnings.simplefilter("always")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            with Image.open(io.BytesIO(data), formats=[kind]) as im:
+            with Image.open(io.BytesIO(data), formats=[_DECODERS[kind]]) as im:
                 width, height = im.size
                 if width * height > max_pixels:
                     raise UsageError(
@@ -144,19 +240,19 @@ def load_image(
                 frames = int(getattr(im, "n_frames", 1))
                 if frames > 1:
                     im.seek(0)
-                    notes.append(
-                        f"the photo is animated ({frames} frames); the first frame was used"
-                    )
+                    what = "a burst or sequence" if kind == "HEIC" else "animated"
+                    notes.append(f"the photo is {what} ({frames} frames); the first frame was used")
                 im.load()
-                oriented = ImageOps.exif_transpose(im)
-                rgb = _to_rgb(oriented)
+                oriented = ImageOps.exif_transpose(im)  # a loaded copy
         except UsageError:
             raise
         except (Image.DecompressionBombWarning, Image.DecompressionBombError):
             raise UsageError(
                 "the photo decodes to far too many pixels (a decompression bomb)"
             ) from None
-        except (UnidentifiedImageError, SyntaxError) as error:
+        except UnidentifiedImageError:
+            raise UsageError(f"the photo is a corrupt {kind} file") from None
+        except SyntaxError as error:
             raise UsageError(f"the photo is a corrupt {kind} file ({_short(error)})") from None
         except (OSError, ValueError, EOFError, IndexError, MemoryError) as error:
             if "truncated" in str(error).lower() or isinstance(error, EOFError):
@@ -168,12 +264,15 @@ def load_image(
             raise UsageError(f"the photo is a corrupt {kind} file ({_short(error)})") from None
     if caught:
         notes.append("the photo's metadata was damaged and has been ignored")
+    return oriented, (width, height), notes
 
-    out_h, out_w = rgb.shape[:2]
-    _check_shape(out_w, out_h)
-    return SanitizedImage(
-        rgb=rgb, format=kind, original_size=(width, height), warnings=tuple(notes)
-    )
+
+def to_rgb(image: Image.Image, kind: str) -> NDArray[np.uint8]:
+    """Any decoded mode -> a contiguous RGB ``uint8`` array (H, W, 3); ``UsageError`` if not."""
+    try:
+        return _to_rgb(image)
+    except Exception as error:  # an odd mode Pillow cannot convert
+        raise UsageError(f"the photo could not be decoded as {kind} ({_short(error)})") from None
 
 
 def load_image_file(
@@ -222,6 +321,8 @@ def _check_shape(width: int, height: int) -> None:
 
 def _to_rgb(im: Image.Image) -> NDArray[np.uint8]:
     """Any decoded mode -> RGB uint8, scaling 16-bit data and compositing alpha on white."""
+    import numpy as np
+
     mode = im.mode
     if mode in {"I;16", "I;16B", "I;16L", "I;16N", "I"}:
         raw = np.asarray(im)

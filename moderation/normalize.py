@@ -75,6 +75,8 @@ def clean(text: str) -> str:
 
 def fold_case(text: str) -> str:
     """Case folding plus accents stripped (also used to compile the policy's own words)."""
+    if text.isascii():
+        return text.lower()  # the same result, without the Unicode round trip
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     stripped = "".join(c for c in decomposed if not unicodedata.category(c).startswith("M"))
     return unicodedata.normalize("NFC", stripped)

@@ -33,19 +33,29 @@ In a pattern:
 so "nude lipstick" spares only those words: "nude lipstick, then she is nude" is still refused.
 A rule needs ``any`` or ``all``. The first category in ``order`` with a matching rule refuses the
 prompt; its ``id`` is reported as the rule.
+
+An optional ``[negation]`` table (``moderation.negation``) names the categories a negation may
+cancel: those are matched against the prompt without its negated words ("no talking, just a
+soft smile"), every other category against the whole prompt.
+
+Loading is cheap: patterns are kept as text with their *anchors* (the words a match must start
+with) and compiled on first use, only when a prompt holds one of those words; a benign prompt
+compiles almost nothing. ``warm()`` compiles every pattern (tests, long-running services).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import tomllib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from livingphoto.errors import PolicyRefusal, UsageError
 from moderation.config import ModerationSettings
+from moderation.negation import NegationError, NegationScope
 from moderation.normalize import fold_case, variants
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.toml")
@@ -75,11 +85,51 @@ class PolicyVerdict:
 
 
 @dataclass(frozen=True)
+class _Anchors:
+    """The words a pattern's match must start with: exact words and prefixes (``None``: any)."""
+
+    words: frozenset[str]
+    prefixes: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    """A pattern kept as text and compiled on first use (``PromptPolicy._compiled``)."""
+
+    body: str
+    anchors: _Anchors | None  # None: no cheap pre-test, always compiled
+
+    def could_match(self, text: _Text) -> bool:
+        if self.anchors is None:
+            return True
+        return not (
+            self.anchors.words.isdisjoint(text.words)
+            and self.anchors.prefixes.isdisjoint(text.prefixes)
+        )
+
+
+@dataclass(frozen=True)
+class _Text:
+    """One normalised variant of a prompt with its words and every prefix of them."""
+
+    text: str
+    words: frozenset[str] = field(init=False)
+    prefixes: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        words = frozenset(self.text.split())
+        object.__setattr__(self, "words", words)
+        object.__setattr__(
+            self, "prefixes", frozenset(w[:k] for w in words for k in range(1, len(w) + 1))
+        )
+
+
+@dataclass(frozen=True)
 class _Rule:
     id: str
-    any: tuple[re.Pattern[str], ...]
-    all: tuple[re.Pattern[str] | str, ...]  # a str is a category reference
-    unless: tuple[re.Pattern[str], ...]
+    any: tuple[_Pattern, ...]
+    all: tuple[_Pattern | str, ...]  # a str is a category reference
+    unless: tuple[_Pattern, ...]
 
 
 @dataclass(frozen=True)
@@ -94,11 +144,22 @@ class _Category:
 class PromptPolicy:
     """A compiled policy. Immutable after loading, so one instance is safe to share across threads."""
 
-    def __init__(self, categories: Sequence[_Category], max_prompt_chars: int, source: Path):
+    def __init__(
+        self,
+        categories: Sequence[_Category],
+        max_prompt_chars: int,
+        source: Path,
+        negation: NegationScope | None = None,
+    ):
         self._categories = tuple(categories)
         self._by_name = {c.name: c for c in self._categories}
         self.max_prompt_chars = max_prompt_chars
         self.source = source
+        self.negation = negation
+        # body -> compiled pattern; filled on first use (a cache, not state: the verdicts never
+        # depend on it), under a lock so that threads sharing the policy compile each once
+        self._cache: dict[str, re.Pattern[str]] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, path: Path | None = None, max_prompt_chars: int = 500) -> PromptPolicy:
@@ -114,9 +175,14 @@ class PromptPolicy:
             raise UsageError(f"policy file {source} is not valid TOML: {error}") from None
         try:
             categories = _compile(data)
-        except _PolicyError as error:
+            negation = (
+                NegationScope.from_table(data["negation"], [c.name for c in categories])
+                if "negation" in data
+                else None
+            )
+        except (_PolicyError, NegationError) as error:
             raise UsageError(f"policy file {source}: {error}") from None
-        return cls(categories, max_prompt_chars, source)
+        return cls(categories, max_prompt_chars, source, negation)
 
     @classmethod
     def from_settings(cls, settings: ModerationSettings) -> PromptPolicy:
@@ -137,15 +203,35 @@ class PromptPolicy:
                 f"the motion prompt is too long ({len(prompt)} characters, "
                 f"at most {self.max_prompt_chars})"
             )
-        texts = variants(prompt)
+        texts = tuple(_Text(v) for v in variants(prompt))
+        scoped = texts
+        cancels: frozenset[str] = frozenset()
+        if self.negation is not None and self.negation.cancels:
+            stripped = self.negation.without_negated(prompt)
+            if stripped != " ".join(prompt.split()):
+                scoped = tuple(_Text(v) for v in variants(stripped))
+                cancels = self.negation.cancels
         for category in self._categories:
+            seen = scoped if category.name in cancels else texts
             for rule in category.rules:
-                if any(self._matches(rule, text) for text in texts):
+                if any(self._matches(rule, text, scoped, cancels) for text in seen):
                     return PolicyVerdict(
                         category.name, rule.id, category.label, category.message,
                         category.suggestion,
                     )  # fmt: skip
         return None
+
+    def warm(self) -> int:
+        """Compile every pattern now (instead of on first use); returns how many there are."""
+        patterns = {
+            p.body: p
+            for c in self._categories
+            for r in c.rules
+            for p in (*r.any, *r.unless, *(q for q in r.all if isinstance(q, _Pattern)))
+        }
+        for pattern in patterns.values():
+            self._compiled(pattern)
+        return len(patterns)
 
     def enforce(self, prompt: str) -> None:
         """Raise ``PolicyRefusal`` (or ``UsageError``, see ``check``) unless ``prompt`` passes."""
@@ -153,18 +239,48 @@ class PromptPolicy:
         if verdict is not None:
             raise verdict.refusal()
 
-    def _matches(self, rule: _Rule, text: str) -> bool:
+    def compiled_count(self) -> int:
+        """How many patterns have been compiled so far (0 right after loading)."""
+        return len(self._cache)
+
+    def _matches(
+        self, rule: _Rule, text: _Text, scoped: Sequence[_Text], cancels: frozenset[str]
+    ) -> bool:
+        """Whether ``rule`` matches ``text``; a reference to a category that negation may
+        cancel is matched against the ``scoped`` variants (the prompt without negated words)."""
+        body = text.text
         for exception in rule.unless:
-            text = exception.sub("_", text)
-        if rule.any and not any(p.search(text) for p in rule.any):
+            if exception.could_match(text):
+                body = self._compiled(exception).sub("_", body)
+        if body != text.text:
+            text = _Text(body)
+        if rule.any and not any(self._search(p, text) for p in rule.any):
             return False
         for part in rule.all:
             if isinstance(part, str):
-                if not any(self._matches(r, text) for r in self._by_name[part].rules):
+                targets: Iterable[_Text] = scoped if part in cancels else (text,)
+                if not any(
+                    self._matches(r, t, scoped, frozenset())
+                    for t in targets
+                    for r in self._by_name[part].rules
+                ):
                     return False
-            elif not part.search(text):
+            elif not self._search(part, text):
                 return False
         return True
+
+    def _search(self, pattern: _Pattern, text: _Text) -> bool:
+        return pattern.could_match(text) and self._compiled(pattern).search(text.text) is not None
+
+    def _compiled(self, pattern: _Pattern) -> re.Pattern[str]:
+        compiled = self._cache.get(pattern.body)
+        if compiled is None:
+            with self._lock:
+                compiled = self._cache.get(pattern.body)
+                if compiled is None:
+                    compiled = re.compile(pattern.body)
+                    self._cache[pattern.body] = compiled
+        return compiled
 
 
 class _PolicyError(Exception):
@@ -191,25 +307,37 @@ def _compile(data: Mapping[str, Any]) -> list[_Category]:
     return categories
 
 
-def _terms(raw: object) -> dict[str, str]:
+@dataclass(frozen=True)
+class _Term:
+    regex: str
+    anchors: _Anchors | None
+
+
+def _terms(raw: object) -> dict[str, _Term]:
     if not isinstance(raw, dict):
         raise _PolicyError("[terms] must be a table of word lists")
-    compiled: dict[str, str] = {}
+    compiled: dict[str, _Term] = {}
     for name, entries in raw.items():
         if not _NAME.match(name):
             raise _PolicyError(f"term list name {name!r} must be lower-case letters, digits, _")
         if not isinstance(entries, list) or not entries:
             raise _PolicyError(f"term list {name!r} must be a non-empty list of strings")
         alternatives: list[str] = []
+        anchors: list[_Anchors | None] = []
         for entry in entries:
             if not isinstance(entry, str) or not entry.strip():
                 raise _PolicyError(f"term list {name!r} holds an empty or non-string entry")
-            alternatives.append(_raw(entry) if entry.startswith("re:") else _phrase(entry))
-        compiled[name] = "(?:" + "|".join(alternatives) + ")"
+            if entry.startswith("re:"):
+                alternatives.append(_raw(entry))
+                anchors.append(None)
+            else:
+                alternatives.append(_phrase(entry))
+                anchors.append(_anchors(entry.split()[0], f"term list {name!r}"))
+        compiled[name] = _Term("(?:" + "|".join(alternatives) + ")", _union(anchors))
     return compiled
 
 
-def _category(name: str, raw: object, terms: Mapping[str, str], names: set[str]) -> _Category:
+def _category(name: str, raw: object, terms: Mapping[str, _Term], names: set[str]) -> _Category:
     if not isinstance(raw, dict):
         raise _PolicyError(f"[categories.{name}] must be a table")
     texts: dict[str, str] = {}
@@ -226,7 +354,7 @@ def _category(name: str, raw: object, terms: Mapping[str, str], names: set[str])
 
 
 def _rule(
-    category: str, index: int, raw: object, terms: Mapping[str, str], names: set[str]
+    category: str, index: int, raw: object, terms: Mapping[str, _Term], names: set[str]
 ) -> _Rule:
     where = f"rule {index} of {category!r}"
     if not isinstance(raw, dict):
@@ -242,7 +370,7 @@ def _rule(
     unless = tuple(
         _pattern(p, terms, where) for p in _strings(raw.get("unless", []), where, "unless")
     )
-    all_: list[re.Pattern[str] | str] = []
+    all_: list[_Pattern | str] = []
     for part in _strings(raw.get("all", []), where, "all"):
         if part.startswith("@"):
             if part[1:] not in names or part[1:] == category:
@@ -272,7 +400,8 @@ def _check_references(categories: Sequence[_Category]) -> None:
             )
 
 
-def _pattern(text: str, terms: Mapping[str, str], where: str) -> re.Pattern[str]:
+def _pattern(text: str, terms: Mapping[str, _Term], where: str) -> _Pattern:
+    anchors: _Anchors | None = None
     if text.startswith("re:"):
         body = _raw(text, where)
     else:
@@ -289,15 +418,19 @@ def _pattern(text: str, terms: Mapping[str, str], where: str) -> re.Pattern[str]
             if term_match:
                 if term_match.group(1) not in terms:
                     raise _PolicyError(f"{where}: unknown term list {token!r} in {text!r}")
-                piece = terms[term_match.group(1)]
+                piece = terms[term_match.group(1)].regex
+                if not parts:
+                    anchors = terms[term_match.group(1)].anchors
             else:
                 piece = _alternatives(token, where)
+                if not parts:
+                    anchors = _anchors(token, where)
             parts.append((" " + gap if parts else "") + piece)
             gap = ""
         if gap or not parts:
             raise _PolicyError(f"{where}: '~N' must stand between two words in {text!r}")
         body = "".join(parts)
-    return re.compile(r"(?<!\S)" + body + r"(?!\S)")
+    return _Pattern(r"(?<!\S)" + body + r"(?!\S)", anchors)
 
 
 def _raw(entry: str, where: str = "terms") -> str:
@@ -306,6 +439,28 @@ def _raw(entry: str, where: str = "terms") -> str:
     except re.error as error:
         raise _PolicyError(f"{where}: bad regular expression {entry!r}: {error}") from None
     return "(?:" + entry[3:] + ")"
+
+
+def _anchors(token: str, where: str) -> _Anchors:
+    """The words (and ``word*`` prefixes) of one ``a|b*`` token: a match starts with one."""
+    words: set[str] = set()
+    prefixes: set[str] = set()
+    for word in token.split("|"):
+        star = word.endswith("*")
+        stem = fold_case(word[:-1] if star else word)
+        if not stem:
+            raise _PolicyError(f"{where}: {token!r} has an empty word")
+        (prefixes if star else words).add(stem)
+    return _Anchors(frozenset(words), frozenset(prefixes))
+
+
+def _union(parts: Sequence[_Anchors | None]) -> _Anchors | None:
+    if any(p is None for p in parts):
+        return None
+    return _Anchors(
+        frozenset(w for p in parts if p is not None for w in p.words),
+        frozenset(w for p in parts if p is not None for w in p.prefixes),
+    )
 
 
 def _phrase(entry: str) -> str:

@@ -18,14 +18,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from livingphoto.errors import RateLimited
 from moderation.config import ModerationSettings
+from moderation.requester import Requester
 from moderation.store import Store
-
-if TYPE_CHECKING:
-    from moderation.gate import Requester
 
 EXEMPT_PLATFORMS = frozenset({"cli"})
 _MAX_BUCKETS = 4096  # full buckets are dropped beyond this many

@@ -14,7 +14,8 @@ from numpy.typing import NDArray
 
 from livingphoto.errors import PolicyRefusal
 from moderation.config import ModerationSettings
-from moderation.gate import ModerationRequest, Moderator, Requester
+from moderation.gate import ModerationRequest, Moderator
+from moderation.requester import Requester
 
 IMAGE = np.zeros((32, 32, 3), dtype=np.uint8)
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from moderation.consent import (
     ConsentLedger,
     ConsentScope,
 )
-from moderation.gate import Requester
+from moderation.requester import Requester
 from moderation.store import Store
 
 ALICE = Requester("telegram", "1001", "-500")

@@ -139,7 +139,7 @@ def test_missing_folder_and_unknown_hub_id_offline(
         detect_family(str(tmp_path / "nope"))
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(UsageError, match=r"cannot read model_index\.json"):
+    with pytest.raises(UsageError, match=r"not in the local Hugging Face cache and HF_HUB_OFFLINE"):
         detect_family("nobody-here/no-such-video-model")
 
 

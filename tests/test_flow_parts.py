@@ -18,7 +18,7 @@ from bot.client import JobRequest, ServiceClient, ServiceError
 from bot.flow import apply_setting, reaction_pick
 from bot.state import BotState, Draft, JobRecord, UserSettings
 from livingphoto.errors import ConsentRequired, PolicyRefusal, RateLimited, UsageError
-from moderation.gate import Requester
+from moderation.requester import Requester
 
 ALICE = Requester("telegram", "1001", "1001")
 

@@ -120,7 +120,7 @@ async def flow_on_service(
 
 
 async def consented(flow: Flow, client: ServiceClient, user_id: str) -> None:
-    from moderation.gate import Requester
+    from moderation.requester import Requester
 
     await client.consent_put(Requester("test", user_id, CHAT.id), texts.CONSENT_WORDING_VERSION)
 
@@ -140,7 +140,7 @@ async def test_delivery_does_not_wait_on_failing_progress_edits(tmp_path: Path) 
 
 
 async def test_revoking_consent_mid_job_ends_it_with_a_clear_message(tmp_path: Path) -> None:
-    from moderation.gate import Requester
+    from moderation.requester import Requester
 
     port = RecordingPort()
     async with flow_on_service(tmp_path, port) as (flow, client):

@@ -17,7 +17,8 @@ from numpy.typing import NDArray
 
 from livingphoto.errors import ConsentRequired, PolicyRefusal, RateLimited, UsageError
 from moderation.config import ModerationSettings
-from moderation.gate import ModerationRequest, Moderator, Requester
+from moderation.gate import ModerationRequest, Moderator
+from moderation.requester import Requester
 
 IMAGE = np.full((64, 64, 3), 128, dtype=np.uint8)
 ALICE = Requester("telegram", "1001", "-500")

@@ -11,8 +11,8 @@ import pytest
 from livingphoto.errors import RateLimited, UsageError
 from moderation import ratelimit as ratelimit_module
 from moderation.config import ModerationSettings
-from moderation.gate import Requester
 from moderation.ratelimit import RateLimiter, RateLimitExceeded
+from moderation.requester import Requester
 from moderation.store import Store
 
 # 2027-01-15 23:59:00 UTC: one minute before the daily quota resets

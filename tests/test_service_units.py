@@ -13,7 +13,7 @@ from generation.service.metrics import Metrics
 from generation.service.store import JobRecord, JobStore
 from generation.service.submission import parse_submission
 from livingphoto.errors import UsageError
-from moderation.gate import Requester
+from moderation.requester import Requester
 
 
 def _job(job_id: str, user: str, created: float) -> JobRecord:

@@ -6,16 +6,24 @@ Usage::
     backend.setup()                          # loads weights once per process
     takes = backend.render(request, progress, cancel)
 
-The model family comes from the model's own ``model_index.json`` (a hub id or a local folder; a
-single ``.safetensors`` checkpoint is read as LTX-Video; see ``diffusers_families``). Settings
-(device, steps, compile, offload, tiling, batch size) come from ``DiffusersSettings``. ``render`` makes every variation of a request in ONE pipeline call, one
-seeded generator per variation (variation k uses ``request.seed + k - 1``); a CUDA out-of-memory
-error halves the batch and retries, and a batch of one that still does not fit turns on CPU
-offload once before giving up. Progress and cancellation run through the pipeline's
-``callback_on_step_end``; ``Cancelled`` is always re-raised. Takes are uint8 RGB (T, H, W, 3) at
-the request's size and frame count; ``Take.info`` says what was sent to the model (prompt,
-negative prompt or SVD conditioning) and how the loop was closed. Export and scoring happen
-after, on the one path every backend shares (``generation.animator``).
+The model family (LTX-Video, LTX-2, Wan, SVD) comes from the model's own ``model_index.json`` (a
+hub id or a local folder; a single ``.safetensors`` checkpoint is read as LTX-Video; see
+``diffusers_families``). Hub ids are reached through ``diffusers_hub``: offline or unreachable
+means the local cache only, and a model missing there is one line naming the cause and the fix.
+Settings (device, steps, compile, offload, fp8 weights, tiling, batch size, the CPU preview
+budget) come from ``DiffusersSettings``.
+
+``render`` makes every variation of a request in ONE pipeline call, one seeded generator per
+variation (variation k uses ``request.seed + k - 1``); a CUDA out-of-memory error halves the batch
+and retries, and a batch of one that still does not fit turns on CPU offload once before giving
+up. Progress and cancellation run through the pipeline's ``callback_on_step_end``; ``Cancelled``
+is always re-raised. Decoded frames are checked (``generation.frame_check``): takes with NaN/inf
+or flat frames are made again once with the VAE in float32, and those that fail again come back
+with ``Take.info["failed"]`` (the reason), which the shared path drops with a warning. Takes are
+uint8 RGB (T, H, W, 3) at the request's size and frame count; a native loop whose seam is still
+visible is repaired. ``Take.info`` says what was sent to the model (prompt, negative prompt or SVD
+conditioning) and how the loop was closed. Export and scoring happen after, on the one path
+every backend shares (``generation.animator``).
 """
 
 from __future__ import annotations
@@ -26,13 +34,22 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
-from generation.backend import CancelToken, Frames, ProgressFn, RenderRequest, Take
+from generation.backend import (
+    CancelToken,
+    Frames,
+    ProgressFn,
+    RenderRequest,
+    Take,
+    no_progress,
+)
 from generation.backends.diffusers_families import (
     PIPELINE_FAMILIES,
     FamilyAdapter,
@@ -41,10 +58,14 @@ from generation.backends.diffusers_families import (
     detect_family,
     make_adapter,
     pipeline_class,
+    to_uint8,
 )
+from generation.backends.diffusers_hub import HubAccess, not_cached_message
 from generation.backends.diffusers_settings import DiffusersSettings
+from generation.frame_check import clip_fault
 from generation.loop_repair import repair_loop, retime_loop
 from generation.prompting import PromptPair, SvdConditioning, build_prompt, svd_conditioning
+from generation.quality import loop_seam
 from livingphoto.errors import Cancelled, GenerationFailed, UsageError
 
 log = logging.getLogger(__name__)
@@ -57,6 +78,11 @@ DEFAULT_MODEL = (
     "https://huggingface.co/Lightricks/LTX-Video/blob/main/ltxv-2b-0.9.8-distilled.safetensors"
 )
 LTX_13B_DISTILLED = "Lightricks/LTX-Video-0.9.7-distilled"
+
+# Decoded clips as float32 (T, H, W, 3) in 0..1, NaN/inf kept until checked.
+VideoArray = NDArray[np.float32]
+# A native loop whose seam is larger than this (quality.loop_seam) is repaired after all.
+NATIVE_SEAM_LIMIT = 0.5
 
 # Called with the batch size just before each pipeline call. Diagnostics and tests use it to
 # inject failures (e.g. raise torch.cuda.OutOfMemoryError) on the real code path.
@@ -146,15 +172,23 @@ class DiffusersBackend:
                 info, pipe = self._info, self._given
             else:
                 info = detect_family(self.model)
-                if device == "cpu":
-                    log.warning("no CUDA device: running %s on the CPU (slow)", self.model)
                 pipe = self._load(info, torch.bfloat16 if device == "cuda" else torch.float32)
             pipe.set_progress_bar_config(disable=True)
+            if self.settings.fp8_weights:
+                self._store_in_fp8(pipe, torch)
             self._device = device
             self._place(pipe, torch)
             if self.settings.compile:
                 self._compile(pipe)
             self._info = info
+            self.settings = self.settings.for_device(device)
+            if device == "cpu":
+                budget = self.settings.latent_budget
+                log.warning(
+                    "no CUDA device: a CPU preview (%d steps, %s)",
+                    self.settings.steps,
+                    f"at most {budget} latent tokens per clip" if budget else "no latent budget",
+                )
             self._adapter = make_adapter(info, self.settings)
             self._pipe = pipe
             self._given = None
@@ -169,11 +203,16 @@ class DiffusersBackend:
             library.disable_progress_bar()
         log.info("loading %s (%s)", self.model, info.class_name)
         cls = pipeline_class(info.family)
+        # Offline or unreachable hub: the cache only, so nothing waits on network retries.
+        local_only = {"local_files_only": True} if info.offline else {}
         try:
             if info.single_file:
-                return cls.from_single_file(self.model, dtype=dtype)
-            return cls.from_pretrained(self.model, dtype=dtype)
+                return cls.from_single_file(self.model, dtype=dtype, **local_only)
+            return cls.from_pretrained(self.model, dtype=dtype, **local_only)
         except Exception as exc:  # the loading boundary: any failure is one line
+            if info.offline:
+                access = HubAccess(offline=True, reason=info.offline)
+                raise UsageError(not_cached_message(self.model, access)) from None
             raise GenerationFailed(
                 f"could not load model {self.model}: {_first_line(exc)}"
             ) from None
@@ -223,6 +262,33 @@ class DiffusersBackend:
             self._offloaded = True
 
     @staticmethod
+    def _store_in_fp8(pipe: Any, torch: Any) -> None:
+        """Keep the denoiser's and text encoder's weights in float8, computing in their dtype.
+
+        diffusers' layerwise casting: each layer's weights are upcast just before it runs
+        (norms, embeddings and patch projections stay as they are).
+        """
+        from diffusers.hooks.layerwise_casting import apply_layerwise_casting
+
+        for name in ("transformer", "transformer_2", "unet", "text_encoder"):
+            module = getattr(pipe, name, None)
+            if module is None or not isinstance(module, torch.nn.Module):
+                continue
+            compute = next(module.parameters()).dtype
+            if hasattr(module, "enable_layerwise_casting"):
+                module.enable_layerwise_casting(
+                    storage_dtype=torch.float8_e4m3fn, compute_dtype=compute
+                )
+            else:
+                apply_layerwise_casting(
+                    module,
+                    storage_dtype=torch.float8_e4m3fn,
+                    compute_dtype=compute,
+                    skip_modules_pattern=("embed", "norm", "lm_head"),
+                )
+            log.info("%s: weights stored in float8, computed in %s", name, compute)
+
+    @staticmethod
     def _compile(pipe: Any) -> None:
         """``torch.compile`` the denoiser's repeated blocks (regional compilation)."""
         denoiser = getattr(pipe, "transformer", None) or getattr(pipe, "unet", None)
@@ -257,13 +323,47 @@ class DiffusersBackend:
         self._set_tiling(pipe, plan)
 
         seeds = [request.seed + k for k in range(request.variations)]
-        videos: list[tuple[Frames, int]] = []  # (clip, size of the batch it came from)
-        batch = min(len(seeds), self.settings.max_batch or len(seeds))
         progress(0.0, "denoising")
+        videos = self._generate(pipe, adapter, plan, image, prompt, svd, seeds, progress, cancel)
+        faults = {k: fault for k, (video, _) in enumerate(videos) if (fault := clip_fault(video))}
+        retried: set[int] = set()
+        if faults:
+            videos, faults, retried = self._retry_in_float32(
+                pipe, adapter, plan, image, prompt, svd, seeds, videos, faults, cancel
+            )
+
+        progress(0.97, "looping")
+        takes = [
+            self._finish(
+                video, seed, request, plan, info, prompt, svd, size,
+                faults.get(k), k in retried,
+            )
+            for k, ((video, size), seed) in enumerate(zip(videos, seeds, strict=True))
+        ]  # fmt: skip
+        progress(1.0, "done")
+        return takes
+
+    def _generate(
+        self,
+        pipe: Any,
+        adapter: FamilyAdapter,
+        plan: GenPlan,
+        image: Any,
+        prompt: PromptPair | None,
+        svd: SvdConditioning | None,
+        seeds: list[int],
+        progress: ProgressFn,
+        cancel: CancelToken,
+    ) -> list[tuple[VideoArray, int]]:
+        """One clip per seed, as few pipeline calls as memory allows (halving the batch on OOM)."""
+        info = self._info
+        assert info is not None
+        videos: list[tuple[VideoArray, int]] = []  # (clip, size of the batch it came from)
+        batch = min(len(seeds), self.settings.max_batch or len(seeds))
         while len(videos) < len(seeds):
             cancel.check()
             chunk = seeds[len(videos) : len(videos) + batch]
-            out: list[Frames] | None = None
+            out: list[VideoArray] | None = None
             try:
                 out = self._call(
                     pipe, adapter, plan, image, prompt, svd, chunk, len(videos), len(seeds),
@@ -289,14 +389,46 @@ class DiffusersBackend:
                     continue
                 raise GenerationFailed("out of GPU memory even with one variation at a time")
             videos.extend((video, len(chunk)) for video in out)
+        return videos
 
-        progress(0.97, "looping")
-        takes = [
-            self._finish(video, seed, request, plan, info, prompt, svd, size)
-            for (video, size), seed in zip(videos, seeds, strict=True)
-        ]
-        progress(1.0, "done")
-        return takes
+    def _retry_in_float32(
+        self,
+        pipe: Any,
+        adapter: FamilyAdapter,
+        plan: GenPlan,
+        image: Any,
+        prompt: PromptPair | None,
+        svd: SvdConditioning | None,
+        seeds: list[int],
+        videos: list[tuple[VideoArray, int]],
+        faults: dict[int, str],
+        cancel: CancelToken,
+    ) -> tuple[list[tuple[VideoArray, int]], dict[int, str], set[int]]:
+        """Make the failed takes again once with the VAE in float32; what still fails stays failed."""
+        failed = sorted(faults)
+        for k in failed:
+            log.warning("variation %d (seed %d) failed: %s", k + 1, seeds[k], faults[k])
+        with vae_in_float32(pipe) as upcast:
+            if not upcast:  # already float32: the same seed would decode the same way again
+                return (
+                    videos,
+                    {k: f"{r} (the VAE already runs in float32)" for k, r in faults.items()},
+                    set(),
+                )
+            log.warning("retrying %d take(s) with the VAE in float32", len(failed))
+            again = self._generate(
+                pipe, adapter, plan, image, prompt, svd, [seeds[k] for k in failed],
+                no_progress, cancel,
+            )  # fmt: skip
+        videos = list(videos)
+        still: dict[int, str] = {}
+        for k, (video, size) in zip(failed, again, strict=True):
+            videos[k] = (video, size)
+            fault = clip_fault(video)
+            if fault is not None:
+                still[k] = f"{fault}, also with the VAE in float32"
+                log.warning("variation %d (seed %d) dropped: %s", k + 1, seeds[k], still[k])
+        return videos, still, set(failed)
 
     def _call(
         self,
@@ -311,7 +443,7 @@ class DiffusersBackend:
         total: int,
         progress: ProgressFn,
         cancel: CancelToken,
-    ) -> list[Frames]:
+    ) -> list[VideoArray]:
         import torch
 
         size = len(seeds)
@@ -386,7 +518,7 @@ class DiffusersBackend:
 
     def _finish(
         self,
-        video: Frames,
+        video: VideoArray,
         seed: int,
         request: RenderRequest,
         plan: GenPlan,
@@ -394,13 +526,28 @@ class DiffusersBackend:
         prompt: PromptPair | None,
         svd: SvdConditioning | None,
         batch: int,
+        failed: str | None,
+        retried: bool,
     ) -> Take:
+        frames = to_uint8(video)
         loop: dict[str, Any]
-        if plan.native_loop:
-            clip = video[: plan.loop_frames]
+        if failed is not None:
+            clip = frames[: plan.loop_frames]
+            loop = {"method": "none (failed take)"}
+        elif plan.native_loop:
+            clip = frames[: plan.loop_frames]
             loop = {"method": "first+last frame conditioned on the photo"}
+            seam = loop_seam(clip)
+            if seam > NATIVE_SEAM_LIMIT:
+                # The model did not close the loop (e.g. weak conditioning): repair it after all.
+                repaired = repair_loop(clip)
+                clip = repaired.frames
+                loop = {
+                    **repaired.to_json(),
+                    "method": f"{loop['method']}, then {repaired.to_json()['method']}",
+                }
         else:
-            repaired = repair_loop(video[: plan.loop_frames])
+            repaired = repair_loop(frames[: plan.loop_frames])
             clip = repaired.frames
             loop = repaired.to_json()
         clip = retime_loop(clip, request.frames)
@@ -415,6 +562,10 @@ class DiffusersBackend:
             "batch_size": batch,
             "loop": loop,
         }
+        if retried:
+            details["vae_float32_retry"] = True
+        if failed is not None:
+            details["failed"] = failed
         if prompt is not None:
             details.update(prompt.to_json())
             # Guidance-distilled models run without classifier-free guidance: no negative prompt.
@@ -422,3 +573,40 @@ class DiffusersBackend:
         if svd is not None:
             details["svd"] = svd.to_json()
         return Take(frames=np.ascontiguousarray(clip, dtype=np.uint8), seed=seed, info=details)
+
+
+@contextmanager
+def vae_in_float32(pipe: Any) -> Iterator[bool]:
+    """Run ``pipe.vae`` in float32 inside the block (inputs cast on the way in); True if it was not.
+
+    The pipeline hands the VAE latents in its own dtype, so each of the VAE's child modules
+    (encoder, decoder, quant convs) gets a pre-hook that casts floating tensors to float32.
+    """
+    import torch
+
+    vae = getattr(pipe, "vae", None)
+    if vae is None or vae.dtype == torch.float32:
+        yield False
+        return
+
+    def cast(value: Any) -> Any:
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            return value.float()
+        return value
+
+    def upcast(
+        module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
+
+    original = vae.dtype
+    handles = [
+        child.register_forward_pre_hook(upcast, with_kwargs=True) for child in vae.children()
+    ]
+    vae.to(torch.float32)
+    try:
+        yield True
+    finally:
+        for handle in handles:
+            handle.remove()
+        vae.to(original)

@@ -280,6 +280,11 @@ def _effective_intensity(spec: MotionSpec, primitive: Primitive) -> float:
     level = spec.intensity(primitive)
     if primitive in spec.excluded:
         return 0.0
+    if (primitive is Primitive.BLINK and Constraint.NO_BLINK in spec.constraints) or (
+        Constraint.STILL_HEAD in spec.constraints
+        and primitive in {Primitive.HEAD_TILT, Primitive.HEAD_TURN, Primitive.NOD}
+    ):
+        return 0.0
     if Constraint.KEEP_IDENTITY in spec.constraints and primitive in {
         Primitive.HEAD_TURN,
         Primitive.NOD,

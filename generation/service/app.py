@@ -37,7 +37,7 @@ from generation.service.submission import make_requester, parse_submission
 from generation.service.tasks import reraise_if_cancelling, stop_tasks
 from livingphoto.errors import LivingPhotoError, PolicyRefusal, RateLimited, UsageError
 from livingphoto.settings import Settings
-from moderation.gate import Requester
+from moderation.requester import Requester
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,9 @@ from numpy.typing import NDArray
 
 from moderation.config import ModerationSettings
 from moderation.consent import CONSENT_VERSION, ConsentScope
-from moderation.gate import ModerationRequest, Moderator, Requester
+from moderation.gate import ModerationRequest, Moderator
 from moderation.nsfw import NsfwDetector
+from moderation.requester import Requester
 
 JOB_FRAME_BUDGET = 8  # output frames scored per job, across all of its clips
 SECONDS_PER_SAMPLE = 0.5  # one sampled frame per this much clip, up to nsfw_frame_samples

@@ -15,7 +15,7 @@ from typing import Any
 
 from generation.service.scheduler import Scheduler
 from generation.service.store import JobRecord
-from moderation.gate import Requester
+from moderation.requester import Requester
 
 log = logging.getLogger(__name__)
 

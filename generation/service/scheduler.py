@@ -50,8 +50,8 @@ from generation.service.submission import Submission
 from generation.service.tasks import reraise_if_cancelling, stop_tasks
 from livingphoto.errors import ConsentRequired, PolicyRefusal, RateLimited, UsageError
 from moderation.config import ModerationSettings
-from moderation.gate import Requester
 from moderation.intake import load_image
+from moderation.requester import Requester
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from generation.service.jobs import (
     RunResult,
     VariationRecord,
 )
-from moderation.gate import Requester
+from moderation.requester import Requester
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (

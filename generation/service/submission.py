@@ -14,7 +14,7 @@ from typing import Any
 
 from generation.service.jobs import Adjust, check_job_id
 from livingphoto.errors import UsageError
-from moderation.gate import Requester
+from moderation.requester import Requester
 
 MAX_PROMPT_CHARS = 500
 LIMITS = {

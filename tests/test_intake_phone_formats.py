@@ -1,0 +1,197 @@
+"""Intake of photos as phones send them (issue 13 part 2): HEIC/HEIF (decoded with pi-heif in a
+child process) and AVIF (Pillow), with the same guarantees as JPEG: sniffed by content (a HEIC
+named .jpg), orientation applied, metadata gone, our pixel limit before decoding, the first frame
+of a burst or sequence, 10-bit HEIF scaled to 8 bits, one-line errors naming what is supported."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import signal
+import sys
+from pathlib import Path
+
+import images
+import numpy as np
+import phone_images
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from livingphoto.errors import UsageError
+from moderation.intake import SUPPORTED, load_image, load_image_file, sniff_format
+from moderation.isolated_decode import decode_in_child
+
+DATA = Path(__file__).parent / "data"
+HEIC = phone_images.heic_bytes()
+AVIF = phone_images.avif_bytes()
+SOURCE = np.asarray(images.portrait_rgb(), dtype=np.float32)
+
+
+@pytest.mark.parametrize(("data", "kind"), [(HEIC, "HEIC"), (AVIF, "AVIF")])
+def test_phone_formats_decode_to_the_same_pixels(data: bytes, kind: str) -> None:
+    result = load_image(data)
+    assert result.format == kind
+    assert result.rgb.shape == (400, 320, 3) and result.rgb.dtype == np.uint8
+    assert float(np.abs(result.rgb.astype(np.float32) - SOURCE).mean()) < 6.0
+
+
+def test_heic_named_jpg_is_sniffed_by_content(tmp_path: Path) -> None:
+    photo = tmp_path / "IMG_0001.jpg"
+    photo.write_bytes(HEIC)
+    assert load_image_file(photo).format == "HEIC"
+    avif = tmp_path / "download.png"
+    avif.write_bytes(AVIF)
+    assert load_image_file(avif).format == "AVIF"
+
+
+@pytest.mark.parametrize("encode", [phone_images.heic_bytes, phone_images.avif_bytes])
+def test_orientation_is_applied_like_jpeg(encode: object) -> None:
+    stored = images.portrait_rgb(400, 300)  # landscape as stored, "rotate 90 CW" to display
+    assert callable(encode)
+    result = load_image(encode(stored, orientation=6))
+    jpeg = load_image(images.jpeg_with_exif_orientation_and_gps())
+    assert result.rgb.shape == jpeg.rgb.shape == (400, 300, 3)
+    difference = np.abs(result.rgb.astype(np.float32) - jpeg.rgb.astype(np.float32)).mean()
+    assert float(difference) < 8.0
+
+
+@pytest.mark.parametrize("data", [HEIC, AVIF], ids=["heic", "avif"])
+def test_metadata_is_gone(data: bytes) -> None:
+    assert b"LeakyCam" in data and b"GPSLatitude" in data  # the input does carry it
+    png = load_image(data).to_png()
+    reopened = Image.open(io.BytesIO(png))
+    assert not reopened.getexif()
+    assert not {"xmp", "exif", "icc_profile", "XML:com.adobe.xmp"} & set(reopened.info)
+    assert b"LeakyCam" not in png and b"GPS" not in png
+
+
+def test_ten_bit_heif_is_scaled_not_clipped() -> None:
+    rgb = load_image(phone_images.heic_10bit()).rgb
+    assert rgb[:, :4].max() < 10  # the ramp starts black
+    assert rgb[:, -4:].min() > 245  # and ends white
+    assert 100 < float(rgb.mean()) < 155
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [(phone_images.heic_burst(), "HEIC"), (phone_images.avif_sequence(), "AVIF")],
+    ids=["heic-burst", "avif-sequence"],
+)
+def test_burst_or_sequence_uses_the_first_frame(data: bytes, kind: str) -> None:
+    result = load_image(data)
+    assert result.format == kind
+    red, green, blue = (float(result.rgb[..., c].mean()) for c in range(3))
+    assert red > 180 and green < 70 and blue < 70
+    assert any("first frame" in w and "3 frames" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize("data", [HEIC, AVIF], ids=["heic", "avif"])
+def test_pixel_limit_applies_before_decoding(data: bytes) -> None:
+    with pytest.raises(UsageError, match="too many pixels"):
+        load_image(data, max_pixels=10_000)
+
+
+@pytest.mark.parametrize("data", [HEIC, AVIF], ids=["heic", "avif"])
+def test_truncated_phone_photo_is_one_line(data: bytes) -> None:
+    with pytest.raises(UsageError) as caught:
+        load_image(data[: len(data) // 2])
+    message = str(caught.value)
+    assert "\n" not in message and ("HEIC" in message or "AVIF" in message)
+    assert "0x" not in message  # no object addresses
+
+
+def _ftyp(major: bytes, *compatible: bytes) -> bytes:
+    body = major + b"\x00\x00\x00\x00" + b"".join(compatible)
+    return (8 + len(body)).to_bytes(4, "big") + b"ftyp" + body + b"\x00" * 16
+
+
+def test_sniffer_reads_major_and_compatible_brands() -> None:
+    assert sniff_format(HEIC) == "HEIC"
+    assert sniff_format(AVIF) == "AVIF"
+    assert sniff_format(phone_images.avif_sequence()) == "AVIF"
+    assert sniff_format(_ftyp(b"mif1", b"mif1", b"avif", b"miaf")) == "AVIF"
+    assert sniff_format(_ftyp(b"mif1", b"mif1", b"heic")) == "HEIC"
+    assert sniff_format(_ftyp(b"msf1", b"msf1", b"hevc")) == "HEIC"
+    assert sniff_format(_ftyp(b"isom", b"isom", b"mp41")) == "MP4/MOV video"
+    assert sniff_format(_ftyp(b"qt  ")) == "MP4/MOV video"
+
+
+REFUSED_KINDS = {
+    "bmp": (images.bmp_bytes(), "a BMP image"),
+    "mp4": (_ftyp(b"isom", b"mp41"), "an MP4/MOV video"),
+    "pdf": (b"%PDF-1.7 " + b"x" * 64, "a PDF document"),
+    "ico": (b"\x00\x00\x01\x00" + b"\x01" * 64, "an ICO icon"),
+    "svg": (b'<svg xmlns="http://www.w3.org/2000/svg"></svg>', "an SVG/XML file"),
+    "tiff": (images.encode(images.portrait_rgb(80, 80), "TIFF"), "a TIFF image"),
+    "unknown": (bytes(range(256)), "not an image format we recognise"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED_KINDS))
+def test_unsupported_file_says_what_is_supported_in_good_grammar(name: str) -> None:
+    data, described = REFUSED_KINDS[name]
+    with pytest.raises(UsageError) as caught:
+        load_image(data)
+    message = str(caught.value)
+    assert message == f"the photo is {described}; send a {SUPPORTED} photo"
+    assert "HEIC" in message and "AVIF" in message
+    # "a AVIF", "a MP4", "a ICO": an article that does not fit the sound of the next word
+    assert not re.search(r"\ba (?:[AEIOU]|MP4|SVG|HEIF\b|F|L|M|N|R|S|X)[A-Z]", message)
+
+
+def test_a_crashing_decoder_costs_one_photo_not_the_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crasher = tmp_path / "python"
+    crasher.write_text(f"#!/bin/sh\nkill -{signal.SIGSEGV.name[3:]} $$\n")
+    crasher.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(crasher))
+    with pytest.raises(UsageError, match="damaged HEIC file"):
+        load_image(HEIC)
+
+
+def test_a_hanging_decoder_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sleeper = tmp_path / "python"
+    sleeper.write_text("#!/bin/sh\nexec sleep 30\n")
+    sleeper.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(sleeper))
+    with pytest.raises(UsageError, match=r"took over 0\.5 s"):
+        decode_in_child(HEIC, "HEIC", 1_000_000, timeout_s=0.5)
+
+
+def test_damaged_heic_that_crashed_pi_heif_in_process_is_one_line() -> None:
+    # A fuzzed HEIC (tests/data/damaged_heic_segfault.b64, made from phone_images.heic_bytes
+    # with random byte flips) that made pi-heif 1.4.0 crash the whole Python process.
+    data = base64.b64decode((DATA / "damaged_heic_segfault.b64").read_text())
+    with pytest.raises(UsageError) as caught:
+        load_image(data)
+    assert "\n" not in str(caught.value)
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    base=st.sampled_from(["heic", "avif"]),
+    flips=st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 255)), max_size=8),
+    cut=st.integers(0, 100),
+)
+def test_mangled_phone_photos_never_escape_as_other_errors(
+    base: str, flips: list[tuple[int, int]], cut: int
+) -> None:
+    data = bytearray(HEIC if base == "heic" else AVIF)
+    for position, value in flips:
+        data[position % len(data)] = value
+    data = data[: max(1, len(data) * (100 - cut) // 100)]
+    try:
+        result = load_image(bytes(data))
+    except UsageError as error:
+        assert "\n" not in str(error)
+    else:
+        assert result.rgb.dtype == np.uint8 and result.rgb.shape[2] == 3
