@@ -17,10 +17,10 @@ def _is_mp4(data: bytes) -> bool:
 
 
 async def test_each_take_is_listed_and_downloadable_while_the_job_runs(tmp_path: Path) -> None:
-    # The sleep backend streams its takes: one every 0.8 s, so the job is still running when
+    # The sleep backend streams its takes: one every 1.5 s, so the job is still running when
     # the first take event arrives.
     async with (
-        running_service(tmp_path, sleep_seconds=2.4, workers=1) as svc,
+        running_service(tmp_path, sleep_seconds=4.5, workers=1) as svc,
         svc.session() as http,
     ):
         status, job, _ = await submit(http, svc, job_request(variations=3), make_photo())

@@ -271,8 +271,9 @@ async def cancel_job(request: web.Request) -> web.Response:
 
 async def job_events(request: web.Request) -> web.StreamResponse:
     """Server-Sent Events: ``event: job`` with the job object on every change, until final;
-    before it, ``event: take`` with ``{job_id, index, url, scores}`` for each take that became
-    downloadable while the job runs (once per take; a done job lists all in ``variations``)."""
+    before it, ``event: take`` with ``{job_id, index, url, scores}`` for each take the moment it
+    becomes downloadable while the job runs, and for any not yet announced when it is done (once
+    per take, always before the job event that lists it)."""
     job = _job(request)
     scheduler = request.app[SCHEDULER]
     store = request.app[STORE]
@@ -294,7 +295,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
                 await response.write(f"event: deleted\ndata: {json.dumps(gone)}\n\n".encode())
                 break
             view = scheduler.view(current)
-            if current.state is JobState.RUNNING:
+            if current.state in (JobState.RUNNING, JobState.DONE):
                 for take in view["variations"]:
                     if take["index"] not in sent_takes:
                         sent_takes.add(take["index"])
