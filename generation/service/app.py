@@ -285,13 +285,26 @@ async def job_events(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
-    with scheduler.watch(job.id) as changed:
+    try:
+        await _stream_job(response, job.id, scheduler, store)
+    except ConnectionResetError:  # the client left (a bot that has every take already)
+        log.debug("event stream closed by the client", extra={"job_id": job.id})
+        return response
+    await response.write_eof()
+    return response
+
+
+async def _stream_job(
+    response: web.StreamResponse, job_id: str, scheduler: Scheduler, store: JobStore
+) -> None:
+    """Write the job's events until a final state (see ``job_events``)."""
+    with scheduler.watch(job_id) as changed:
         last: dict[str, Any] | None = None
         sent_takes: set[int] = set()
         while True:
-            current = store.get(job.id)
+            current = store.get(job_id)
             if current is None:
-                gone = {"job_id": job.id, "state": "deleted"}
+                gone = {"job_id": job_id, "state": "deleted"}
                 await response.write(f"event: deleted\ndata: {json.dumps(gone)}\n\n".encode())
                 break
             view = scheduler.view(current)
@@ -299,7 +312,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
                 for take in view["variations"]:
                     if take["index"] not in sent_takes:
                         sent_takes.add(take["index"])
-                        await response.write(_take_event(job.id, take))
+                        await response.write(_take_event(job_id, take))
             if view != last:
                 await response.write(f"event: job\ndata: {json.dumps(view)}\n\n".encode())
                 last = view
@@ -309,8 +322,6 @@ async def job_events(request: web.Request) -> web.StreamResponse:
                 await asyncio.wait_for(changed.get(), SSE_KEEPALIVE_S)
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
-    await response.write_eof()
-    return response
 
 
 def _take_event(job_id: str, take: dict[str, Any]) -> bytes:
