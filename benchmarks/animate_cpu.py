@@ -78,9 +78,9 @@ elif what == "nsfw":
     imported = time.perf_counter()
     load_detector("")
 else:
-    from generation.faces import FaceDetector
+    from generation.faces import FaceModel
     imported = time.perf_counter()
-    FaceDetector()
+    FaceModel()
 done = time.perf_counter()
 print(json.dumps({"import": imported - started, "load": done - imported}))
 """

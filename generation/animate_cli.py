@@ -26,7 +26,7 @@ from livingphoto.errors import ConsentRequired, GenerationFailed, LivingPhotoErr
 
 if TYPE_CHECKING:
     from generation.animator import Inspection
-    from generation.faces import FaceDetector
+    from generation.faces import FaceModel
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +100,18 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--seed", type=_seed, default=None, help="seed of variation 1")
     parser.add_argument("--crop", choices=("auto", "none"), default="auto")
     parser.add_argument("--format", choices=("mp4", "gif", "webp"), default="mp4")
+    parser.add_argument(
+        "--restore",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="clean old scans first (grain, dust, scratches, creases); auto: only when found",
+    )
+    parser.add_argument(
+        "--face",
+        type=_int_in(0, 63, "--face"),
+        default=None,
+        help="which detected face to animate (0-based, left to right; default: the largest)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     parser.add_argument(
         "--consent",
@@ -238,15 +250,15 @@ def _run_animate(args: argparse.Namespace) -> int:
             moderation.cancel()
 
 
-def _face_detector() -> FaceDetector:
-    from generation.faces import FaceDetector
+def _face_detector() -> FaceModel:
+    from generation.faces import FaceModel
 
-    return FaceDetector()
+    return FaceModel()
 
 
 def _animate_with(
     args: argparse.Namespace,
-    faces: Future[FaceDetector],
+    faces: Future[FaceModel],
     moderation: Future[_ModerationParts],
     loader: ThreadPoolExecutor,
 ) -> int:
@@ -265,9 +277,11 @@ def _animate_with(
         seed=args.seed,
         crop=args.crop,
         format=args.format,
+        restore=args.restore,
+        face=args.face,
     )
     animator = Animator(make_backend(args.backend, args.model), face_detector=faces.result())
-    inspection = animator.inspect_image(sanitized)
+    inspection = animator.inspect_image(sanitized, args.face, options.restore)
     _check_consent(inspection, args.consent)
     checked = loader.submit(lambda: _check_request(args.prompt, inspection, moderation.result()))
     if args.backend != "warp":

@@ -52,6 +52,13 @@ SUBCOMMANDS: tuple[Subcommands, ...] = (
     Subcommands(
         "moderation.audit_cli", {"audit": "list recent moderation refusals from the audit log"}
     ),
+    Subcommands(
+        "generation.restore_cli", {"restore": "clean an old scan (grain, dust, scratches, creases)"}
+    ),
+    Subcommands(
+        "generation.score_cli",
+        {"score": "score clips against their source photo (identity, seam, flicker, motion)"},
+    ),
 )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from generation.backends import make_backend
+from generation.service import inspect_route
 from generation.service.embedded_queue import EmbeddedQueue
 from generation.service.errors import Gone, NotFound, PayloadTooLarge, Unauthorized, error_code
 from generation.service.execute import JobRunner
@@ -70,6 +71,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[MEDIA] = MediaStore(settings.service.data_dir)
+    inspect_route.register(app, settings)  # POST /v1/inspect; its face model opens first
     app.cleanup_ctx.extend([_store_ctx, _guard_ctx, _queue_ctx, _scheduler_ctx, _sweeper_ctx])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -140,6 +142,7 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.service,
         settings.moderation,
         app[METRICS],
+        app[inspect_route.SUBJECTS],
     ) as scheduler:
         app[SCHEDULER] = scheduler
         app[PRIVACY] = Privacy(scheduler, settings.service.retention_hours)
@@ -230,12 +233,28 @@ async def _authenticate(request: web.Request, handler: Handler) -> web.StreamRes
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """Liveness: always 200 while the process serves. ``status`` is ``degraded`` while the
+    queue's transport (Redis) does not answer: jobs are still accepted and sent when it is back,
+    so restarting the service would not help."""
+    queue = request.app[QUEUE].health() if QUEUE in request.app else None
+    body: dict[str, Any] = {"status": "ok" if queue is None or queue.up else "degraded"}
+    if queue is not None:
+        body["queue"] = {
+            "backend": queue.backend,
+            "up": queue.up,
+            "down_for_s": queue.down_for_s,
+            "outages": queue.outages,
+            "resets": queue.resets,
+            "resent": queue.resent,
+        }
+    return web.json_response(body)
 
 
 async def metrics(request: web.Request) -> web.Response:
     store = request.app[STORE]
-    text = request.app[METRICS].render(store.count_waiting(), store.counts_by_state())
+    text = request.app[METRICS].render(
+        store.count_waiting(), store.counts_by_state(), request.app[QUEUE].health()
+    )
     return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
 
 

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager, suppress
 from generation.backend import CancelToken
 from generation.service.execute import JobRunner
 from generation.service.jobs import EventKind, JobTicket, WorkerEvent
+from generation.service.queue import QueueHealth
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,10 @@ class EmbeddedQueue:
 
     async def next_event(self) -> WorkerEvent:
         return await self._events.get()
+
+    def health(self) -> QueueHealth:
+        """In-process: always up."""
+        return QueueHealth(backend="embedded")
 
     async def _run(self, ticket: JobTicket, token: CancelToken) -> None:
         try:

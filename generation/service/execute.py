@@ -70,6 +70,7 @@ class JobRunner:
             size=ticket.options.size,
             seed=ticket.options.seed,
             motion_scale=ticket.options.motion_scale,
+            face=ticket.options.face,
         )
         started = time.monotonic()
         report: TakeFn | None = None

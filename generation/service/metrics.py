@@ -10,8 +10,10 @@ from collections import Counter
 from collections.abc import Mapping
 
 from generation.service.jobs import JobState
+from generation.service.queue import QueueHealth
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+EMBEDDED = QueueHealth(backend="embedded")
 GENERATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 
@@ -40,7 +42,13 @@ class Metrics:
             return None
         return self._generation_sum / self._generation_count
 
-    def render(self, queue_depth: int, jobs_by_state: Mapping[JobState, int]) -> str:
+    def render(
+        self,
+        queue_depth: int,
+        jobs_by_state: Mapping[JobState, int],
+        queue: QueueHealth = EMBEDDED,
+    ) -> str:
+        """The exposition text; ``queue`` is the transport's health (``JobQueue.health()``)."""
         lines = [
             "# HELP livingphoto_queue_depth Jobs waiting for a worker.",
             "# TYPE livingphoto_queue_depth gauge",
@@ -82,7 +90,29 @@ class Metrics:
             f'livingphoto_refusals_total{{category="{_label(category)}"}} {count}'
             for category, count in sorted(self.refusals.items())
         ]
+        lines += _queue_lines(queue)
         return "\n".join(lines) + "\n"
+
+
+def _queue_lines(queue: QueueHealth) -> list[str]:
+    backend = _label(queue.backend)
+    return [
+        "# HELP livingphoto_queue_backend_up 1 while the queue's transport answers, else 0.",
+        "# TYPE livingphoto_queue_backend_up gauge",
+        f'livingphoto_queue_backend_up{{backend="{backend}"}} {int(queue.up)}',
+        "# HELP livingphoto_queue_backend_down_seconds How long the transport has not answered.",
+        "# TYPE livingphoto_queue_backend_down_seconds gauge",
+        f'livingphoto_queue_backend_down_seconds{{backend="{backend}"}} {queue.down_for_s:.3f}',
+        "# HELP livingphoto_queue_backend_outages_total Times the transport stopped answering.",
+        "# TYPE livingphoto_queue_backend_outages_total counter",
+        f'livingphoto_queue_backend_outages_total{{backend="{backend}"}} {queue.outages}',
+        "# HELP livingphoto_queue_resets_total Times the transport was found to have lost its data.",
+        "# TYPE livingphoto_queue_resets_total counter",
+        f'livingphoto_queue_resets_total{{backend="{backend}"}} {queue.resets}',
+        "# HELP livingphoto_queue_jobs_resent_total Handed-over jobs sent again after a loss.",
+        "# TYPE livingphoto_queue_jobs_resent_total counter",
+        f'livingphoto_queue_jobs_resent_total{{backend="{backend}"}} {queue.resent}',
+    ]
 
 
 def _label(value: str) -> str:

@@ -29,6 +29,7 @@ from generation.config import ServiceSettings
 from generation.service.errors import Gone
 from generation.service.fairness import UserKey, fair_order, user_key
 from generation.service.guard import JOB_FRAME_BUDGET, Guard
+from generation.service.inspect_route import SubjectService
 from generation.service.jobs import (
     ADJUST_SCALE,
     MAX_MOTION_SCALE,
@@ -44,7 +45,7 @@ from generation.service.jobs import (
 )
 from generation.service.media import MediaStore, encode_png
 from generation.service.metrics import Metrics
-from generation.service.queue import JobQueue
+from generation.service.queue import JobQueue, QueueUnavailable, TransportNotice
 from generation.service.store import JobRecord, JobStore
 from generation.service.submission import Submission
 from generation.service.tasks import reraise_if_cancelling, stop_tasks
@@ -75,8 +76,11 @@ class Scheduler:
         settings: ServiceSettings,
         moderation: ModerationSettings,
         metrics: Metrics,
+        subjects: SubjectService | None = None,
     ) -> None:
         self.store = store
+        # Finds human faces: consent is asked only for them (None: always ask).
+        self.subjects = subjects
         self.media = media
         self.queue = queue
         self.guard = guard
@@ -95,6 +99,8 @@ class Scheduler:
         self._watchers: dict[str, set[asyncio.Queue[None]]] = {}
         self._pump_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
+        self._resend: set[str] = set()  # handed-over jobs the transport lost, to send again
+        self._completing: dict[str, str] = {}  # job id -> run dir whose clips are checked
 
     @classmethod
     @asynccontextmanager
@@ -107,8 +113,9 @@ class Scheduler:
         settings: ServiceSettings,
         moderation: ModerationSettings,
         metrics: Metrics,
+        subjects: SubjectService | None = None,
     ) -> AsyncIterator[Scheduler]:
-        scheduler = cls(store, media, queue, guard, settings, moderation, metrics)
+        scheduler = cls(store, media, queue, guard, settings, moderation, metrics, subjects)
         requeued = store.recover(requeue_dispatched=not settings.uses_redis)
         if requeued:
             log.info("recovered %d unfinished job(s) after a restart", requeued)
@@ -139,9 +146,15 @@ class Scheduler:
         self._check_capacity(sub.requester)
         prompt = sub.prompt if sub.prompt is not None else parent.prompt if parent else ""
         rgb, png = await asyncio.to_thread(self._intake, source, image_bytes is not None)
+        shows_person = True
+        if self.subjects is not None:
+            face = sub.face if sub.face is not None else parent.options.face if parent else None
+            shows_person = (await self.subjects.describe(rgb, face)).kind == "face"
         moderation_started = time.perf_counter()
         try:
-            await self.guard.check_request(sub.requester, prompt, rgb, sub.consent_attested)
+            await self.guard.check_request(
+                sub.requester, prompt, rgb, sub.consent_attested, shows_person=shows_person
+            )
         except ConsentRequired:
             self.metrics.refused("consent_required")
             raise
@@ -169,7 +182,9 @@ class Scheduler:
         self._positions = None
         try:
             await self.pump()
-        except Exception:  # the job is stored; the periodic tick dispatches it later
+        except QueueUnavailable:  # the job is stored; the periodic tick dispatches it later
+            pass
+        except Exception:
             reraise_if_cancelling()
             log.warning("could not dispatch yet", exc_info=True, extra={"job_id": job.id})
         return Accepted(self.store.get(job.id) or job, created=True)
@@ -225,6 +240,7 @@ class Scheduler:
             size=sub.size or base.size,
             seed=seed,
             motion_scale=round(scale, 4),
+            face=sub.face if sub.face is not None else base.face,
         )
         job_id = new_job_id()
         if png is not None:
@@ -286,7 +302,8 @@ class Scheduler:
             self._finish(job.id, JobState.CANCELLED, "cancelled")
             return self.store.get(job.id) or job
         self._cancel_requested.add(job.id)
-        await self.queue.cancel(job.id)
+        with suppress(QueueUnavailable):  # asked again when the transport is back
+            await self.queue.cancel(job.id)
         self._notify(job.id)
         return job
 
@@ -306,15 +323,7 @@ class Scheduler:
                 for job in fair_order(self.store.waiting(), self._last_served)[:free]:
                     self._outstanding.add(job.id)
                     try:
-                        await self.queue.submit(
-                            JobTicket(
-                                job_id=job.id,
-                                prompt=job.prompt,
-                                options=job.options,
-                                input_path=job.input_path,
-                                timeout_s=self.settings.job_timeout_s,
-                            )
-                        )
+                        await self.queue.submit(self._ticket(job))
                     except BaseException:
                         self._outstanding.discard(job.id)  # still waiting: retried later
                         raise
@@ -329,12 +338,24 @@ class Scheduler:
                         self._notify(job.id)
                     self._notify_waiting()
 
+    def _ticket(self, job: JobRecord) -> JobTicket:
+        return JobTicket(
+            job_id=job.id,
+            prompt=job.prompt,
+            options=job.options,
+            input_path=job.input_path,
+            timeout_s=self.settings.job_timeout_s,
+        )
+
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(_TICK_S)
             reraise_if_cancelling()
             try:
+                await self._send_again()
                 await self.pump()
+            except QueueUnavailable:
+                pass  # the queue reports the outage (health, logs); jobs wait in the store
             except Exception:
                 reraise_if_cancelling()
                 log.exception("dispatch failed; retrying")
@@ -344,16 +365,57 @@ class Scheduler:
             event = await self.queue.next_event()
             reraise_if_cancelling()
             try:
-                self._on_event(event)
+                if isinstance(event, TransportNotice):
+                    await self._on_notice(event)
+                else:
+                    self._on_event(event)
+            except QueueUnavailable:
+                pass  # retried by the tick
             except Exception:
                 reraise_if_cancelling()
-                log.exception("could not record a worker event", extra={"job_id": event.job_id})
+                log.exception("could not record a queue event")
+
+    async def _on_notice(self, notice: TransportNotice) -> None:
+        """The transport went down, came back, or lost handed-over jobs (the store is the
+        record: those are sent again from it, once, and their watchers are told)."""
+        for job_id in notice.resend:
+            job = self.store.get(job_id)
+            if job is not None and not job.state.final and job.dispatched:
+                self._resend.add(job_id)
+                self._live[job_id] = (0.0, "requeued: the queue lost this job; it runs again")
+        for job_id in list(self._watchers):
+            self._notify(job_id)
+        if not notice.up:
+            return
+        for job_id in list(self._cancel_requested):  # cancel keys may be lost too
+            await self.queue.cancel(job_id)
+        await self._send_again()
+        await self.pump()
+
+    async def _send_again(self) -> None:
+        """Send the jobs in ``_resend`` again (QueueUnavailable leaves the rest for later)."""
+        if not self._resend:
+            return
+        async with self._pump_lock:
+            for job_id in sorted(self._resend):
+                job = self.store.get(job_id)
+                if job is not None and not job.state.final and job.dispatched:
+                    await self.queue.submit(self._ticket(job))
+                    log.info("job sent again", extra={"job_id": job_id})
+                self._resend.discard(job_id)
 
     def _on_event(self, event: WorkerEvent) -> None:
         job = self.store.get(event.job_id)
         if job is None or job.state.final:
             self._outstanding.discard(event.job_id)
             if event.kind.final:
+                self._discard_late_result(job, event)
+            return
+        if event.kind.final and job.id in self._completing:
+            # A second copy's report (the job was sent again after Redis lost it) while the
+            # first copy's clips are being checked: the first one counts. (The same report
+            # read twice names the same run directory: nothing to delete then.)
+            if event.result is not None and event.result.run_dir != self._completing[job.id]:
                 self._discard_late_result(job, event)
             return
         if event.kind in (EventKind.STARTED, EventKind.PROGRESS):
@@ -369,6 +431,7 @@ class Scheduler:
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
         elif event.kind is EventKind.DONE:
+            self._completing[job.id] = event.result.run_dir if event.result else ""
             task = asyncio.create_task(self._complete(job, event))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
@@ -408,6 +471,12 @@ class Scheduler:
         return self._takes.get(job_id, {}).get(index)
 
     async def _complete(self, job: JobRecord, event: WorkerEvent) -> None:
+        try:
+            await self._check_and_record(job, event)
+        finally:
+            self._completing.pop(job.id, None)
+
+    async def _check_and_record(self, job: JobRecord, event: WorkerEvent) -> None:
         result = event.result
         assert result is not None
         current = self.store.get(job.id)
@@ -436,6 +505,8 @@ class Scheduler:
             self.metrics.finished[JobState.DONE.value] += 1
             self.media.prune_runs(job.id, keep=result.run_dir)
             log.info("job done", extra={"job_id": job.id})
+        else:  # finished meanwhile (cancelled, forgotten): this run's clips must not linger
+            self._discard_late_result(self.store.get(job.id), event)
         self._settle(job.id)
 
     def _finish(self, job_id: str, state: JobState, error: str, category: str = "") -> None:
@@ -447,15 +518,25 @@ class Scheduler:
 
     def _settle(self, job_id: str) -> None:
         self._outstanding.discard(job_id)
+        self._resend.discard(job_id)
         self._cancel_requested.discard(job_id)
         self._live.pop(job_id, None)
         self._takes.pop(job_id, None)
         self._positions = None
         self._notify(job_id)
         self._notify_waiting()
-        task = asyncio.create_task(self.pump())
+        task = asyncio.create_task(self._pump_in_background())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _pump_in_background(self) -> None:
+        try:
+            await self.pump()
+        except QueueUnavailable:
+            pass  # the periodic tick tries again
+        except Exception:
+            reraise_if_cancelling()
+            log.exception("dispatch failed; retrying")
 
     # -- views and watchers -----------------------------------------------------------------
 
@@ -473,6 +554,8 @@ class Scheduler:
         progress, stage = self._live.get(job.id, (0.0, ""))
         if job.state is JobState.DONE:
             progress, stage = 1.0, "done"
+        elif not job.state.final and not self.queue.health().up:
+            stage = "waiting for the queue: Redis is unreachable, the job continues when it is back"
         variations = (
             [
                 {
@@ -571,6 +654,7 @@ class Scheduler:
         self._live.pop(job_id, None)
         self._takes.pop(job_id, None)
         self._outstanding.discard(job_id)
+        self._resend.discard(job_id)
         self._cancel_requested.discard(job_id)
         self._positions = None
         self._notify(job_id)

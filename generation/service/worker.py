@@ -4,6 +4,10 @@ It takes one job at a time (first any job whose worker died, via ``XAUTOCLAIM``,
 via ``XREADGROUP``), renews its claim while the job runs, relays progress on the job's event
 stream, honours cancellation requests, and writes results exactly once (see
 ``generation.service.redis_queue`` for the protocol and the shared data directory).
+
+When Redis does not answer (also when the worker starts before Redis) it backs off (capped,
+jittered) and logs the outage once; when Redis comes back empty it recreates the stream and the
+group, and a finished result waits for Redis rather than being thrown away.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any, cast
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from generation.backend import CancelToken
+from generation.service.backoff import Backoff, Outage
 from generation.service.execute import JobRunner
 from generation.service.jobs import EventKind, JobTicket, WorkerEvent
 from generation.service.ready import write_ready_file
@@ -33,6 +38,7 @@ from generation.service.redis_queue import (
     Redis,
     RedisKeys,
     ensure_group,
+    is_nogroup,
     prune_consumers,
 )
 from generation.service.tasks import reraise_if_cancelling, stop_tasks
@@ -63,13 +69,15 @@ class RedisWorker:
         self.consumer = consumer or consumer_name()
         self._finalize = client.register_script(FINALIZE_SCRIPT)
         self._stopping = False
+        self._backoff = Backoff(0.1, max(1.0, min(5.0, lease_s)))
+        self._outage = Outage("Redis", log)
+        self._groups_recreated = 0
         self.jobs_done = 0
 
     async def run(self, stop: asyncio.Event, ready_file: Path | None = None) -> None:
-        """Serve jobs until ``stop`` is set."""
-        await ensure_group(self._client, self._keys)
-        await prune_consumers(self._client, self._keys)
-        await self._beat()
+        """Serve jobs until ``stop`` is set; ride out Redis outages and losses."""
+        if not await self._until_ready(stop):
+            return  # told to stop before Redis ever answered
         presence = asyncio.create_task(self._presence(), name="worker-presence")
         if ready_file is not None:
             write_ready_file(ready_file, {"consumer": self.consumer, "pid": os.getpid()})
@@ -79,18 +87,59 @@ class RedisWorker:
                 reraise_if_cancelling()
                 try:
                     entry = await self._claim_stale() or await self._read_new()
+                    self._reachable()
                     if entry is not None:
                         await self._process(*entry, stop=stop)
                 except (RedisError, OSError) as error:
                     reraise_if_cancelling()
-                    # The job (if any) stays pending and is taken over after the lease.
-                    log.warning("Redis error, retrying in 1 s: %s", error)
-                    await asyncio.sleep(1.0)
+                    if is_nogroup(error):
+                        await self._recreate_group(error)
+                        continue
+                    # The job (if any) stays pending and is taken over after the lease, or the
+                    # service sends it again if Redis lost it.
+                    self._unreachable(error)
+                    await _wait(stop, self._backoff.next_delay())
         finally:
             self._stopping = True
             await stop_tasks([presence])
             with suppress(Exception):
                 await self._client.zrem(self._keys.workers, self.consumer)
+
+    async def _until_ready(self, stop: asyncio.Event) -> bool:
+        """Join the group and the roster, waiting (with back-off) while Redis does not answer,
+        also at start-up. False if ``stop`` is set first."""
+        while not stop.is_set():
+            try:
+                await ensure_group(self._client, self._keys)
+                await prune_consumers(self._client, self._keys)
+                await self._beat()
+                self._reachable()
+                return True
+            except (RedisError, OSError) as error:
+                reraise_if_cancelling()
+                if is_nogroup(error):  # the group vanished between the two calls
+                    continue
+                self._unreachable(error)
+                await _wait(stop, self._backoff.next_delay())
+        return False
+
+    def _reachable(self) -> None:
+        self._backoff.reset()
+        self._outage.ok()
+
+    def _unreachable(self, error: BaseException) -> None:
+        self._outage.failed(error)
+
+    async def _recreate_group(self, error: BaseException) -> None:
+        """The stream or group is gone (Redis restarted empty, or was flushed): make it again."""
+        try:
+            await ensure_group(self._client, self._keys)
+        except (RedisError, OSError) as retry_error:
+            self._unreachable(retry_error)
+            await asyncio.sleep(self._backoff.next_delay())
+            return
+        self._groups_recreated += 1
+        log.info("the job stream or its consumer group was missing (%s); recreated it", error)
 
     # -- taking jobs ------------------------------------------------------------------------
 
@@ -172,10 +221,13 @@ class RedisWorker:
         if self._stopping or (stop.is_set() and final.kind is EventKind.CANCELLED):
             log.info("worker stopping: job left for another worker", extra=job)
             return
-        won = await self._final(final)
+        won = await self._final_when_reachable(final, stop)
         if not won and final.result is not None:
             self._runner.media.delete_run(self._runner.media.resolve(final.result.run_dir))
-            log.info("another worker finished this job first; discarded own result", extra=job)
+            if won is False:
+                log.info("another worker finished this job first; discarded own result", extra=job)
+        if won is None:
+            return  # stopped while Redis was away: the job runs again elsewhere
         self.jobs_done += 1
         await self._ack(entry_id)
 
@@ -189,19 +241,48 @@ class RedisWorker:
             if stop.is_set():
                 token.cancel()
             try:
+                if await self._client.exists(self._keys.cancel(job_id)):
+                    token.cancel()
                 await self._client.xclaim(
                     self._keys.jobs, GROUP, self.consumer, 0, [entry_id], justid=True
                 )
-                if await self._client.exists(self._keys.cancel(job_id)):
-                    token.cancel()
+                self._reachable()
             except (RedisError, OSError) as error:
                 reraise_if_cancelling()
-                log.warning("could not renew the claim: %s", error, extra={"job_id": job_id})
+                if is_nogroup(error):
+                    # Redis lost its data: the entry is gone and the service sends the job
+                    # again; this run goes on and its result still counts if it is first.
+                    await self._recreate_group(error)
+                else:
+                    self._unreachable(error)
 
-    async def _final(self, event: WorkerEvent) -> bool:
-        """Append the job's one final event (atomic with the completion marker)."""
+    async def _final_when_reachable(self, event: WorkerEvent, stop: asyncio.Event) -> bool | None:
+        """``_final``, retried with back-off while Redis does not answer (a result is worth
+        waiting for). None if the worker is told to stop first."""
+        marker = f"{event.kind.value}:{secrets.token_hex(8)}"  # the same for every retry
+        while True:
+            try:
+                won = await self._final(event, marker)
+            except (RedisError, OSError) as error:
+                reraise_if_cancelling()
+                self._unreachable(error)
+                if stop.is_set() or self._stopping:
+                    log.warning(
+                        "stopping before Redis came back: result dropped",
+                        extra={"job_id": event.job_id},
+                    )
+                    return None
+                await _wait(stop, self._backoff.next_delay())
+                continue
+            self._reachable()
+            return won
+
+    async def _final(self, event: WorkerEvent, marker: str = "") -> bool:
+        """Append the job's one final event (atomic with the completion marker ``marker``,
+        unique to this attempt: retrying with the same marker is safe)."""
         fields = event.to_fields()
-        args: list[str] = [event.kind.value, str(FINAL_TTL_S)]
+        marker = marker or f"{event.kind.value}:{secrets.token_hex(8)}"
+        args: list[str] = [marker, str(FINAL_TTL_S)]
         for key, value in fields.items():
             args += [key, value]
         won = await self._finalize(
@@ -210,21 +291,39 @@ class RedisWorker:
         return bool(won)
 
     async def _ack(self, entry_id: str) -> None:
-        await self._client.xack(self._keys.jobs, GROUP, entry_id)
-        await self._client.xdel(self._keys.jobs, entry_id)
+        """Acknowledge and delete the entry; an entry lost with Redis's data needs neither."""
+        try:
+            await self._client.xack(self._keys.jobs, GROUP, entry_id)
+            await self._client.xdel(self._keys.jobs, entry_id)
+        except ResponseError as error:
+            if not is_nogroup(error):
+                raise
 
     async def _beat(self) -> None:
         await self._client.zadd(self._keys.workers, {self.consumer: time.time()})
 
     async def _presence(self) -> None:
+        """Beat every ``lease/3``; while Redis is away, retry sooner (capped, jittered) so the
+        service counts this worker again as soon as Redis is back."""
+        retry = Backoff(0.1, max(0.1, self._lease_s / 3))
+        delay = self._lease_s / 3
         while True:
-            await asyncio.sleep(self._lease_s / 3)
+            await asyncio.sleep(delay)
             reraise_if_cancelling()
             try:
                 await self._beat()
-            except Exception:
+                retry.reset()
+                delay = self._lease_s / 3
+            except Exception as error:
                 reraise_if_cancelling()
-                log.warning("worker heartbeat failed", exc_info=True)
+                self._unreachable(error)
+                delay = retry.next_delay()
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds`` or until ``stop`` is set."""
+    with suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
 
 
 class _Publisher:
@@ -244,10 +343,13 @@ class _Publisher:
         await self._task
 
     async def _publish(self) -> None:
+        failed = False
         while True:
             event = await self._queue.get()
             if event is None:
                 return
+            if failed and event.kind is EventKind.PROGRESS and not self._queue.empty():
+                continue  # Redis was away: skip to the newest report
             try:
                 await self._client.xadd(
                     self._keys.events(event.job_id),
@@ -255,6 +357,9 @@ class _Publisher:
                     maxlen=EVENTS_MAXLEN,
                     approximate=True,
                 )
+                failed = False
             except Exception:
                 reraise_if_cancelling()
-                log.warning("could not publish progress", extra={"job_id": event.job_id})
+                if not failed:
+                    log.warning("could not publish progress", extra={"job_id": event.job_id})
+                failed = True
