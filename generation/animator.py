@@ -459,20 +459,25 @@ class Animator:
                         "prefer another take"
                     )
             mark = time.perf_counter()
-            sheet = write_contact_sheet(
-                [
-                    SheetRow(
-                        index=v.index,
-                        frames=takes[v.index - 1].frames,
-                        scores=v.scores,
-                        rank=v.rank,
-                        flagged=v.flagged,
-                        blink_peak=_int_or_none(takes[v.index - 1].info.get("blink_peak")),
-                    )
-                    for v in variations
-                ],
-                out_dir / "contact-sheet.png",
-            )
+            try:
+                sheet = write_contact_sheet(
+                    [
+                        SheetRow(
+                            index=v.index,
+                            frames=takes[v.index - 1].frames,
+                            scores=v.scores,
+                            rank=v.rank,
+                            flagged=v.flagged,
+                            blink_peak=_int_or_none(takes[v.index - 1].info.get("blink_peak")),
+                        )
+                        for v in variations
+                    ],
+                    out_dir / "contact-sheet.png",
+                )
+            except OSError as error:  # e.g. the run folder was deleted under a cancelled job
+                raise GenerationFailed(
+                    f"could not write the contact sheet: {error.strerror or error}"
+                ) from None
             timings["sheet"] = time.perf_counter() - mark
             for report in reports:
                 report.result()
@@ -489,7 +494,12 @@ class Animator:
             restoration=inspection.restoration.to_json() if inspection.restoration else {},
             subject=inspection.subject_json(),
         )
-        (out_dir / "summary.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        try:
+            (out_dir / "summary.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        except OSError as error:
+            raise GenerationFailed(
+                f"could not write summary.json: {error.strerror or error}"
+            ) from None
         progress(1.0, "done")
         return result
 

@@ -151,7 +151,8 @@ async def test_revoking_consent_mid_job_ends_it_with_a_clear_message(tmp_path: P
         while not any(t in {texts.CANCELLED, texts.EXPIRED} for _, t in port.sent):
             port.changed.clear()
             await asyncio.wait_for(port.changed.wait(), 60)
-    assert not port.clips
+    # Take 1 alone may have gone out before the revocation (progressive delivery); no more.
+    assert [c.index for c in port.clips] in ([], [1])
 
 
 async def test_forget_stops_delivery_and_a_repeated_event_runs_once(tmp_path: Path) -> None:
