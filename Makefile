@@ -44,8 +44,10 @@ unit: $(VENV)/.dev
 test: lint typecheck unit
 
 # Speed and memory goals: each script prints a table (medians). See benchmarks/README.md.
+# animate_cpu.py prints `livingphoto animate` as a ratio to a floor measured in the same run.
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/animate_cpu.py
+	$(BIN)/python benchmarks/chat_first_clip.py
 	$(BIN)/python benchmarks/moderation_check.py
 	$(BIN)/python benchmarks/service_load.py
 

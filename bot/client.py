@@ -257,7 +257,12 @@ class ServiceClient:
         return JobStatus.from_json(await self._json("GET", f"/v1/jobs/{job_id}"))
 
     async def events(self, job_id: str) -> AsyncIterator[JobStatus]:
-        """Server-sent job states until a final one (the stream may end earlier: re-poll then)."""
+        """Server-sent job states until a final one (the stream may end earlier: re-poll then).
+
+        Only ``event: job`` messages become states (a nameless ``data:`` counts as one too);
+        ``event: take`` announces a take the next job state already lists in ``variations``
+        while the job runs (finished takes, without rank), so it is skipped here.
+        """
         url = f"{self._base}/v1/jobs/{job_id}/events"
         try:
             async with self._session.get(
@@ -267,13 +272,18 @@ class ServiceClient:
             ) as response:
                 await _raise_for_status(response)
                 data: list[str] = []
+                name = ""
                 async for raw in response.content:
                     line = raw.decode("utf-8").rstrip("\r\n")
                     if line.startswith("data:"):
                         data.append(line[5:].lstrip(" "))
-                    elif not line and data:
-                        status = JobStatus.from_json(json.loads("\n".join(data)))
-                        data = []
+                    elif line.startswith("event:"):
+                        name = line[6:].strip()
+                    elif not line:
+                        kind, body, name, data = name, data, "", []
+                        if not body or kind not in ("", "job", "message"):
+                            continue
+                        status = JobStatus.from_json(json.loads("\n".join(body)))
                         yield status
                         if status.final:
                             return

@@ -45,6 +45,11 @@ PORT (what a skin implements; every id is an opaque ``str`` the skin chose)::
   ``final=True`` is the winner sent once more. A skin may re-encode to fit its upload limit;
   when the clips can never be sent on this platform or channel (no encode fits) it raises
   ``Undeliverable``: the flow tells the user why, once, and does not retry.
+- Takes go out as they are made. With one clip per message (Telegram) every take the service
+  lists while the job still runs is sent at once (take 1 first), the rest when the job is done.
+  With several per message (Discord) the first finished take of a job of several takes is sent
+  at once on its own (``final=True``: no vote reactions on it), and all takes follow together in
+  one message when the job is done. Ranking ("best"), the keyboard and the vote follow once every take is in.
 - ``attach_to`` (``send_keyboard``) is the message holding all of a job's takes, when they went
   out as one message: a skin that can (Discord) puts the text and buttons on that message and
   returns its id; a skin that cannot (Telegram: one message per take) sends a new message.
@@ -109,7 +114,15 @@ from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
 from bot import i18n
-from bot.client import JobRequest, JobStatus, ParentRef, ServiceClient, ServiceError, Subject
+from bot.client import (
+    JobRequest,
+    JobStatus,
+    ParentRef,
+    ServiceClient,
+    ServiceError,
+    Subject,
+    VariationInfo,
+)
 from bot.config import BotSettings
 from bot.faces import contact_strip
 from bot.state import BotState, Draft, JobRecord, UserSettings, new_id
@@ -307,6 +320,8 @@ class Flow:
         self._state = state
         self._options = options
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # Jobs whose first take went out early on its own (ports with several clips a message).
+        self._first_shown: set[str] = set()
 
     async def __aenter__(self) -> Flow:
         await self.resume()
@@ -877,6 +892,12 @@ class Flow:
         The service being away is waited out (with backoff, for as long as it takes); failing
         to deliver (the platform refusing) is retried ``MAX_DELIVERY_ATTEMPTS`` times.
         """
+        try:
+            await self._follow(job_id)
+        finally:
+            self._first_shown.discard(job_id)
+
+    async def _follow(self, job_id: str) -> None:
         failures = 0  # consecutive delivery failures
         backoff = 0
         shown = ""
@@ -885,11 +906,13 @@ class Flow:
                 status = await self._client.status(job_id)
                 shown = await self._show(job_id, status, shown)
                 if not status.final:
+                    await self._deliver_running(job_id, status)
                     async for status in self._client.events(job_id):
                         backoff = 0
                         shown = await self._show(job_id, status, shown)
                         if status.final:
                             break
+                        await self._deliver_running(job_id, status)
                 if status.final:
                     await self._finish(job_id, status)
                     return
@@ -957,31 +980,19 @@ class Flow:
             return
         variations = sorted(status.variations, key=lambda v: v.index)
         best = min(variations, key=lambda v: v.rank or v.index).index
-        delivered = self._state.deliveries(job_id)
-        pending = [v for v in variations if v.index not in delivered]
-        per_message = max(1, self._port.clips_per_message)
-        for start in range(0, len(pending), per_message):
-            batch = pending[start : start + per_message]
-            clips = [
-                Clip(
-                    index=v.index,
-                    data=await self._client.download(job_id, v.index),
-                    caption=t.caption(
-                        v.index, v.scores, best=v.index == best and len(variations) > 1
-                    ),
-                    filename=f"take-{v.index}.mp4",
-                )
-                for v in batch
-            ]
-            message_ids = await self._port.send_clips(chat, clips, final=False)
-            for clip, message_id in zip(clips, message_ids, strict=True):
-                self._state.add_delivery(job_id, clip.index, message_id)
+        sent_early = set(self._state.deliveries(job_id))  # before the ranking was known
+        await self._deliver_takes(job_id, variations, best=best if len(variations) > 1 else 0)
         await self._status_or_send(job, t.done(len(variations)))
         group = job.chat_kind == "group"
         clip_messages = set(self._state.deliveries(job_id).values())
+        keyboard_text = t.keyboard_text(len(variations), group, self._options.vote_window_s)
+        if best in sent_early and len(variations) > 1:  # its caption could not say so
+            winner = next(v for v in variations if v.index == best)
+            ranking = t.caption(best, winner.scores, best=True).splitlines()[0]
+            keyboard_text = f"{ranking}\n{keyboard_text}"
         keyboard_id = await self._port.send_keyboard(
             chat,
-            t.keyboard_text(len(variations), group, self._options.vote_window_s),
+            keyboard_text,
             self._keyboard(job_id, [v.index for v in variations], best, t),
             # all takes in one message (Discord): the buttons go on it
             attach_to=clip_messages.pop() if len(clip_messages) == 1 else "",
@@ -990,6 +1001,57 @@ class Flow:
         self._state.set_delivered(job_id, keyboard_id, deadline)
         if group:
             self._spawn(f"vote:{job_id}", self._close_vote(job_id))
+
+    async def _deliver_running(self, job_id: str, status: JobStatus) -> None:
+        """Send what a running job has finished so far (progressive delivery, see the module
+        docstring): every take with one clip per message, else the first take alone."""
+        if status.state != "running" or not status.variations:
+            return
+        if self._port.clips_per_message <= 1:
+            await self._deliver_takes(job_id, status.variations, best=0)
+            return
+        job = self._state.job(job_id)
+        if job is None or job.phase != "running" or job_id in self._first_shown:
+            return
+        if job.variations <= 1:  # its one take goes out with the buttons, once
+            return
+        first = min(status.variations, key=lambda v: v.index)
+        clip = Clip(
+            index=first.index,
+            data=await self._client.download(job_id, first.index),
+            caption=self._job_texts(job).caption(first.index, first.scores),
+            filename=f"take-{first.index}.mp4",
+        )
+        self._first_shown.add(job_id)
+        await self._port.send_clips(self._chat(job), [clip], final=True)
+
+    async def _deliver_takes(
+        self, job_id: str, variations: Sequence[VariationInfo], best: int
+    ) -> None:
+        """Send the takes not yet delivered, ``clips_per_message`` at a time, in order;
+        ``best`` (0: not known yet) is marked in its caption."""
+        job = self._state.job(job_id)
+        if job is None or job.phase != "running":
+            return
+        chat = self._chat(job)
+        t = self._job_texts(job)
+        delivered = self._state.deliveries(job_id)
+        pending = sorted((v for v in variations if v.index not in delivered), key=lambda v: v.index)
+        per_message = max(1, self._port.clips_per_message)
+        for start in range(0, len(pending), per_message):
+            batch = pending[start : start + per_message]
+            clips = [
+                Clip(
+                    index=v.index,
+                    data=await self._client.download(job_id, v.index),
+                    caption=t.caption(v.index, v.scores, best=v.index == best),
+                    filename=f"take-{v.index}.mp4",
+                )
+                for v in batch
+            ]
+            message_ids = await self._port.send_clips(chat, clips, final=False)
+            for clip, message_id in zip(clips, message_ids, strict=True):
+                self._state.add_delivery(job_id, clip.index, message_id)
 
     def _keyboard(
         self, job_id: str, takes: Sequence[int], best: int, t: Texts

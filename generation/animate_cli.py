@@ -17,6 +17,8 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -24,6 +26,7 @@ from livingphoto.errors import ConsentRequired, GenerationFailed, LivingPhotoErr
 
 if TYPE_CHECKING:
     from generation.animator import Inspection
+    from generation.faces import FaceModel
 
 logger = logging.getLogger(__name__)
 
@@ -119,26 +122,50 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     parser.set_defaults(handler=run_animate)
 
 
-def _moderate(prompt: str, inspection: Inspection, consent: bool) -> None:
-    """Moderation before generating: the one place the CLI asks "may we animate this?".
-
-    ``--consent`` is the operator's attestation for this one photo, so it is checked here per
-    run rather than looked up in the consent ledger. The prompt policy, the NSFW check of the
-    photo and the audit log are the moderation gate's, as in the service; decisions are kept in
-    the CLI's data directory (``LIVINGPHOTO_DATA_DIR`` or ``~/.local/state/livingphoto``).
-    Raises ``ConsentRequired`` or ``PolicyRefusal``.
-    """
-    from livingphoto.settings import Settings
-    from moderation.gate import ModerationRequest, Moderator
-    from moderation.requester import Requester
-
+def _check_consent(inspection: Inspection, consent: bool) -> None:
     if inspection.shows_person and not consent:
         raise ConsentRequired(
             "this photo shows a person: pass --consent after checking that you have "
             "the pictured person's permission to animate it"
         )
-    settings = Settings.from_env()
-    with Moderator.open(settings.moderation, cli_data_dir()) as moderator:
+
+
+@dataclass(frozen=True)
+class _ModerationParts:
+    """What the gate loads once: settings, the prompt policy and the NSFW model."""
+
+    settings: Any  # moderation.config.ModerationSettings
+    policy: Any  # moderation.policy.PromptPolicy
+    detector: Any  # moderation.nsfw.NsfwDetector
+
+
+def _load_moderation() -> _ModerationParts:
+    """Settings, prompt policy and NSFW model (about 0.5 s of imports and loading: the CLI runs
+    this in a background thread beside decoding, face detection and the first take's warp)."""
+    from livingphoto.settings import Settings
+    from moderation.nsfw import load_detector
+    from moderation.policy import PromptPolicy
+
+    settings = Settings.from_env().moderation
+    policy = PromptPolicy.from_settings(settings)
+    return _ModerationParts(settings, policy, load_detector(settings.nsfw_detector))
+
+
+def _check_request(prompt: str, inspection: Inspection, parts: _ModerationParts) -> None:
+    """Moderation before anything is written: the one place the CLI asks "may we animate this?".
+
+    ``--consent`` is the operator's attestation for this one photo, so it is checked per run
+    (``_check_consent``) rather than looked up in the consent ledger. The prompt policy, the NSFW
+    check of the photo and the audit log are the moderation gate's, as in the service; decisions
+    are kept in the CLI's data directory (``LIVINGPHOTO_DATA_DIR`` or
+    ``~/.local/state/livingphoto``). Raises ``PolicyRefusal``.
+    """
+    from moderation.gate import ModerationRequest, Moderator
+    from moderation.requester import Requester
+
+    with Moderator.open(
+        parts.settings, cli_data_dir(), detector=parts.detector, policy=parts.policy
+    ) as moderator:
         moderator.check_request(
             ModerationRequest(
                 requester=Requester("cli", "operator"),
@@ -208,6 +235,33 @@ def run_animate(args: argparse.Namespace) -> int:
 
 
 def _run_animate(args: argparse.Namespace) -> int:
+    """Start-up pays only for the work at hand, and the models load beside it: one background
+    thread loads the face detector while the photo is decoded, another loads the prompt policy
+    and the NSFW model and then runs the moderation check while the first take is warped.
+    Nothing is written before that check passes (``before_export``)."""
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lp-load") as loader:
+        faces = loader.submit(_face_detector)
+        moderation = loader.submit(_load_moderation)
+        try:
+            return _animate_with(args, faces, moderation, loader)
+        finally:
+            # An early error must not wait for models it will never use.
+            faces.cancel()
+            moderation.cancel()
+
+
+def _face_detector() -> FaceModel:
+    from generation.faces import FaceModel
+
+    return FaceModel()
+
+
+def _animate_with(
+    args: argparse.Namespace,
+    faces: Future[FaceModel],
+    moderation: Future[_ModerationParts],
+    loader: ThreadPoolExecutor,
+) -> int:
     from generation.animator import AnimateOptions, Animator
     from generation.backends import make_backend
     from generation.motion import parse_motion
@@ -226,14 +280,23 @@ def _run_animate(args: argparse.Namespace) -> int:
         restore=args.restore,
         face=args.face,
     )
-    animator = Animator(make_backend(args.backend, args.model))
+    animator = Animator(make_backend(args.backend, args.model), face_detector=faces.result())
     inspection = animator.inspect_image(sanitized, args.face, options.restore)
-    _moderate(args.prompt, inspection, args.consent)
-    animator.setup()  # backend weights load only once the request is allowed
+    _check_consent(inspection, args.consent)
+    checked = loader.submit(lambda: _check_request(args.prompt, inspection, moderation.result()))
+    if args.backend != "warp":
+        checked.result()  # model weights load only once the request is allowed
+    animator.setup()
     bar = ProgressBar(sys.stderr, enabled=sys.stderr.isatty() and not args.json)
     try:
         result = animator.animate(
-            b"", args.prompt, options, args.out, progress=bar, inspection=inspection
+            b"",
+            args.prompt,
+            options,
+            args.out,
+            progress=bar,
+            inspection=inspection,
+            before_export=checked.result,
         )
     finally:
         bar.close()

@@ -9,9 +9,9 @@ on one path shared by every backend (``generation.animator``).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -144,3 +144,17 @@ class Backend(Protocol):
         Raises ``Cancelled`` (re-raised, never swallowed) or ``GenerationFailed``.
         """
         ...
+
+
+@runtime_checkable
+class StreamingBackend(Backend, Protocol):
+    """A backend that can hand over each take as soon as it is rendered (the warp backend).
+
+    ``render_takes`` yields the same takes as ``render``, in order; the caller encodes and scores
+    take k while take k + 1 is drawn. A batched GPU call that returns every take at once has
+    nothing to stream and implements ``render`` only.
+    """
+
+    def render_takes(
+        self, request: RenderRequest, progress: ProgressFn, cancel: CancelToken
+    ) -> Iterator[Take]: ...

@@ -71,7 +71,12 @@ def _small_luma(frames: Frames, side: int = SMALL_SIDE) -> NDArray[np.float32]:
     out = np.empty((frames.shape[0], size[1], size[0]), dtype=np.float32)
     for t, frame in enumerate(frames):
         grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        out[t] = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        # Halve with pyrDown (Gaussian, ~6x cheaper than INTER_AREA) while still twice too big.
+        while grey.shape[0] >= 2 * size[1] and grey.shape[1] >= 2 * size[0]:
+            grey = cv2.pyrDown(grey)
+        if grey.shape[:2] != (size[1], size[0]):
+            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        out[t] = grey
     return out
 
 

@@ -279,15 +279,31 @@ async def sse_events(
     within_s: float = 30.0,
 ) -> list[dict[str, Any]]:
     """Read ``/v1/jobs/{id}/events`` to its end; returns the job objects sent."""
-    events: list[dict[str, Any]] = []
+    stream = await sse_stream(http, svc, job_id, within_s)
+    return [data for event, data in stream if event != "take"]
+
+
+async def sse_stream(
+    http: aiohttp.ClientSession,
+    svc: RunningService | ServiceProcess,
+    job_id: str,
+    within_s: float = 30.0,
+) -> list[tuple[str, dict[str, Any]]]:
+    """Read ``/v1/jobs/{id}/events`` to its end; returns every ``(event, data)`` in order."""
+    events: list[tuple[str, dict[str, Any]]] = []
     client_timeout = aiohttp.ClientTimeout(total=within_s)
     async with http.get(f"{svc.url}/v1/jobs/{job_id}/events", timeout=client_timeout) as response:
         assert response.status == 200, await response.text()
         assert response.headers["Content-Type"].startswith("text/event-stream")
+        name = "message"
         async for raw in response.content:
             line = raw.decode().rstrip("\n")
-            if line.startswith("data: "):
-                events.append(json.loads(line[len("data: ") :]))
+            if line.startswith("event: "):
+                name = line[len("event: ") :]
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line[len("data: ") :])))
+            elif not line:
+                name = "message"
     return events
 
 

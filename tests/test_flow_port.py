@@ -162,7 +162,10 @@ async def test_delivery_does_not_wait_on_failing_progress_edits(tmp_path: Path) 
         await consented(flow, client, "7")
         await flow.on_animate(Incoming("e1", CHAT, "7", "1"), ImageRef("photo-1"), "slow blink")
         await port.wait("keyboard", "Pick your favourite")
-    assert [c.index for c in port.clips] == [1, 2]
+    # Both takes together with the buttons; before them, take 1 alone if it was listed while
+    # the job still ran (progressive delivery with several clips a message).
+    assert [c.index for c in port.clips][-2:] == [1, 2]
+    assert [c.index for c in port.clips][:-2] in ([], [1])
     assert port.sent[0][0] == "text" and "Queued" in port.sent[0][1]
     assert not [k for k, _ in port.sent if k == "edit"]
 
@@ -179,7 +182,8 @@ async def test_revoking_consent_mid_job_ends_it_with_a_clear_message(tmp_path: P
         while not any(t in {texts.cancelled, texts.expired} for _, t in port.sent):
             port.changed.clear()
             await asyncio.wait_for(port.changed.wait(), 60)
-    assert not port.clips
+    # Take 1 alone may have gone out before the revocation (progressive delivery); no more.
+    assert [c.index for c in port.clips] in ([], [1])
 
 
 async def test_forget_stops_delivery_and_a_repeated_event_runs_once(tmp_path: Path) -> None:
@@ -259,7 +263,8 @@ async def test_buttons_go_on_the_clips_message_when_it_holds_every_take(tmp_path
         await consented(flow, client, "4")
         await flow.on_animate(Incoming("e1", CHAT, "4", "1"), ImageRef("p"), "slow blink")
         await port.wait("keyboard", "Pick your favourite")
-    clips_message = str(next(i for i, (k, _) in enumerate(port.sent, 1) if k == "clips"))
+    # The last clips message holds every take (an early one may hold take 1 alone).
+    clips_message = str([i for i, (k, _) in enumerate(port.sent, 1) if k == "clips"][-1])
     assert [attach_to for _, attach_to in port.keyboards] == [clips_message]
 
 

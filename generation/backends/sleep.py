@@ -1,6 +1,6 @@
 """``sleep``: a real backend of fixed duration, for tests and the service load benchmark.
 
-It takes ``seconds`` per render whatever the request, reports progress in small steps, honours
+It takes ``seconds`` per render whatever the request (each take after its share, streamed), reports progress in small steps, honours
 cancellation between steps, and returns valid frames: the photo with a gentle brightness pulse
 that loops (the first and last frames match), one take per requested variation.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -31,20 +32,29 @@ class SleepBackend:
     def render(
         self, request: RenderRequest, progress: ProgressFn, cancel: CancelToken
     ) -> list[Take]:
+        return list(self.render_takes(request, progress, cancel))
+
+    def render_takes(
+        self, request: RenderRequest, progress: ProgressFn, cancel: CancelToken
+    ) -> Iterator[Take]:
+        """The takes of ``render``, each after its share of ``seconds`` (streamed like warp)."""
         cancel.check()
-        deadline = time.monotonic() + self.seconds
-        while True:
-            remaining = deadline - time.monotonic()
-            done = 1.0 - remaining / self.seconds if self.seconds > 0 else 1.0
-            progress(min(1.0, max(0.0, done)), "sleeping")
-            if remaining <= 0:
-                break
-            time.sleep(min(_STEP_S, remaining))
-            cancel.check()
-        return [
-            Take(frames=_pulse(request, k), seed=request.seed + k, info={"backend": self.name})
-            for k in range(request.variations)
-        ]
+        count = max(1, request.variations)
+        started = time.monotonic()
+        for k in range(request.variations):
+            deadline = started + self.seconds * (k + 1) / count
+            while True:
+                remaining = deadline - time.monotonic()
+                elapsed = time.monotonic() - started
+                done = elapsed / self.seconds if self.seconds > 0 else 1.0
+                progress(min(1.0, max(0.0, done)), "sleeping")
+                if remaining <= 0:
+                    break
+                time.sleep(min(_STEP_S, remaining))
+                cancel.check()
+            yield Take(
+                frames=_pulse(request, k), seed=request.seed + k, info={"backend": self.name}
+            )
 
 
 def _pulse(request: RenderRequest, k: int) -> Frames:

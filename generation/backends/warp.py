@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import cv2
@@ -117,6 +118,13 @@ class WarpBackend:
     def render(
         self, request: RenderRequest, progress: ProgressFn, cancel: CancelToken
     ) -> list[Take]:
+        return list(self.render_takes(request, progress, cancel))
+
+    def render_takes(
+        self, request: RenderRequest, progress: ProgressFn, cancel: CancelToken
+    ) -> Iterator[Take]:
+        """The takes of ``render``, each yielded as soon as its frames are drawn (take 1 first),
+        so the caller can encode and score one take while the next is rendered."""
         image = np.ascontiguousarray(request.image, dtype=np.uint8)
         if image.ndim != 3 or image.shape[2] != 3:
             raise GenerationFailed("the warp backend needs an RGB image")
@@ -125,7 +133,6 @@ class WarpBackend:
         height, width = image.shape[:2]
         grid = _Grid(width, height)
         total = request.variations * request.frames
-        takes: list[Take] = []
         for k in range(request.variations):
             seed = request.seed + k
             rng = np.random.default_rng(seed)
@@ -151,9 +158,8 @@ class WarpBackend:
                 **plan.notes,
             }
             logger.debug("warp variation %d (seed %d): %s", k + 1, seed, plan.notes)
-            takes.append(Take(frames=frames, seed=seed, info=info))
             progress((k + 1) * request.frames / total, "warp")
-        return takes
+            yield Take(frames=frames, seed=seed, info=info)
 
 
 class _Grid:

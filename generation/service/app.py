@@ -289,7 +289,10 @@ async def cancel_job(request: web.Request) -> web.Response:
 
 
 async def job_events(request: web.Request) -> web.StreamResponse:
-    """Server-Sent Events: ``event: job`` with the job object on every change, until final."""
+    """Server-Sent Events: ``event: job`` with the job object on every change, until final;
+    before it, ``event: take`` with ``{job_id, index, url, scores}`` for each take the moment it
+    becomes downloadable while the job runs, and for any not yet announced when it is done (once
+    per take, always before the job event that lists it)."""
     job = _job(request)
     scheduler = request.app[SCHEDULER]
     store = request.app[STORE]
@@ -301,15 +304,34 @@ async def job_events(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
-    with scheduler.watch(job.id) as changed:
+    try:
+        await _stream_job(response, job.id, scheduler, store)
+    except ConnectionResetError:  # the client left (a bot that has every take already)
+        log.debug("event stream closed by the client", extra={"job_id": job.id})
+        return response
+    await response.write_eof()
+    return response
+
+
+async def _stream_job(
+    response: web.StreamResponse, job_id: str, scheduler: Scheduler, store: JobStore
+) -> None:
+    """Write the job's events until a final state (see ``job_events``)."""
+    with scheduler.watch(job_id) as changed:
         last: dict[str, Any] | None = None
+        sent_takes: set[int] = set()
         while True:
-            current = store.get(job.id)
+            current = store.get(job_id)
             if current is None:
-                gone = {"job_id": job.id, "state": "deleted"}
+                gone = {"job_id": job_id, "state": "deleted"}
                 await response.write(f"event: deleted\ndata: {json.dumps(gone)}\n\n".encode())
                 break
             view = scheduler.view(current)
+            if current.state in (JobState.RUNNING, JobState.DONE):
+                for take in view["variations"]:
+                    if take["index"] not in sent_takes:
+                        sent_takes.add(take["index"])
+                        await response.write(_take_event(job_id, take))
             if view != last:
                 await response.write(f"event: job\ndata: {json.dumps(view)}\n\n".encode())
                 last = view
@@ -319,8 +341,11 @@ async def job_events(request: web.Request) -> web.StreamResponse:
                 await asyncio.wait_for(changed.get(), SSE_KEEPALIVE_S)
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
-    await response.write_eof()
-    return response
+
+
+def _take_event(job_id: str, take: dict[str, Any]) -> bytes:
+    data = {"job_id": job_id, "index": take["index"], "url": take["url"], "scores": take["scores"]}
+    return f"event: take\ndata: {json.dumps(data)}\n\n".encode()
 
 
 async def get_variation(request: web.Request) -> web.StreamResponse:
@@ -330,13 +355,18 @@ async def get_variation(request: web.Request) -> web.StreamResponse:
         raise NotFound("no such variation")
     if job.media_deleted:
         raise Gone("this job's media was deleted")
-    if job.state is not JobState.DONE:
-        raise NotFound(f"the job is {job.state.value}: no clips to download")
     index = int(raw_index)
-    match = [v for v in request.app[STORE].variations(job.id) if v.index == index]
-    if not match:
-        raise NotFound("no such variation")
-    path = request.app[MEDIA].resolve(match[0].path)
+    take = request.app[SCHEDULER].take(job.id, index)
+    if job.state is JobState.RUNNING and take is not None:
+        stored = take.path  # a finished take of a running job (progressive delivery)
+    elif job.state is not JobState.DONE:
+        raise NotFound(f"the job is {job.state.value}: no clips to download")
+    else:
+        match = [v for v in request.app[STORE].variations(job.id) if v.index == index]
+        if not match:
+            raise NotFound("no such variation")
+        stored = match[0].path
+    path = request.app[MEDIA].resolve(stored)
     if not path.is_file():
         raise Gone("this clip was deleted")
     content_type = _CLIP_TYPES.get(path.suffix, "application/octet-stream")

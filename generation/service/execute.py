@@ -16,9 +16,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 
-from generation.animator import AnimateOptions, Animator
+from generation.animator import AnimateOptions, Animator, FinishedTake, TakeFn
 from generation.backend import Backend, CancelToken
-from generation.service.jobs import EventKind, JobTicket, RunResult, VariationRecord, WorkerEvent
+from generation.service.jobs import (
+    EventKind,
+    JobTicket,
+    RunResult,
+    TakeRecord,
+    VariationRecord,
+    WorkerEvent,
+)
 from generation.service.media import MediaStore
 from livingphoto.errors import Cancelled, LivingPhotoError
 
@@ -47,8 +54,13 @@ class JobRunner:
         ticket: JobTicket,
         progress: Callable[[float, str], None],
         cancel: CancelToken,
+        on_take: Callable[[TakeRecord], None] | None = None,
     ) -> RunResult:
-        """Run the ticket in the calling thread; raises ``Cancelled`` or ``LivingPhotoError``."""
+        """Run the ticket in the calling thread; raises ``Cancelled`` or ``LivingPhotoError``.
+
+        ``on_take`` gets each take (path relative to the data directory) as soon as it is
+        encoded and scored, from a worker thread, while later takes are still made.
+        """
         photo = self.media.resolve(ticket.input_path).read_bytes()
         run_dir = self.media.new_run_dir(ticket.job_id)
         options = AnimateOptions(
@@ -61,9 +73,23 @@ class JobRunner:
             face=ticket.options.face,
         )
         started = time.monotonic()
+        report: TakeFn | None = None
+        if on_take is not None:
+            relay = on_take
+
+            def report(take: FinishedTake) -> None:
+                relay(
+                    TakeRecord(
+                        index=take.index,
+                        path=self.media.relative(take.path),
+                        seed=take.seed,
+                        scores=take.scores.to_json(),
+                    )
+                )
+
         try:
             result = self._animator.animate(
-                photo, ticket.prompt, options, run_dir, progress, cancel
+                photo, ticket.prompt, options, run_dir, progress, cancel, on_take=report
             )
         except BaseException:
             self.media.delete_run(run_dir)
@@ -114,7 +140,8 @@ class JobRunner:
         job = {"job_id": ticket.job_id}
         try:
             result = await loop.run_in_executor(
-                executor, functools.partial(self.run_blocking, ticket, relay, cancel)
+                executor,
+                functools.partial(self.run_blocking, ticket, relay, cancel, relay.take),
             )
         except Cancelled:
             if timed_out.is_set():
@@ -142,7 +169,8 @@ class JobRunner:
 
 
 class _ProgressRelay:
-    """A thread-safe progress callback that forwards throttled reports to the event loop."""
+    """A thread-safe progress callback that forwards throttled reports to the event loop, and
+    finished takes (``take``) unthrottled."""
 
     def __init__(
         self, job_id: str, worker: str, emit: EmitFn, loop: asyncio.AbstractEventLoop
@@ -172,4 +200,9 @@ class _ProgressRelay:
             stage=stage,
             worker=self._worker,
         )
+        self._loop.call_soon_threadsafe(self._emit, event)
+
+    def take(self, take: TakeRecord) -> None:
+        """Forward one finished take at once (never throttled)."""
+        event = WorkerEvent(self._job_id, EventKind.TAKE, take=take, worker=self._worker)
         self._loop.call_soon_threadsafe(self._emit, event)

@@ -83,16 +83,19 @@ class Guard:
             self._executor, self.moderator.check_request, request
         )
 
-    async def check_clips(self, clips: Sequence[Path], requester: Requester) -> None:
+    async def check_clips(
+        self, clips: Sequence[Path], requester: Requester, budget: int = JOB_FRAME_BUDGET
+    ) -> None:
         """Sample frames of every clip (``frame_counts``) and score them all in one call;
-        raise ``PolicyRefusal`` if any sampled frame is over the threshold."""
+        raise ``PolicyRefusal`` if any sampled frame is over the threshold. ``budget``: frames
+        for these clips together (a single take checked as it arrives gets its share)."""
         await asyncio.get_running_loop().run_in_executor(
-            self._executor, functools.partial(self._check_clips, clips, requester)
+            self._executor, functools.partial(self._check_clips, clips, requester, budget)
         )
 
-    def _check_clips(self, clips: Sequence[Path], requester: Requester) -> None:
+    def _check_clips(self, clips: Sequence[Path], requester: Requester, budget: int) -> None:
         infos = [clip_info(clip) for clip in clips]
-        counts = frame_counts(infos, self.moderator.settings.nsfw_frame_samples, JOB_FRAME_BUDGET)
+        counts = frame_counts(infos, self.moderator.settings.nsfw_frame_samples, budget)
         frames: list[NDArray[np.uint8]] = []
         for clip, info, count in zip(clips, infos, counts, strict=True):
             frames.extend(sample_frames(clip, count, total=info[0]))

@@ -161,6 +161,28 @@ class VariationRecord:
 
 
 @dataclass(frozen=True)
+class TakeRecord:
+    """One take reported while its job still runs: encoded and scored, not yet ranked."""
+
+    index: int
+    path: str  # relative to the data directory
+    seed: int
+    scores: dict[str, float]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "path": self.path, "seed": self.seed, "scores": self.scores}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TakeRecord:
+        return cls(
+            index=int(data["index"]),
+            path=str(data["path"]),
+            seed=int(data["seed"]),
+            scores={str(k): float(v) for k, v in dict(data["scores"]).items()},
+        )
+
+
+@dataclass(frozen=True)
 class RunResult:
     """The outcome of a successful run: clips live in ``run_dir`` (relative to the data dir)."""
 
@@ -193,6 +215,7 @@ class RunResult:
 class EventKind(StrEnum):
     STARTED = "started"
     PROGRESS = "progress"
+    TAKE = "take"  # one take encoded and scored (``WorkerEvent.take``)
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -214,6 +237,7 @@ class WorkerEvent:
     result: RunResult | None = None
     worker: str = ""
     delivery: int = 1
+    take: TakeRecord | None = None
 
     def to_fields(self) -> dict[str, str]:
         """Flat string fields (a Redis stream entry)."""
@@ -228,11 +252,14 @@ class WorkerEvent:
         }
         if self.result is not None:
             fields["result"] = json.dumps(self.result.to_json())
+        if self.take is not None:
+            fields["take"] = json.dumps(self.take.to_json())
         return fields
 
     @classmethod
     def from_fields(cls, fields: dict[str, str]) -> WorkerEvent:
         raw = fields.get("result")
+        take = fields.get("take")
         return cls(
             job_id=check_job_id(fields["job_id"]),
             kind=EventKind(fields["kind"]),
@@ -242,4 +269,5 @@ class WorkerEvent:
             result=RunResult.from_json(json.loads(raw)) if raw else None,
             worker=fields.get("worker", ""),
             delivery=int(fields.get("delivery", "1")),
+            take=TakeRecord.from_json(json.loads(take)) if take else None,
         )

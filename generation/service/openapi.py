@@ -126,9 +126,23 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": [_JOB_ID],
                 "get": {
                     "summary": "Server-Sent Events: the job object on every change",
+                    "description": (
+                        "`event: job` carries the job object on every change and the stream "
+                        "ends after a final state. `event: take` carries "
+                        "`{job_id, index, url, scores}` the moment one take is encoded, scored "
+                        "and checked, while the job still runs (once per take, before the job "
+                        "event that lists it; takes not yet announced when the job is done are "
+                        "announced then); rank and flag follow in the final job object. "
+                        "A backend that renders every take in one batched call (diffusers on a "
+                        "GPU) has its takes reported only once the batch returns, each as soon "
+                        "as it is encoded and scored."
+                    ),
                     "responses": {
                         "200": {
-                            "description": "event: job, data: the job object; ends at a final state",
+                            "description": (
+                                "event: job, data: the job object; event: take, data: "
+                                "{job_id, index, url, scores}; ends at a final state"
+                            ),
                             "content": {"text/event-stream": {"schema": {"type": "string"}}},
                         },
                         **_errors(401, 404),
@@ -170,6 +184,10 @@ def openapi_document() -> dict[str, Any]:
                 ],
                 "get": {
                     "summary": "Download one clip",
+                    "description": (
+                        "A done job's clips, or a finished take of a running job once listed "
+                        "in its variations (or sent as an `event: take`)."
+                    ),
                     "responses": {
                         "200": {
                             "description": "The clip",
@@ -330,6 +348,10 @@ def _schemas() -> dict[str, Any]:
                 "stage": {"type": "string"},
                 "variations": {
                     "type": "array",
+                    "description": (
+                        "done: every take, ranked; running: the takes finished so far "
+                        "(index, url, seed, scores; no rank or flag yet)"
+                    ),
                     "items": {
                         "type": "object",
                         "properties": {

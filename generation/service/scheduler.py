@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from generation.config import ServiceSettings
 from generation.service.errors import Gone
 from generation.service.fairness import UserKey, fair_order, user_key
-from generation.service.guard import Guard
+from generation.service.guard import JOB_FRAME_BUDGET, Guard
 from generation.service.inspect_route import SubjectService
 from generation.service.jobs import (
     ADJUST_SCALE,
@@ -39,6 +39,7 @@ from generation.service.jobs import (
     JobState,
     JobTicket,
     RenderOptions,
+    TakeRecord,
     WorkerEvent,
     new_job_id,
 )
@@ -87,6 +88,9 @@ class Scheduler:
         self.moderation = moderation
         self.metrics = metrics
         self._live: dict[str, tuple[float, str]] = {}
+        # Takes of running jobs that passed their output check, by job and index (progressive
+        # delivery: listed in the job view and downloadable before the job is done).
+        self._takes: dict[str, dict[int, TakeRecord]] = {}
         self._outstanding: set[str] = set()
         self._cancel_requested: set[str] = set()
         self._last_served: dict[UserKey, int] = {}
@@ -417,8 +421,15 @@ class Scheduler:
         if event.kind in (EventKind.STARTED, EventKind.PROGRESS):
             if job.state is JobState.QUEUED or event.kind is EventKind.STARTED:
                 self.store.mark_running(job.id, event.delivery, time.time())
+            if event.kind is EventKind.STARTED:
+                self._takes.pop(job.id, None)  # a new attempt makes new takes
             self._live[job.id] = (event.progress, event.stage or event.kind.value)
             self._notify(job.id)
+        elif event.kind is EventKind.TAKE:
+            if event.take is not None:
+                task = asyncio.create_task(self._publish_take(job, event.take))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
         elif event.kind is EventKind.DONE:
             self._completing[job.id] = event.result.run_dir if event.result else ""
             task = asyncio.create_task(self._complete(job, event))
@@ -437,6 +448,28 @@ class Scheduler:
             with suppress(ValueError):
                 self.media.delete_run(self.media.resolve(event.result.run_dir))
 
+    async def _publish_take(self, job: JobRecord, take: TakeRecord) -> None:
+        """Check one finished take's frames (its share of the job's frame budget) and list it
+        in the job view; a take that fails the check stays unlisted (the final check of the
+        whole job refuses it)."""
+        budget = max(1, JOB_FRAME_BUDGET // max(1, job.options.variations))
+        checked_at = time.perf_counter()
+        try:
+            await self.guard.check_clips([self.media.resolve(take.path)], job.requester, budget)
+        except (PolicyRefusal, UsageError, ValueError):
+            return
+        finally:
+            self.store.add_moderation_time(job.id, round(time.perf_counter() - checked_at, 4))
+        current = self.store.get(job.id)
+        if current is None or current.state is not JobState.RUNNING or current.media_deleted:
+            return
+        self._takes.setdefault(job.id, {})[take.index] = take
+        self._notify(job.id)
+
+    def take(self, job_id: str, index: int) -> TakeRecord | None:
+        """A checked take of a running job, or None."""
+        return self._takes.get(job_id, {}).get(index)
+
     async def _complete(self, job: JobRecord, event: WorkerEvent) -> None:
         try:
             await self._check_and_record(job, event)
@@ -452,12 +485,14 @@ class Scheduler:
             self.media.delete_job(job.id)
             self._finish(job.id, JobState.CANCELLED, "cancelled: the media was deleted")
             return
-        clips = [self.media.resolve(v.path) for v in result.variations]
+        checked = {t.path for t in self._takes.get(job.id, {}).values()}
+        clips = [self.media.resolve(v.path) for v in result.variations if v.path not in checked]
         self._live[job.id] = (1.0, "checking output")
         self._notify(job.id)
         checked_at = time.perf_counter()
         try:
-            await self.guard.check_clips(clips, job.requester)
+            if clips:
+                await self.guard.check_clips(clips, job.requester)
         except PolicyRefusal as refusal:
             self.metrics.refused(refusal.category)
             self.media.prune_runs(job.id, keep=None)
@@ -486,6 +521,7 @@ class Scheduler:
         self._resend.discard(job_id)
         self._cancel_requested.discard(job_id)
         self._live.pop(job_id, None)
+        self._takes.pop(job_id, None)
         self._positions = None
         self._notify(job_id)
         self._notify_waiting()
@@ -534,7 +570,7 @@ class Scheduler:
                 for v in self.store.variations(job.id)
             ]
             if job.state is JobState.DONE and not job.media_deleted
-            else []
+            else self._running_takes(job)
         )
         return {
             "job_id": job.id,
@@ -568,6 +604,25 @@ class Scheduler:
             "media_deleted": job.media_deleted,
         }
 
+    def _running_takes(self, job: JobRecord) -> list[dict[str, Any]]:
+        """Finished takes of a running job, in order: 1..k without gaps, so that clients see
+        take 1 first even when take 2's output check ends sooner (rank and flag come once every
+        take is in)."""
+        if job.state is not JobState.RUNNING or job.media_deleted:
+            return []
+        takes = self._takes.get(job.id, {})
+        listed: list[dict[str, Any]] = []
+        while (take := takes.get(len(listed) + 1)) is not None:
+            listed.append(
+                {
+                    "index": take.index,
+                    "url": f"/v1/jobs/{job.id}/variations/{take.index}",
+                    "seed": take.seed,
+                    "scores": take.scores,
+                }
+            )
+        return listed
+
     @contextmanager
     def watch(self, job_id: str) -> Iterator[asyncio.Queue[None]]:
         """A queue that receives ``None`` whenever the job may have changed (coalesced)."""
@@ -597,6 +652,7 @@ class Scheduler:
     def forget_live(self, job_id: str) -> None:
         """Drop in-memory state of a deleted job and wake its watchers."""
         self._live.pop(job_id, None)
+        self._takes.pop(job_id, None)
         self._outstanding.discard(job_id)
         self._resend.discard(job_id)
         self._cancel_requested.discard(job_id)
