@@ -6,6 +6,7 @@ environment variable named in ``ENV_VARS`` (deployment docs and tests cross-chec
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,9 +89,19 @@ class ServiceSettings:
         return settings
 
     def check_queue(self) -> None:
-        """Raise ``UsageError`` unless ``queue`` is ``embedded`` or a ``redis://`` URL."""
-        if self.queue != "embedded" and not self.queue.startswith(("redis://", "rediss://")):
+        """Raise ``UsageError`` unless ``queue`` is ``embedded`` or a parsable ``redis://`` URL."""
+        if self.queue == "embedded":
+            return
+        if not self.queue.startswith(("redis://", "rediss://")):
             raise UsageError(f"queue must be 'embedded' or a redis:// URL, got {self.queue!r}")
+        # A URL that cannot be parsed is a configuration mistake: say so before anything opens.
+        from redis.connection import parse_url
+
+        try:
+            parse_url(self.queue)
+        except ValueError as error:
+            shown = re.sub(r"//[^@/]*@", "//***@", self.queue)
+            raise UsageError(f"not a usable Redis URL {shown}: {error}") from None
 
     @property
     def uses_redis(self) -> bool:
