@@ -103,6 +103,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         default="auto",
         help="clean old scans first (grain, dust, scratches, creases); auto: only when found",
     )
+    parser.add_argument(
+        "--face",
+        type=_int_in(0, 63, "--face"),
+        default=None,
+        help="which detected face to animate (0-based, left to right; default: the largest)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     parser.add_argument(
         "--consent",
@@ -217,10 +223,11 @@ def _run_animate(args: argparse.Namespace) -> int:
         seed=args.seed,
         crop=args.crop,
         format=args.format,
+        face=args.face,
         restore=args.restore,
     )
     animator = Animator(make_backend(args.backend, args.model))
-    inspection = animator.inspect_image(sanitized, options.restore)
+    inspection = animator.inspect_image(sanitized, args.face)
     _moderate(args.prompt, inspection, args.consent)
     animator.setup()  # backend weights load only once the request is allowed
     bar = ProgressBar(sys.stderr, enabled=sys.stderr.isatty() and not args.json)

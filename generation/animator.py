@@ -17,6 +17,7 @@ The implementation is the foundation work (issue 2).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import secrets
@@ -26,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from generation.backend import (
     Backend,
@@ -37,8 +40,11 @@ from generation.backend import (
     Take,
     no_progress,
 )
-from generation.faces import FaceDetector
-from generation.restore import RestoreMode, RestoreResult, restore_sanitized
+from generation.faces import FaceModel
+from generation.preprocess import Framed
+from generation.quality import Likeness, Scores
+from generation.restore import RestoreMode, restore_working
+from generation.subject import Subject, SubjectKind, choose, find_subject, salient_centre
 from livingphoto.errors import GenerationFailed, LivingPhotoError, UsageError
 from moderation.intake import (
     DEFAULT_MAX_BYTES,
@@ -64,22 +70,8 @@ class AnimateOptions:
     motion_scale: float = 1.0
     # Old-scan restoration pre-pass (generation.restore): "auto" only when damage is found.
     restore: RestoreMode = "auto"
-
-
-@dataclass(frozen=True)
-class Scores:
-    identity: float  # 1.0 = face geometry unchanged
-    loop_seam: float  # 0.0 = seamless; ~1.0 = a seam as large as a typical frame step
-    flicker: float  # 0.0 = no flicker
-    motion: float  # how much it actually moves (0.0 = still)
-
-    def to_json(self) -> dict[str, float]:
-        return {
-            "identity": round(self.identity, 4),
-            "loop_seam": round(self.loop_seam, 4),
-            "flicker": round(self.flicker, 4),
-            "motion": round(self.motion, 4),
-        }
+    # Which detected face to animate (0-based, left to right); None: the largest.
+    face: int | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +107,8 @@ class AnimateResult:
     timings: dict[str, float] = field(default_factory=dict)
     # {"restored": bool, "restoration": {...}} from generation.restore (empty: not asked)
     restoration: dict[str, Any] = field(default_factory=dict)
+    # {"kind": ..., "faces": [[x, y, w, h], ...], "chosen": k} in source photo pixels.
+    subject: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -123,6 +117,7 @@ class AnimateResult:
             "warnings": list(self.warnings),
             "restored": bool(self.restoration.get("restored", False)),
             **({"restoration": self.restoration["restoration"]} if self.restoration else {}),
+            "subject": self.subject,
         }
 
 
@@ -136,16 +131,43 @@ MAX_VARIATIONS = 8
 
 @dataclass(frozen=True)
 class Inspection:
-    """A sanitised photo and its main face (None: no face found), before any framing."""
+    """A sanitised photo and its subject, before any framing.
+
+    ``faces`` are heads in source photo pixels (after EXIF orientation), left to right: human
+    faces when ``kind == "face"``, animal faces when ``kind == "animal"``, none for ``"none"``.
+    ``chosen`` is the index of the head to animate (None when there is none).
+    """
 
     image: SanitizedImage
-    face: FaceBox | None
-    faces: int = 0  # how many faces were found (the largest one is animated)
-    restoration: RestoreResult | None = None  # the pre-pass, when inspect_image ran it
+    kind: SubjectKind
+    faces: tuple[FaceBox, ...]
+    chosen: int | None
+    warnings: tuple[str, ...] = ()
 
     @property
     def shows_person(self) -> bool:
-        return self.face is not None
+        """True only for a human face (consent is asked only then)."""
+        return self.kind == "face"
+
+    @property
+    def face(self) -> FaceBox | None:
+        """The chosen head, or None."""
+        return None if self.chosen is None else self.faces[self.chosen]
+
+    @property
+    def subject(self) -> Subject:
+        return Subject(self.kind, self.faces, self.chosen, self.warnings)
+
+    def subject_json(self) -> dict[str, Any]:
+        """``{"kind", "faces": [[x, y, w, h], ...], "chosen"}`` (DESIGN.md section 2)."""
+        return self.subject.to_json()
+
+    def choosing(self, face: int | None) -> Inspection:
+        """This inspection with head ``face`` chosen; ``UsageError`` when out of range."""
+        if face is None:
+            return self
+        picked = choose(self.subject, face)
+        return Inspection(self.image, picked.kind, picked.faces, picked.chosen, picked.warnings)
 
 
 class Animator:
@@ -167,7 +189,7 @@ class Animator:
         self.identity_threshold = (
             IDENTITY_THRESHOLD if identity_threshold is None else identity_threshold
         )
-        self._detector: FaceDetector | None = None
+        self._detector: FaceModel | None = None
         self._ready = False
 
     def setup(self) -> None:
@@ -177,32 +199,24 @@ class Animator:
             self.backend.setup()
             self._ready = True
 
-    def _faces(self) -> FaceDetector:
-        """The face detector, loaded on first use (inspection needs no backend weights)."""
+    def _faces(self) -> FaceModel:
+        """The face model, loaded on first use (inspection needs no backend weights)."""
         if self._detector is None:
-            self._detector = FaceDetector()
+            self._detector = FaceModel()
         return self._detector
 
-    def inspect(self, image_bytes: bytes) -> Inspection:
-        """Intake (sanitise) the photo and find its main face; ``UsageError`` if unusable."""
+    def inspect(self, image_bytes: bytes, face: int | None = None) -> Inspection:
+        """Intake (sanitise) the photo and find its subject; ``UsageError`` if unusable or if
+        ``face`` is out of range."""
         image = load_image(
             image_bytes, max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels
         )
-        return self.inspect_image(image)
+        return self.inspect_image(image, face)
 
-    def inspect_image(self, image: SanitizedImage, restore: RestoreMode = "off") -> Inspection:
-        """Find the main face of an already sanitised photo, restored first unless ``restore``
-        is "off" (``generation.restore``: old scans lose grain, dust, scratches, creases)."""
-        restoration = None
-        if restore != "off":
-            image, restoration = restore_sanitized(image, restore)
-        faces = self._find_faces(image)
-        return Inspection(
-            image=image, face=faces[0] if faces else None, faces=len(faces), restoration=restoration
-        )
-
-    def _find_faces(self, image: SanitizedImage) -> list[FaceBox]:
-        return self._faces().find_faces(image.rgb)
+    def inspect_image(self, image: SanitizedImage, face: int | None = None) -> Inspection:
+        """Find the subject of an already sanitised photo (``face``: which head to choose)."""
+        found = find_subject(self._faces(), image.rgb, face)
+        return Inspection(image, found.kind, found.faces, found.chosen, found.warnings)
 
     def animate(
         self,
@@ -243,26 +257,43 @@ class Animator:
             )
             timings["decode"] = time.perf_counter() - mark
             mark = time.perf_counter()
-            inspection = self.inspect_image(image, options.restore)
+            inspection = self.inspect_image(image, options.face)
         else:
             timings["decode"] = 0.0
-        image, face = inspection.image, inspection.face
+            inspection = inspection.choosing(options.face)
+        image = inspection.image
         progress(0.04, "detect")
-        framed = frame_subject(image.rgb, face, crop=options.crop, size=options.size)
-        located = self._faces().locate_eyes(framed.image, framed.face) if framed.face else None
+        model = self._faces()
+        usable = inspection.subject.animatable
+        framed = frame_subject(image.rgb, usable, crop=options.crop, size=options.size)
         timings["detect"] = time.perf_counter() - mark
+        restoration: dict[str, Any] = {}
+        if options.restore != "off":
+            # Old scans are cleaned at the working size: the cost does not grow with the scan.
+            mark = time.perf_counter()
+            human = framed.face if inspection.kind == "face" else None
+            found = restore_working(
+                image.rgb, framed.image, options.restore, face=human, model=model
+            )
+            framed = dataclasses.replace(framed, image=found.image)
+            restoration = found.to_json()
+            timings["restore"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        located: FaceBox | None = None
+        if framed.face is not None and inspection.kind == "face":
+            located = model.landmarks(framed.image, framed.face)
+            if not (inspection.face or located).frontal:
+                located = _profile(located)
+        elif framed.face is not None:
+            located = _scale_animal(inspection.face, framed)
+        focus = None
+        if located is None:
+            fx, fy = salient_centre(framed.image)
+            focus = (fx, fy)
+        timings["detect"] += time.perf_counter() - mark
         token.check()
 
-        warnings = list(image.warnings) + list(spec.warnings)
-        if inspection.faces > 1:
-            warnings.append(
-                f"{inspection.faces} faces found: animating the largest "
-                "(several faces drift at different rates; crop to one person for best results)"
-            )
-        if located is None:
-            warnings.append(
-                "no face found: used whole-picture motion (blink and head motions need a face)"
-            )
+        warnings = list(image.warnings) + list(spec.warnings) + list(inspection.warnings)
         seed = (
             options.seed if options.seed is not None else secrets.randbelow(2**31 - MAX_VARIATIONS)
         )
@@ -275,6 +306,8 @@ class Animator:
             fps=options.fps,
             seed=seed,
             face=located,
+            kind=inspection.kind,
+            focus=focus,
         )
 
         def render_progress(fraction: float, stage: str) -> None:
@@ -311,11 +344,14 @@ class Animator:
                 )
             mark = time.perf_counter()
             all_scores = []
+            likeness: dict[tuple[int, ...], Likeness | None] = {}
             for k, take in enumerate(takes):
                 token.check()
                 # A backend may return another size (e.g. sides divisible by 32): follow it.
-                face_here = _scale_face(located, framed.image.shape, take.frames.shape[1:3])
-                all_scores.append(score(take.frames, face_here))
+                shape = tuple(take.frames.shape[1:3])
+                if shape not in likeness:
+                    likeness[shape] = _likeness(model, framed.image, located, inspection, shape)
+                all_scores.append(score(take.frames, likeness[shape]))
                 progress(0.8 + 0.15 * (k + 1) / len(takes), "score")
             timings["score"] = time.perf_counter() - mark
             for future in futures:
@@ -365,7 +401,7 @@ class Animator:
             warnings=tuple(dict.fromkeys(warnings)),
             contact_sheet=sheet,
             timings={k: round(v, 4) for k, v in timings.items()},
-            restoration=inspection.restoration.to_json() if inspection.restoration else {},
+            restoration=restoration,
         )
         (out_dir / "summary.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
         progress(1.0, "done")
@@ -386,20 +422,42 @@ def _scale_face(
     """``face`` (in an image of ``source_shape``) in the coordinates of a ``target_hw`` image."""
     if face is None or tuple(source_shape[:2]) == tuple(target_hw[:2]):
         return face
-    sy = target_hw[0] / source_shape[0]
-    sx = target_hw[1] / source_shape[1]
+    return face.scaled(target_hw[1] / source_shape[1], target_hw[0] / source_shape[0])
 
-    def point(p: tuple[float, float] | None) -> tuple[float, float] | None:
-        return None if p is None else (p[0] * sx, p[1] * sy)
 
-    return FaceBox(
-        x=round(face.x * sx),
-        y=round(face.y * sy),
-        w=round(face.w * sx),
-        h=round(face.h * sy),
-        left_eye=point(face.left_eye),
-        right_eye=point(face.right_eye),
-    )
+def _likeness(
+    model: FaceModel,
+    still: NDArray[np.uint8],
+    face: FaceBox | None,
+    inspection: Inspection,
+    shape: tuple[int, ...],
+) -> Likeness | None:
+    """The likeness scorer for takes of ``shape`` (H, W), or None without a usable human face."""
+    if face is None or inspection.kind != "face":
+        return None
+    reference = still
+    if tuple(still.shape[:2]) != tuple(shape[:2]):
+        reference = np.asarray(
+            cv2.resize(still, (shape[1], shape[0]), interpolation=cv2.INTER_AREA), dtype=np.uint8
+        )
+    scaled = _scale_face(face, still.shape, shape)
+    assert scaled is not None
+    return Likeness(model, reference, scaled)
+
+
+def _profile(face: FaceBox) -> FaceBox:
+    """``face`` marked as a profile view (the backend then skips the blink)."""
+    return dataclasses.replace(face, frontal=False)
+
+
+def _scale_animal(face: FaceBox | None, framed: Framed) -> FaceBox | None:
+    """An animal's head box (source pixels) in the framed picture's pixels, eyes estimated."""
+    if face is None:
+        return None
+    x0, y0 = framed.crop[0], framed.crop[1]
+    sx = framed.image.shape[1] / (framed.crop[2] - framed.crop[0])
+    sy = framed.image.shape[0] / (framed.crop[3] - framed.crop[1])
+    return face.scaled(sx, sy, -x0 * sx, -y0 * sy)
 
 
 def _prepare_out_dir(out_dir: Path) -> None:

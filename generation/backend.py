@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,6 +23,9 @@ from livingphoto.errors import Cancelled
 Frames = NDArray[np.uint8]
 # An RGB image: shape (H, W, 3), dtype uint8.
 Image = NDArray[np.uint8]
+
+# What a photo shows: a human face, an animal's face, or neither (generation.subject).
+SubjectKind = Literal["face", "animal", "none"]
 
 # progress(fraction in 0..1, short stage label)
 ProgressFn = Callable[[float, str], None]
@@ -53,15 +56,49 @@ class CancelToken:
 
 @dataclass(frozen=True)
 class FaceBox:
-    """Where the main face and its features are, in pixel coordinates of ``RenderRequest.image``."""
+    """Where a face and its features are, in pixel coordinates of the image it was found in
+    (``RenderRequest.image`` for a backend; the source photo in ``Inspection.faces``)."""
 
     x: int
     y: int
     w: int
     h: int
-    # Eye centres (x, y); None when the detector found no eyes.
+    # Eye centres (x, y) in the picture (left_eye has the smaller x); None when unknown.
     left_eye: tuple[float, float] | None = None
     right_eye: tuple[float, float] | None = None
+    # The base of the nose (x, y); None when unknown.
+    nose: tuple[float, float] | None = None
+    # The face model's landmarks (dlib 5-point order: one eye's outer and inner corner, the
+    # other eye's outer and inner corner, the nose base); empty when unknown.
+    landmarks: tuple[tuple[float, float], ...] = ()
+    # False for a face seen in profile (the detector's side-view models found it).
+    frontal: bool = True
+    # The detector's confidence (dlib HOG margin; 0.0 when not measured).
+    score: float = 0.0
+
+    def scaled(self, sx: float, sy: float, dx: float = 0.0, dy: float = 0.0) -> FaceBox:
+        """This box in another image: every coordinate ``(x, y)`` becomes
+        ``(x * sx + dx, y * sy + dy)``."""
+
+        def point(p: tuple[float, float] | None) -> tuple[float, float] | None:
+            return None if p is None else (p[0] * sx + dx, p[1] * sy + dy)
+
+        return FaceBox(
+            x=round(self.x * sx + dx),
+            y=round(self.y * sy + dy),
+            w=round(self.w * sx),
+            h=round(self.h * sy),
+            left_eye=point(self.left_eye),
+            right_eye=point(self.right_eye),
+            nose=point(self.nose),
+            landmarks=tuple((p[0] * sx + dx, p[1] * sy + dy) for p in self.landmarks),
+            frontal=self.frontal,
+            score=self.score,
+        )
+
+    def to_json(self) -> list[int]:
+        """``[x, y, w, h]`` in pixels."""
+        return [int(self.x), int(self.y), int(self.w), int(self.h)]
 
 
 @dataclass(frozen=True)
@@ -72,7 +109,12 @@ class RenderRequest:
     frames: int
     fps: int
     seed: int
+    # The head to animate (in ``image`` pixels): a human face when ``kind == "face"``, an
+    # animal's face when ``kind == "animal"``; None for whole-picture motion.
     face: FaceBox | None = None
+    kind: SubjectKind = "face"
+    # Without a face: the centre (x, y) of the salient subject, in ``image`` pixels.
+    focus: tuple[float, float] | None = None
 
 
 @dataclass

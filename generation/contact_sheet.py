@@ -11,8 +11,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
-from generation.animator import Scores
 from generation.backend import Frames
+from generation.quality import Scores
 
 THUMB_HEIGHT = 160
 LABEL_WIDTH = 150

@@ -1,10 +1,8 @@
 """Backend-agnostic quality scores for a take, and ranking of takes.
 
-- ``identity``: 1.0 = face geometry unchanged. Eye centres, nose and mouth corners are tracked from
-  frame 0 through the clip (every other frame) with pyramidal Lucas-Kanade optical flow, each as
-  the median motion of the corner features around it; eye spacing and eye-nose-mouth proportions
-  (rotation- and scale-free ratios) are compared with frame 0. The 80th percentile of the drift
-  (robust to a blink, which briefly hides the pupils) maps to 0..1: a 25 % drift scores 0.
+- ``identity``: 1.0 = the same face as the photo: the cosine similarity of face-recognition
+  embeddings (dlib ResNet, 128-d) of sampled frames against the photo, less a penalty when the
+  eye spacing drifts (``Likeness``). The worst sampled frame counts.
 - ``loop_seam``: ``max(0, d(last, first) / median consecutive step - 1)``: 0 = the jump at the loop
   point is no larger than an ordinary frame step.
 - ``flicker``: mean absolute temporal second difference of a blurred, small luma copy, in 8-bit
@@ -22,14 +20,42 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from generation.animator import Scores
 from generation.backend import FaceBox, Frames
-from generation.faces import geometry
+from generation.faces import CHIP_PX, FaceModel, eye_spacing_ratio
 
-IDENTITY_THRESHOLD = 0.8  # takes below this are flagged
-# Identity falls to 0 when the face proportions drift by this fraction.
-IDENTITY_DRIFT_SCALE = 0.25
+IDENTITY_THRESHOLD = 0.8  # takes below this are flagged (calibration: docs/faces.md)
+# 1 - cosine similarity of embeddings is multiplied by this (same person >= 0.97, another
+# person <= 0.90 on dlib's embeddings), so a full swap lands well under the threshold.
+SIMILARITY_GAIN = 3.5
+# Eye-spacing drift allowed before it costs identity, and the cost per unit of drift beyond it.
+SPACING_TOLERANCE = 0.05
+SPACING_WEIGHT = 5.0
+# An aligned face whose inner-face pixels differ from the photo's by less than this (mean grey
+# levels) is the same face by construction: its embedding is not computed. Measured: the same
+# person tilting/breathing 2-4, mid-blink 8, a 30 % blend toward another person 9.
+SAME_CHIP_LEVELS = 4.0
+# A sampled frame under this is looked at again a moment later (see ``Likeness.identity``).
+RECHECK_BELOW = 0.9
+FACE_PX = 120  # likeness works on the face at this width (the embedding chip is 150 px)
 SMALL_SIDE = 128  # luma copies for seam, flicker and motion
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The four quality scores of one take (see the module docstring for units)."""
+
+    identity: float  # 1.0 = the same face as the photo
+    loop_seam: float  # 0.0 = seamless; ~1.0 = a seam as large as a typical frame step
+    flicker: float  # 0.0 = no flicker
+    motion: float  # how much it actually moves (0.0 = still)
+
+    def to_json(self) -> dict[str, float]:
+        return {
+            "identity": round(self.identity, 4),
+            "loop_seam": round(self.loop_seam, 4),
+            "flicker": round(self.flicker, 4),
+            "motion": round(self.motion, 4),
+        }
 
 
 def _small_luma(frames: Frames, side: int = SMALL_SIDE) -> NDArray[np.float32]:
@@ -95,125 +121,132 @@ def _motion(luma: NDArray[np.float32], samples: int = 6) -> float:
     return 100.0 * float(np.mean(values)) / float(width)
 
 
-def _ratios(points: NDArray[np.float32]) -> NDArray[np.float64]:
-    """Scale- and rotation-free proportions of (left eye, right eye, nose, mouth left, mouth right)."""
-    left, right, nose, mouth_l, mouth_r = points.astype(np.float64)
-    eye_mid = (left + right) / 2
-    mouth_mid = (mouth_l + mouth_r) / 2
-    eye_span = max(float(np.linalg.norm(right - left)), 1e-6)
-    vertical = max(float(np.linalg.norm(mouth_mid - eye_mid)), 1e-6)
-    return np.array(
-        [
-            eye_span / vertical,  # eye spacing vs eye-to-mouth
-            float(np.linalg.norm(nose - eye_mid)) / vertical,  # nose position
-            float(np.linalg.norm(mouth_r - mouth_l)) / eye_span,  # mouth width vs eyes
-        ]
-    )
+class Likeness:
+    """Identity of frames against the source photo: face-recognition embeddings plus eye spacing.
 
+    Built once per photo from the still ``reference`` (H, W, 3 RGB, the picture the clip was made
+    from, at the clip's size) and its face box. ``identity(frames)`` samples ``samples`` frames
+    spread over the clip, re-fits the 5 landmarks in the same box (the head moves only a little),
+    and scores each frame as
 
-def identity(frames: Frames, face: FaceBox | None) -> float:
-    """1.0 when the tracked face proportions match frame 0 throughout; lower as they drift.
+        ``1 - SIMILARITY_GAIN * (1 - cos) - SPACING_WEIGHT * max(0, drift - SPACING_TOLERANCE)``
 
-    Each landmark (eye centres, nose, mouth corners) is followed through the clip as the median
-    motion of the corner features around it (more robust than one point on smooth skin), each
-    frame tracked from frame 0 with pyramidal Lucas-Kanade and checked forwards-backwards.
+    where ``cos`` is the cosine similarity of dlib's 128-d ResNet embeddings with the reference
+    and ``drift`` the relative change of the inner-to-outer eye-corner span ratio (eyes moving
+    apart or together; a nod or a tilt leaves it alone). The take's identity is the lowest frame
+    score (a low frame is re-checked a moment later, so a blink passes): a face that changes for
+    a third of the clip is a changed face. Calibration: ``docs/faces.md``.
     """
-    if face is None or len(frames) < 2:
-        return 1.0
-    geo = geometry(face)
-    eye_dist = geo.eye_distance
-    # Work on the face region only (with room for the head to move).
-    height, width = frames.shape[1:3]
-    margin = 0.6 * face.w
+
+    def __init__(
+        self,
+        model: FaceModel,
+        reference: NDArray[np.uint8],
+        face: FaceBox,
+        samples: int = 3,
+        *,
+        frames_face: FaceBox | None = None,
+    ) -> None:
+        """``face`` is in ``reference``'s pixels; ``frames_face`` is where that face is in the
+        clip's frames when they are framed differently (default: the same place)."""
+        self.model = model
+        self.samples = samples
+        still, local = _face_crop(reference, face)
+        fitted = model.landmarks(still, local)
+        chip = model.chip(still, fitted)
+        self.reference = model.embed(chip)
+        self._reference_grey = _grey(chip)
+        self._frames_face = frames_face or face
+        self.spacing = eye_spacing_ratio(fitted)
+
+    def _local(self, frame: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], FaceBox]:
+        return _face_crop(frame, self._frames_face)
+
+    def frame_identity(self, frame: NDArray[np.uint8]) -> float:
+        """Identity of one frame (H, W, 3 RGB, same size as the reference), clipped to 0..1."""
+        local, box = self._local(frame)
+        fitted = self.model.landmarks(local, box)
+        chip = self.model.chip(local, fitted)
+        value = 1.0
+        change = float(np.abs(_grey(chip) - self._reference_grey)[_CHIP_OVAL].mean())
+        if change >= SAME_CHIP_LEVELS:
+            similarity = float(np.dot(self.model.embed(chip), self.reference))
+            value -= SIMILARITY_GAIN * (1.0 - similarity)
+        spacing = eye_spacing_ratio(fitted)
+        if spacing is not None and self.spacing:
+            drift = abs(spacing / self.spacing - 1.0)
+            value -= SPACING_WEIGHT * max(0.0, drift - SPACING_TOLERANCE)
+        return float(min(1.0, max(0.0, value)))
+
+    def identity(self, frames: Frames) -> float:
+        """The lowest frame identity among ``samples`` frames: the middle frames of ``samples``
+        equal stretches of the clip after frame 0 (so any change lasting ``1 / samples`` of the
+        clip is sampled at least once).
+
+        A sampled frame scoring under ``RECHECK_BELOW`` is checked again ``1/12`` of the clip
+        later (earlier at the end) and the better of the two counts: a blink lasts about 0.3 s
+        and passes, a face that changed stays changed."""
+        count = len(frames)
+        if count < 2:
+            return 1.0
+        stretch = (count - 1) / self.samples
+        picks = sorted({min(count - 1, 1 + int((k + 0.5) * stretch)) for k in range(self.samples)})
+        offset = max(1, round(count / 12))
+        worst = 1.0
+        for t in picks:
+            value = self.frame_identity(frames[t])
+            if value < RECHECK_BELOW:
+                other = t + offset if t + offset < count else max(1, t - offset)
+                if other != t:
+                    value = max(value, self.frame_identity(frames[other]))
+            worst = min(worst, value)
+        return worst
+
+
+def _grey(chip: NDArray[np.uint8]) -> NDArray[np.float32]:
+    grey: NDArray[np.float32] = np.asarray(chip, dtype=np.float32).mean(axis=2)
+    return grey
+
+
+def _chip_oval() -> NDArray[np.bool_]:
+    """The inner face of an aligned chip (brows to chin), where identity lives."""
+    ys, xs = np.mgrid[0:CHIP_PX, 0:CHIP_PX].astype(np.float32)
+    centre = CHIP_PX / 2
+    inside: NDArray[np.bool_] = ((xs - centre) / (0.3 * CHIP_PX)) ** 2 + (
+        (ys - centre - 0.03 * CHIP_PX) / (0.37 * CHIP_PX)
+    ) ** 2 < 1.0
+    inside.setflags(write=False)
+    return inside
+
+
+_CHIP_OVAL = _chip_oval()
+
+
+def _face_crop(image: NDArray[np.uint8], face: FaceBox) -> tuple[NDArray[np.uint8], FaceBox]:
+    """A crop around ``face`` scaled so the face is ``FACE_PX`` wide, and the box in it: the
+    cost does not grow with the picture, and small faces are enlarged for the landmark model."""
+    height, width = image.shape[:2]
+    margin = 0.7 * max(face.w, face.h)
     x0, y0 = max(0, int(face.x - margin)), max(0, int(face.y - margin))
-    x1 = min(width, int(face.x + face.w + margin))
-    y1 = min(height, int(face.y + face.h + margin))
-    landmarks = geo.points() - np.array([x0, y0], dtype=np.float32)
-    grey0 = np.asarray(cv2.cvtColor(frames[0, y0:y1, x0:x1], cv2.COLOR_RGB2GRAY), dtype=np.uint8)
-    points, owner = _landmark_features(grey0, landmarks, 0.3 * eye_dist)
-    window = max(9, round(eye_dist * 0.3) | 1)
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)
-    base = _ratios(landmarks)
-    drifts: list[float] = []
-    previous: NDArray[np.float32] = points.copy()
-    # Every other frame is plenty: real drift is gradual, and it halves the cost.
-    for frame in frames[1::2]:
-        grey = cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
-        tracked, status, _ = cv2.calcOpticalFlowPyrLK(
-            grey0,
-            grey,
-            points,
-            previous.copy(),
-            winSize=(window, window),
-            maxLevel=2,
-            criteria=criteria,
-            flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
-        )
-        back, status_b, _ = cv2.calcOpticalFlowPyrLK(
-            grey,
-            grey0,
-            tracked,
-            points.copy(),
-            winSize=(window, window),
-            maxLevel=2,
-            criteria=criteria,
-            flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
-        )
-        moved = np.asarray(tracked, dtype=np.float32).reshape(-1, 2)
-        returned = np.asarray(back, dtype=np.float32).reshape(-1, 2)
-        good = (
-            np.asarray(status).reshape(-1).astype(bool)
-            & np.asarray(status_b).reshape(-1).astype(bool)
-            & (np.linalg.norm(returned - points.reshape(-1, 2), axis=1) < 0.08 * eye_dist)
-        )
-        now = landmarks.copy()
-        lost = False
-        for k in range(len(landmarks)):
-            mine = good & (owner == k)
-            if not mine.any():
-                lost = True
-                break
-            shift = np.median(moved[mine] - points.reshape(-1, 2)[mine], axis=0)
-            now[k] = landmarks[k] + shift
-        if lost:
-            continue  # unreliable frame (e.g. eyes shut): skip it
-        previous = np.where(good[:, None, None], tracked, previous).astype(np.float32)
-        drifts.append(float(np.max(np.abs(_ratios(now) / base - 1.0))))
-    if not drifts:
-        return 0.0
-    drift = float(np.percentile(np.array(drifts), 80))
-    return float(max(0.0, 1.0 - drift / IDENTITY_DRIFT_SCALE))
+    x1 = min(width, max(x0 + 1, int(face.x + face.w + margin)))
+    y1 = min(height, max(y0 + 1, int(face.y + face.h + margin)))
+    scale = FACE_PX / max(1, face.w)
+    region = image[y0:y1, x0:x1]
+    size = (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    crop = np.asarray(cv2.resize(region, size, interpolation=interpolation), dtype=np.uint8)
+    return crop, face.scaled(scale, scale, -x0 * scale, -y0 * scale)
 
 
-def _landmark_features(
-    grey: NDArray[np.uint8], landmarks: NDArray[np.float32], radius: float
-) -> tuple[NDArray[np.float32], NDArray[np.int_]]:
-    """Trackable points around each landmark (the landmark itself included) and their owners."""
-    points: list[NDArray[np.float32]] = []
-    owners: list[NDArray[np.int_]] = []
-    for k, (lx, ly) in enumerate(landmarks):
-        mask = np.zeros(grey.shape, dtype=np.uint8)
-        cv2.circle(mask, (round(float(lx)), round(float(ly))), max(3, round(radius)), 255, -1)
-        found = cv2.goodFeaturesToTrack(
-            grey, maxCorners=12, qualityLevel=0.01, minDistance=2, mask=mask, blockSize=5
-        )
-        extra = (
-            np.zeros((0, 2), dtype=np.float32)
-            if found is None
-            else np.asarray(found, dtype=np.float32).reshape(-1, 2)
-        )
-        mine = np.vstack([np.array([[lx, ly]], dtype=np.float32), extra])
-        points.append(mine)
-        owners.append(np.full(len(mine), k, dtype=np.int_))
-    return np.vstack(points).reshape(-1, 1, 2), np.concatenate(owners)
+def score(frames: Frames, likeness: Likeness | None) -> Scores:
+    """All four scores of one take (the small luma copy is computed once and shared).
 
-
-def score(frames: Frames, face: FaceBox | None) -> Scores:
-    """All four scores of one take (the small luma copy is computed once and shared)."""
+    ``likeness`` is None when the photo has no usable face: identity is then 1.0 (nothing to
+    drift from)."""
     luma = _small_luma(frames)
     few = len(frames) < 3
     return Scores(
-        identity=identity(frames, face),
+        identity=1.0 if likeness is None else likeness.identity(frames),
         loop_seam=0.0 if few else _loop_seam(luma),
         flicker=0.0 if few else _flicker(luma),
         motion=0.0 if len(frames) < 2 else _motion(luma),

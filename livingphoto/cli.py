@@ -27,7 +27,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from bot import cli as bot_cli
-    from generation import animate_cli, restore_cli
+    from generation import animate_cli, restore_cli, score_cli
     from generation.service import cli as service_cli
     from moderation import audit_cli
 
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     bot_cli.register(sub)
     audit_cli.register(sub)
     restore_cli.register(sub)
+    score_cli.register(sub)
     return parser
 
 

@@ -171,9 +171,11 @@ def test_full_size_end_to_end(tmp_path: Path) -> None:
     assert sorted(v["rank"] for v in report["variations"]) == [1, 2, 3]
     assert (out / "contact-sheet.png").is_file()
     assert json.loads((out / "summary.json").read_text()) == report
-    from generation.faces import FaceDetector
+    from generation.faces import FaceModel
 
-    detector = FaceDetector()
+    model = FaceModel()
+    subject = report["subject"]
+    assert subject["kind"] == "face" and subject["chosen"] == 0 and len(subject["faces"]) == 1
     for variation in report["variations"]:
         assert set(variation["scores"]) == {"identity", "loop_seam", "flicker", "motion"}
         assert variation["scores"]["motion"] > 0.05
@@ -189,8 +191,8 @@ def test_full_size_end_to_end(tmp_path: Path) -> None:
         seam = np.abs(frames[-1].astype(np.int16) - frames[0].astype(np.int16)).mean()
         middle = np.abs(frames[36].astype(np.int16) - frames[0].astype(np.int16)).mean()
         assert seam < 2.5 and middle > seam  # it moves, and comes back
-        face = detector.detect(frames[0])
-        assert face is not None and face.left_eye is not None
+        (face,) = model.find_faces(frames[0])
+        assert face.left_eye is not None
         peak = variation["info"]["blink_peak"]
         half = max(4, int(0.12 * face.w))
         blink = eye_change(frames, peak, face.left_eye, half)

@@ -19,7 +19,7 @@ from generation.backends import make_backend
 from generation.backends.warp import WarpBackend
 from generation.contact_sheet import pick_frames
 from generation.export import probe, read_frames
-from generation.faces import FaceDetector, geometry
+from generation.faces import FaceModel, geometry
 from generation.preprocess import crop_box, even_size, frame_subject
 from livingphoto.errors import Cancelled, GenerationFailed, UsageError
 
@@ -35,8 +35,7 @@ def animator() -> Animator:
 
 def test_face_and_eyes_on_the_example_portrait() -> None:
     rgb = np.asarray(Image.open(images.EXAMPLES / "astronaut.jpg").convert("RGB"))
-    face = FaceDetector().detect(rgb)
-    assert face is not None
+    (face,) = FaceModel().find_faces(rgb)
     assert 150 < face.x + face.w / 2 < 300 and 50 < face.y + face.h / 2 < 170
     assert face.left_eye is not None and face.right_eye is not None
     assert face.left_eye[0] < face.right_eye[0]
@@ -47,15 +46,15 @@ def test_face_and_eyes_on_the_example_portrait() -> None:
 
 def test_no_face_on_a_cat_or_a_pattern() -> None:
     cat = np.asarray(Image.open(images.EXAMPLES / "chelsea.jpg").convert("RGB"))
-    assert FaceDetector().detect(cat) is None
-    assert FaceDetector().detect(np.asarray(images.portrait_rgb())) is None
+    model = FaceModel()
+    assert model.find_faces(cat) == []
+    assert model.find_faces(np.asarray(images.portrait_rgb())) == []
 
 
-def test_eyes_are_estimated_when_the_cascade_misses() -> None:
-    flat = np.full((200, 200, 3), 180, dtype=np.uint8)
-    face = FaceDetector().locate_eyes(flat, FaceBox(50, 40, 100, 100))
-    assert face.left_eye == pytest.approx((80.0, 79.0))
-    assert face.right_eye == pytest.approx((120.0, 79.0))
+def test_a_box_without_landmarks_gets_estimated_eyes() -> None:
+    geo = geometry(FaceBox(50, 40, 100, 100))
+    assert geo.left_eye == pytest.approx((80.0, 79.0))
+    assert geo.right_eye == pytest.approx((120.0, 79.0))
 
 
 def test_crop_frames_head_and_shoulders() -> None:
@@ -172,7 +171,11 @@ def test_several_faces_warn(animator: Animator, tmp_path: Path) -> None:
     group.paste(single, (0, 0))
     group.paste(single, (512, 0))
     data = images.encode(group, "JPEG", quality=90)
-    assert animator.inspect(data).faces == 2
+    inspection = animator.inspect(data)
+    assert inspection.kind == "face" and len(inspection.faces) == 2
+    # Left to right, in source pixels; the two copies are the same size.
+    assert inspection.faces[0].x < 512 <= inspection.faces[1].x
+    assert animator.inspect(data, face=1).chosen == 1
     result = animator.animate(data, "blink", TINY, tmp_path)
     assert any("2 faces found" in w for w in result.warnings)
 
@@ -221,8 +224,8 @@ def test_tilted_heads_are_found_with_a_tilted_eye_line(angle: int) -> None:
     tilted = np.asarray(
         source.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=(128, 128, 128))
     )
-    face = FaceDetector().detect(tilted)
-    assert face is not None and face.left_eye is not None and face.right_eye is not None
+    (face,) = FaceModel().find_faces(tilted)
+    assert face.left_eye is not None and face.right_eye is not None
     eye_line = np.degrees(
         np.arctan2(face.right_eye[1] - face.left_eye[1], face.right_eye[0] - face.left_eye[0])
     )

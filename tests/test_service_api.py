@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from images import astronaut_bytes
 from servicekit import (
     RunningService,
     files_under,
@@ -401,8 +402,8 @@ async def test_forget_deletes_every_file_of_that_user(tmp_path: Path) -> None:
 async def test_consent_endpoints_and_revocation_deletes_media(tmp_path: Path) -> None:
     async with running_service(tmp_path, sleep_seconds=0.05) as svc, svc.session() as http:
         request = job_request(user_id="shy")
-        del request["consent"]
-        status, body, _ = await submit(http, svc, request, make_photo())
+        del request["consent"]  # the photo shows a person: consent is needed
+        status, body, _ = await submit(http, svc, request, astronaut_bytes())
         assert status == 403 and body["error"] == "consent_required"
         consent_url = f"{svc.url}/v1/users/test/shy/consent"
         async with http.put(consent_url, json={"wording_version": "old-wording"}) as response:
@@ -415,7 +416,7 @@ async def test_consent_endpoints_and_revocation_deletes_media(tmp_path: Path) ->
             assert status_body["record"]["scope"] == "self"
         async with http.put(consent_url, json={"scope": "nobody"}) as response:
             assert response.status == 400
-        status, job, _ = await submit(http, svc, request, make_photo())
+        status, job, _ = await submit(http, svc, request, astronaut_bytes())
         assert status == 202, job
         await wait_for(http, svc, job["job_id"])
         async with http.delete(consent_url) as response:
@@ -427,7 +428,7 @@ async def test_consent_endpoints_and_revocation_deletes_media(tmp_path: Path) ->
         assert after["media_deleted"] is True and after["variations"] == []
         async with http.get(f"{svc.url}/v1/jobs/{job['job_id']}/variations/1") as response:
             assert response.status == 410
-        status, body, _ = await submit(http, svc, request, make_photo())
+        status, body, _ = await submit(http, svc, request, astronaut_bytes())
         assert status == 403
         child = {
             "requester": {"platform": "test", "user_id": "shy"},

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from generation.backend import CancelToken, FaceBox, RenderRequest, Take, no_progress
 from generation.backends import make_backend
 from generation.backends.warp import WarpBackend, blink_curve, loop_phase
-from generation.faces import FaceDetector
+from generation.faces import FaceModel
 from generation.motion import parse_motion
 from generation.preprocess import frame_subject
 from livingphoto.errors import Cancelled
@@ -29,12 +29,11 @@ class Portrait:
 @pytest.fixture(scope="module")
 def portrait() -> Portrait:
     rgb = load_image(images.astronaut_bytes()).rgb
-    detector = FaceDetector()
-    face = detector.find_face(rgb)
-    assert face is not None
+    model = FaceModel()
+    (face,) = model.find_faces(rgb)
     framed = frame_subject(rgb, face, crop="auto", size=256)
     assert framed.face is not None
-    return Portrait(framed.image, detector.locate_eyes(framed.image, framed.face))
+    return Portrait(framed.image, model.landmarks(framed.image, framed.face))
 
 
 def render(

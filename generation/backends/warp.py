@@ -27,8 +27,15 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from generation.backend import CancelToken, FaceBox, ProgressFn, RenderRequest, Take
-from generation.faces import geometry
+from generation.backend import (
+    CancelToken,
+    FaceBox,
+    ProgressFn,
+    RenderRequest,
+    SubjectKind,
+    Take,
+)
+from generation.faces import FaceGeometry, geometry
 from generation.motion import Constraint, MotionSpec, Primitive
 from livingphoto.errors import GenerationFailed
 
@@ -99,7 +106,14 @@ class WarpBackend:
             seed = request.seed + k
             rng = np.random.default_rng(seed)
             plan = plan_variation(
-                request.spec, request.face, grid, request.frames, request.fps, rng
+                request.spec,
+                request.face,
+                grid,
+                request.frames,
+                request.fps,
+                rng,
+                kind=request.kind,
+                focus=request.focus,
             )
             frames = np.empty((request.frames, height, width, 3), dtype=np.uint8)
             for t in range(request.frames - 1):
@@ -311,8 +325,16 @@ def plan_variation(
     frames: int,
     fps: int,
     rng: np.random.Generator,
+    *,
+    kind: SubjectKind = "face",
+    focus: tuple[float, float] | None = None,
 ) -> Plan:
-    """Choose this variation's fields, curves and blink from the motion spec and the seed."""
+    """Choose this variation's fields, curves and blink from the motion spec and the seed.
+
+    ``kind == "animal"``: pet motion (breathing and a small head bob, never a blink or a smile).
+    A face seen in profile (``face.frontal`` False) gets no blink and no smile either.
+    Without a face, whole-picture motion is centred on ``focus`` (default: the picture's centre).
+    """
     phase = loop_phase(frames)
     seconds = (frames - 1) / fps
     jitter = rng.uniform(0.8, 1.2)
@@ -323,8 +345,18 @@ def plan_variation(
     size = float(min(grid.width, grid.height))
     overscan = 0.0  # fraction of the frame the global moves may reveal
 
+    animal = kind == "animal"
+    features = face is not None and face.frontal and not animal
+
     def level(primitive: Primitive) -> float:
-        return _effective_intensity(spec, primitive) * jitter
+        value = _effective_intensity(spec, primitive) * jitter
+        if primitive in (Primitive.BLINK, Primitive.SMILE) and not features:
+            return 0.0
+        if animal and primitive is Primitive.BREATHING:
+            return max(value, 0.5 * jitter)  # pets always breathe
+        if animal and primitive is Primitive.NOD:
+            return max(value, 0.3 * jitter)  # and bob their heads a little
+        return value
 
     if face is not None:
         reg = _regions(grid, face)
@@ -410,23 +442,7 @@ def plan_variation(
             components.append(Component("smile", dx_total, dy_total, curve))
         blink = level(Primitive.BLINK)
         if blink > 0:
-            eye_dist = geo.eye_distance
-            angle = math.atan2(
-                geo.right_eye[1] - geo.left_eye[1], geo.right_eye[0] - geo.left_eye[0]
-            )
-            for centre in (geo.left_eye, geo.right_eye):
-                eyes.append(
-                    EyeBlink(
-                        centre=(
-                            centre[0] - 0.01 * eye_dist * math.sin(angle),
-                            centre[1] + 0.01 * eye_dist * math.cos(angle),
-                        ),
-                        half_width=0.27 * eye_dist,
-                        half_height=0.085 * eye_dist,
-                        above=0.14 * eye_dist,
-                        angle=angle,
-                    )
-                )
+            eyes.extend(_eye_lids(face, geo))
             position = rng.uniform(0.3, 0.7)
             closure = blink_curve(frames, fps, position)
             if seconds >= 4.5 or blink >= 0.75:
@@ -437,7 +453,7 @@ def plan_variation(
         anchor = reg.head_centre
         subject = reg.body
     else:
-        anchor = (grid.width / 2, grid.height * 0.55)
+        anchor = focus if focus is not None else (grid.width / 2, grid.height * 0.55)
         subject = _ellipse_mask(
             grid, anchor[0], anchor[1], 0.35 * grid.width, 0.4 * grid.height, 1.2
         )
@@ -510,11 +526,75 @@ def plan_variation(
         dx = (-(grid.x - cx) * scale).astype(np.float32)
         dy = (-(grid.y - cy) * scale).astype(np.float32)
         components.append(Component("overscan", dx, dy, np.ones(frames, dtype=np.float64)))
+    if features and face is not None and Constraint.MOUTH_CLOSED in spec.constraints:
+        components = _rigid_lips(components, grid, face)
+        notes["protected"] = "lips"
     notes["components"] = sorted(
         {c.name.rsplit("_", 1)[0] if c.name[-1].isdigit() else c.name for c in components}
     )
     fields = [np.ascontiguousarray(np.dstack([c.dx, c.dy]), dtype=np.float32) for c in components]
     return Plan(components=components, eyes=eyes, closure=closure, notes=notes, fields=fields)
+
+
+def _rigid_lips(components: list[Component], grid: _Grid, face: FaceBox) -> list[Component]:
+    """ "keep mouth closed": inside the lips' region every field moves as one piece (the value at
+    the mouth's centre), so no motion can stretch the lips apart; it blends back outside."""
+    geo = geometry(face)
+    mx = (geo.mouth_left[0] + geo.mouth_right[0]) / 2
+    my = (geo.mouth_left[1] + geo.mouth_right[1]) / 2
+    half = max(2.0, math.hypot(geo.mouth_right[0] - mx, geo.mouth_right[1] - my))
+    lips = _ellipse_mask(grid, mx, my, 1.35 * half, 0.75 * half, 0.8)
+    i = min(grid.fh - 1, max(0, round(my / FIELD_STEP)))
+    j = min(grid.fw - 1, max(0, round(mx / FIELD_STEP)))
+    rigid = []
+    for c in components:
+        dx = (c.dx * (1.0 - lips) + float(c.dx[i, j]) * lips).astype(np.float32)
+        dy = (c.dy * (1.0 - lips) + float(c.dy[i, j]) * lips).astype(np.float32)
+        rigid.append(Component(c.name, dx, dy, c.curve))
+    return rigid
+
+
+def _eye_lids(face: FaceBox, geo: FaceGeometry) -> list[EyeBlink]:
+    """The two eye openings to blink: from the landmarks' eye corners when the face has them
+    (each eye's own width, centre and slant), else from the eye centres and average proportions.
+    """
+    eyes: list[EyeBlink] = []
+    if len(face.landmarks) >= 4:
+        corners = sorted(face.landmarks[:4], key=lambda p: p[0])
+        for outer, inner in ((corners[0], corners[1]), (corners[2], corners[3])):
+            width = max(2.0, math.hypot(inner[0] - outer[0], inner[1] - outer[1]))
+            angle = math.atan2(inner[1] - outer[1], inner[0] - outer[0])
+            cx, cy = (outer[0] + inner[0]) / 2, (outer[1] + inner[1]) / 2
+            eyes.append(
+                EyeBlink(
+                    # The iris sits a touch above the corner line: centre the lids on it.
+                    centre=(
+                        cx + 0.04 * width * math.sin(angle),
+                        cy - 0.04 * width * math.cos(angle),
+                    ),
+                    half_width=0.62 * width,
+                    half_height=0.21 * width,
+                    above=0.34 * width,
+                    angle=angle,
+                )
+            )
+        return eyes
+    eye_dist = geo.eye_distance
+    angle = math.atan2(geo.right_eye[1] - geo.left_eye[1], geo.right_eye[0] - geo.left_eye[0])
+    for centre in (geo.left_eye, geo.right_eye):
+        eyes.append(
+            EyeBlink(
+                centre=(
+                    centre[0] - 0.01 * eye_dist * math.sin(angle),
+                    centre[1] + 0.01 * eye_dist * math.cos(angle),
+                ),
+                half_width=0.27 * eye_dist,
+                half_height=0.085 * eye_dist,
+                above=0.14 * eye_dist,
+                angle=angle,
+            )
+        )
+    return eyes
 
 
 def spec_direction(spec: MotionSpec, primitive: Primitive) -> str | None:

@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from generation.backends import make_backend
+from generation.service import inspect_route
 from generation.service.embedded_queue import EmbeddedQueue
 from generation.service.errors import Gone, NotFound, PayloadTooLarge, Unauthorized, error_code
 from generation.service.execute import JobRunner
@@ -70,6 +71,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[MEDIA] = MediaStore(settings.service.data_dir)
+    inspect_route.register(app, settings)  # POST /v1/inspect; its face model opens first
     app.cleanup_ctx.extend([_store_ctx, _guard_ctx, _queue_ctx, _scheduler_ctx, _sweeper_ctx])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -140,6 +142,7 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.service,
         settings.moderation,
         app[METRICS],
+        app[inspect_route.SUBJECTS],
     ) as scheduler:
         app[SCHEDULER] = scheduler
         app[PRIVACY] = Privacy(scheduler, settings.service.retention_hours)

@@ -58,6 +58,7 @@ class JobRunner:
             size=ticket.options.size,
             seed=ticket.options.seed,
             motion_scale=ticket.options.motion_scale,
+            face=ticket.options.face,
         )
         started = time.monotonic()
         try:

@@ -61,11 +61,23 @@ class Guard:
             executor.shutdown(wait=True, cancel_futures=True)
 
     async def check_request(
-        self, requester: Requester, prompt: str, image: NDArray[np.uint8], consent_attested: bool
+        self,
+        requester: Requester,
+        prompt: str,
+        image: NDArray[np.uint8],
+        consent_attested: bool,
+        *,
+        shows_person: bool = True,
     ) -> None:
-        """Raise ``ConsentRequired``, ``PolicyRefusal``, ``RateLimited`` or ``UsageError``."""
+        """Raise ``ConsentRequired``, ``PolicyRefusal``, ``RateLimited`` or ``UsageError``.
+
+        ``shows_person``: the photo shows a human face (consent is checked only then)."""
         request = ModerationRequest(
-            requester=requester, prompt=prompt, image=image, consent_attested=consent_attested
+            requester=requester,
+            prompt=prompt,
+            image=image,
+            consent_attested=consent_attested,
+            shows_person=shows_person,
         )
         await asyncio.get_running_loop().run_in_executor(
             self._executor, self.moderator.check_request, request

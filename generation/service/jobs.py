@@ -69,6 +69,7 @@ class RenderOptions:
     size: int = 512
     seed: int | None = None
     motion_scale: float = 1.0
+    face: int | None = None  # which detected face to animate; None: the largest
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -78,6 +79,7 @@ class RenderOptions:
             "size": self.size,
             "seed": self.seed,
             "motion_scale": self.motion_scale,
+            "face": self.face,
         }
 
     @classmethod
@@ -90,6 +92,7 @@ class RenderOptions:
             size=int(data["size"]),
             seed=None if seed is None else int(seed),
             motion_scale=float(data.get("motion_scale", 1.0)),
+            face=None if data.get("face") is None else int(data["face"]),
         )
 
 

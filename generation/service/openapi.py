@@ -135,6 +135,29 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            "/v1/inspect": {
+                "post": {
+                    "summary": "What a photo shows (human face, animal, none); stores nothing",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["image"],
+                                    "properties": {"image": {"type": "string", "format": "binary"}},
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(
+                            {"$ref": "#/components/schemas/Inspection"}, "The photo's subject"
+                        ),
+                        **_errors(400, 401, 413),
+                    },
+                }
+            },
             "/v1/jobs/{job_id}/variations/{index}": {
                 "parameters": [
                     _JOB_ID,
@@ -225,6 +248,31 @@ def _schemas() -> dict[str, Any]:
                 "retry_after_s": {"type": "number"},
             },
         },
+        "Inspection": {
+            "type": "object",
+            "required": ["subject", "warnings"],
+            "properties": {
+                "subject": {
+                    "type": "object",
+                    "required": ["kind", "faces", "chosen"],
+                    "properties": {
+                        "kind": {"enum": ["face", "animal", "none"]},
+                        "faces": {
+                            "type": "array",
+                            "description": "[x, y, w, h] in the photo's pixels, left to right",
+                            "items": {
+                                "type": "array",
+                                "items": {"type": "integer"},
+                                "minItems": 4,
+                                "maxItems": 4,
+                            },
+                        },
+                        "chosen": {"type": ["integer", "null"], "minimum": 0},
+                    },
+                },
+                "warnings": {"type": "array", "items": {"type": "string"}},
+            },
+        },
         "JobRequest": {
             "type": "object",
             "additionalProperties": False,
@@ -237,6 +285,13 @@ def _schemas() -> dict[str, Any]:
                 "size": {"type": "integer", "minimum": 128, "maximum": 1024},
                 "seed": {"type": ["integer", "null"], "minimum": 0},
                 "motion_scale": {"type": "number", "minimum": 0.1, "maximum": 4},
+                "face": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 63,
+                    "description": "Which detected face to animate (0-based, left to right; "
+                    "default: the largest), as in POST /v1/inspect",
+                },
                 "requester": requester,
                 "consent": {
                     "type": "object",

@@ -29,6 +29,7 @@ from generation.config import ServiceSettings
 from generation.service.errors import Gone
 from generation.service.fairness import UserKey, fair_order, user_key
 from generation.service.guard import Guard
+from generation.service.inspect_route import SubjectService
 from generation.service.jobs import (
     ADJUST_SCALE,
     MAX_MOTION_SCALE,
@@ -74,8 +75,11 @@ class Scheduler:
         settings: ServiceSettings,
         moderation: ModerationSettings,
         metrics: Metrics,
+        subjects: SubjectService | None = None,
     ) -> None:
         self.store = store
+        # Finds human faces: consent is asked only for them (None: always ask).
+        self.subjects = subjects
         self.media = media
         self.queue = queue
         self.guard = guard
@@ -105,8 +109,9 @@ class Scheduler:
         settings: ServiceSettings,
         moderation: ModerationSettings,
         metrics: Metrics,
+        subjects: SubjectService | None = None,
     ) -> AsyncIterator[Scheduler]:
-        scheduler = cls(store, media, queue, guard, settings, moderation, metrics)
+        scheduler = cls(store, media, queue, guard, settings, moderation, metrics, subjects)
         requeued = store.recover(requeue_dispatched=not settings.uses_redis)
         if requeued:
             log.info("recovered %d unfinished job(s) after a restart", requeued)
@@ -137,9 +142,15 @@ class Scheduler:
         self._check_capacity(sub.requester)
         prompt = sub.prompt if sub.prompt is not None else parent.prompt if parent else ""
         rgb, png = await asyncio.to_thread(self._intake, source, image_bytes is not None)
+        shows_person = True
+        if self.subjects is not None:
+            face = sub.face if sub.face is not None else parent.options.face if parent else None
+            shows_person = (await self.subjects.describe(rgb, face)).kind == "face"
         moderation_started = time.perf_counter()
         try:
-            await self.guard.check_request(sub.requester, prompt, rgb, sub.consent_attested)
+            await self.guard.check_request(
+                sub.requester, prompt, rgb, sub.consent_attested, shows_person=shows_person
+            )
         except ConsentRequired:
             self.metrics.refused("consent_required")
             raise
@@ -225,6 +236,7 @@ class Scheduler:
             size=sub.size or base.size,
             seed=seed,
             motion_scale=round(scale, 4),
+            face=sub.face if sub.face is not None else base.face,
         )
         job_id = new_job_id()
         if png is not None:

@@ -24,6 +24,7 @@ LIMITS = {
     "size": (128, 1024),
     "seed": (0, 2**31 - 1),
     "motion_scale": (0.1, 4.0),
+    "face": (0, 63),
 }
 _NAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 _PLATFORM = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -41,6 +42,7 @@ _TOP = frozenset(
         "consent",
         "parent",
         "idempotency_key",
+        "face",
     }
 )
 _REQUESTER = frozenset({"platform", "user_id", "chat_id"})
@@ -69,6 +71,7 @@ class Submission:
     consent_wording: str
     parent: ParentRef | None
     idempotency_key: str | None
+    face: int | None = None  # which detected face to animate (0-based, left to right)
 
 
 def parse_submission(raw: bytes | str) -> Submission:
@@ -114,6 +117,7 @@ def parse_submission(raw: bytes | str) -> Submission:
         consent_wording=wording,
         parent=parent,
         idempotency_key=key,
+        face=_int_field(obj, "face"),
     )
 
 

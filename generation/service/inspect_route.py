@@ -1,0 +1,146 @@
+"""``POST /v1/inspect``: what a photo shows, so a bot can ask for consent only for people.
+
+Multipart with one part ``image``. Answers 200 ``{"subject": {"kind": "face"|"animal"|"none",
+"faces": [[x, y, w, h], ...], "chosen": k|null}, "warnings": [...]}`` (boxes in the photo's pixels
+after EXIF orientation, left to right; ``chosen`` is the largest), 400 for an unusable image,
+413 past the photo size limit. Nothing is stored: the photo lives in memory for this request only.
+
+``register(app)`` adds the route and the lifecycle that loads the face model once, in a thread
+(so start-up is not held up by it); detection runs in a small thread pool of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from aiohttp import BodyPartReader, web
+from numpy.typing import NDArray
+
+from generation.faces import FaceModel
+from generation.service.errors import PayloadTooLarge
+from generation.subject import Subject, find_subject
+from livingphoto.errors import UsageError
+from livingphoto.settings import Settings
+from moderation.intake import load_image
+
+_CHUNK = 64 * 1024
+
+
+class SubjectService:
+    """The face model behind ``/v1/inspect`` and the service's consent decision (loaded once)."""
+
+    def __init__(self, max_bytes: int, max_pixels: int, threads: int = 1) -> None:
+        self.max_bytes = max_bytes
+        self.max_pixels = max_pixels
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="inspect")
+        self._model: asyncio.Future[FaceModel] | None = None
+
+    async def model(self) -> FaceModel:
+        """The face model, loaded on first use in the pool (later callers wait for it)."""
+        if self._model is None:
+            self._model = asyncio.get_running_loop().run_in_executor(self._executor, FaceModel)
+        return await self._model
+
+    async def inspect(self, photo: bytes) -> dict[str, Any]:
+        """Decode ``photo`` (``moderation.intake`` limits; ``UsageError`` when unusable) and
+        describe its subject: ``{"subject": {...}, "warnings": [...]}``."""
+        model = await self.model()
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._inspect, model, photo
+        )
+
+    async def describe(self, rgb: NDArray[np.uint8], face: int | None = None) -> Subject:
+        """The subject of an already decoded photo (``UsageError`` if ``face`` is out of range)."""
+        model = await self.model()
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, find_subject, model, rgb, face
+        )
+
+    def _inspect(self, model: FaceModel, photo: bytes) -> dict[str, Any]:
+        image = load_image(photo, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+        subject = find_subject(model, image.rgb)
+        return {
+            "subject": subject.to_json(),
+            "warnings": list(dict.fromkeys([*image.warnings, *subject.warnings])),
+        }
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+SUBJECTS = web.AppKey("subjects", SubjectService)
+
+
+def register(app: web.Application, settings: Settings) -> None:
+    """Add ``POST /v1/inspect`` and the face model's lifecycle to ``app``."""
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        service = SubjectService(
+            settings.moderation.max_image_bytes, settings.moderation.max_image_pixels
+        )
+        app[SUBJECTS] = service
+        try:
+            yield
+        finally:
+            service.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_post("/v1/inspect", inspect_photo)
+
+
+async def inspect_photo(request: web.Request) -> web.Response:
+    """The handler: read the ``image`` part (limits first), inspect it in memory."""
+    service = request.app[SUBJECTS]
+    photo = await _read_image(request, service.max_bytes)
+    return web.json_response(await service.inspect(photo))
+
+
+async def _read_image(request: web.Request, limit: int) -> bytes:
+    length = request.content_length
+    if length is not None and length > limit + 64 * 1024:
+        raise PayloadTooLarge(f"photo too large: the limit is {_megabytes(limit)}")
+    if request.content_type != "multipart/form-data":
+        raise UsageError("send multipart/form-data with the part 'image'")
+    photo: bytes | None = None
+    try:
+        reader = await request.multipart()
+        while True:
+            part = await reader.next()
+            if part is None:
+                break
+            if not isinstance(part, BodyPartReader):
+                raise UsageError("nested multipart bodies are not accepted")
+            if part.name != "image":
+                raise UsageError(f"unexpected multipart part {part.name!r}")
+            if photo is not None:
+                raise UsageError("more than one 'image' part")
+            photo = await _read_part(part, limit)
+    except (ValueError, AssertionError, RuntimeError, LookupError):
+        raise UsageError("malformed multipart body") from None
+    if photo is None:
+        raise UsageError("missing the multipart part 'image'")
+    if not photo:
+        raise UsageError("the photo is empty (0 bytes)")
+    return photo
+
+
+async def _read_part(part: BodyPartReader, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await part.read_chunk(_CHUNK)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"photo too large: the limit is {_megabytes(limit)}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:g} MB" if size >= 2**20 else f"{size // 1024} KB"

@@ -1,0 +1,53 @@
+"""Identity is measured by face-recognition embeddings: the likeness ladder (docs/faces.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from likeness_ladder import ladder, portrait, same_person
+from numpy.typing import NDArray
+
+from generation.faces import FaceModel
+from generation.quality import IDENTITY_THRESHOLD, Likeness
+
+
+@pytest.fixture(scope="module")
+def scores() -> dict[str, float]:
+    model = FaceModel()
+    source, rungs = ladder(model)
+    likeness = Likeness(model, source.image, source.face)
+    return {name: likeness.identity(frames) for name, frames in rungs.items()}
+
+
+def test_the_same_person_blinking_and_tilting_is_never_flagged(scores: dict[str, float]) -> None:
+    assert scores["same-blink-tilt"] > IDENTITY_THRESHOLD + 0.1
+
+
+def test_blends_toward_another_person_score_lower_the_further_they_go(
+    scores: dict[str, float],
+) -> None:
+    assert scores["blend-30"] < scores["same-blink-tilt"] - 0.04  # clearly lower
+    assert scores["blend-30"] > IDENTITY_THRESHOLD
+    assert scores["blend-60"] < IDENTITY_THRESHOLD
+    assert scores["blend-100"] < scores["blend-60"] < scores["blend-30"]
+
+
+def test_eyes_pushed_apart_by_ten_percent_are_flagged(scores: dict[str, float]) -> None:
+    assert scores["eyes-10"] < IDENTITY_THRESHOLD < scores["eyes-5"]
+
+
+def test_a_still_clip_is_the_same_face() -> None:
+    model = FaceModel()
+    shot = portrait(model)
+    frames: NDArray[np.uint8] = np.repeat(shot.image[None], 8, axis=0)
+    assert Likeness(model, shot.image, shot.face).identity(frames) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_blink_is_never_taken_for_another_face() -> None:
+    """Wherever the samples fall (some land on the closed eyes), the same person passes."""
+    model = FaceModel()
+    shot = portrait(model)
+    frames = same_person(shot)
+    for samples in range(3, 12):
+        value = Likeness(model, shot.image, shot.face, samples=samples).identity(frames)
+        assert value > IDENTITY_THRESHOLD + 0.05, samples

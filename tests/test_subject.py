@@ -1,0 +1,139 @@
+"""What a photo shows: human faces (never animals), several faces, and the fallbacks."""
+
+from __future__ import annotations
+
+import images
+import numpy as np
+import pytest
+from PIL import Image
+
+from generation.faces import MIN_FACE_PX, FaceModel
+from generation.subject import choose, find_subject, salient_centre
+from livingphoto.errors import UsageError
+
+
+@pytest.fixture(scope="module")
+def model() -> FaceModel:
+    return FaceModel()
+
+
+def rgb(name: str) -> np.ndarray:  # type: ignore[type-arg]
+    return np.asarray(Image.open(images.EXAMPLES / name).convert("RGB"))
+
+
+def test_portraits_are_faces(model: FaceModel) -> None:
+    for name in ("astronaut.jpg", "grace_hopper.jpg"):
+        subject = find_subject(model, rgb(name))
+        assert subject.kind == "face" and subject.chosen == 0 and len(subject.faces) == 1, name
+        face = subject.faces[0]
+        assert face.frontal and len(face.landmarks) == 5
+
+
+def test_animals_and_things_are_never_a_human_face(model: FaceModel) -> None:
+    # chelsea.jpg: a cat close-up (CC0); the rest are pictures without people.
+    cat = rgb("chelsea.jpg")
+    pictures = [cat, np.ascontiguousarray(cat[:, ::-1]), np.asarray(images.portrait_rgb())]
+    for picture in pictures:
+        subject = find_subject(model, picture)
+        assert subject.kind != "face"
+        assert model.find_faces(picture) == []
+
+
+def test_several_faces_left_to_right_and_the_choice(model: FaceModel) -> None:
+    single = Image.open(images.EXAMPLES / "astronaut.jpg").convert("RGB")
+    group = Image.new("RGB", (1024, 600), (128, 128, 128))
+    group.paste(single, (0, 0))
+    group.paste(single.resize((400, 400)), (560, 150))
+    subject = find_subject(model, np.asarray(group))
+    assert subject.kind == "face" and len(subject.faces) == 2
+    assert subject.faces[0].x < subject.faces[1].x
+    assert subject.chosen == 0  # the larger face is on the left
+    assert any("2 faces found" in w for w in subject.warnings)
+    assert find_subject(model, np.asarray(group), face=1).chosen == 1
+    with pytest.raises(UsageError, match="out of range"):
+        find_subject(model, np.asarray(group), face=2)
+    assert subject.to_json()["faces"][1] == subject.faces[1].to_json()
+
+
+def test_small_faces_are_reported_but_not_animated(model: FaceModel) -> None:
+    small = Image.open(images.EXAMPLES / "astronaut.jpg").convert("RGB").resize((200, 200))
+    canvas = Image.new("RGB", (640, 640), (120, 130, 140))
+    canvas.paste(small, (220, 220))
+    subject = find_subject(model, np.asarray(canvas))
+    if subject.kind == "face":  # found or not, nothing is made up
+        assert subject.face is not None and subject.face.w < MIN_FACE_PX
+        assert subject.animatable is None
+        assert any("px wide" in w for w in subject.warnings)
+    else:
+        assert subject.faces == () and subject.chosen is None
+
+
+def test_no_face_means_no_choice() -> None:
+    from generation.subject import Subject
+
+    empty = choose(Subject("none", (), None), None)
+    assert empty.chosen is None and empty.to_json() == {"kind": "none", "faces": [], "chosen": None}
+    with pytest.raises(UsageError, match="no face was found"):
+        choose(empty, 0)
+
+
+def test_salient_centre_follows_the_subject() -> None:
+    picture = np.full((200, 300, 3), 90, dtype=np.uint8)
+    picture[120:180, 220:290] = (250, 240, 30)
+    x, y = salient_centre(picture)
+    assert x > 150 and y > 100
+
+
+def test_profile_views_and_animals_get_a_clear_warning() -> None:
+    from generation.backend import FaceBox
+    from generation.subject import Subject
+
+    side = FaceBox(100, 100, 120, 120, frontal=False)
+    profile = choose(Subject("face", (side,), None), None)
+    assert profile.chosen == 0 and profile.animatable == side
+    assert any("profile" in w for w in profile.warnings)
+    cat = choose(Subject("animal", (FaceBox(10, 10, 90, 90),), None), None)
+    assert cat.kind == "animal" and any("no human blink" in w for w in cat.warnings)
+
+
+def test_a_small_face_in_a_big_photo_is_found(model: FaceModel) -> None:
+    person = Image.open(images.EXAMPLES / "astronaut.jpg").convert("RGB").resize((700, 700))
+    big = Image.new("RGB", (2400, 1600), (120, 125, 130))
+    big.paste(person, (1500, 800))
+    (face,) = model.find_faces(np.asarray(big))
+    # The face is ~6 % of the long side: found by the second, finer pass, in source pixels.
+    assert 1700 < face.x + face.w / 2 < 1900 and 900 < face.y + face.h / 2 < 1100
+
+
+def restyled(picture: np.ndarray) -> dict[str, np.ndarray]:  # type: ignore[type-arg]
+    """The portrait as an old scratched sepia print, a painting and a cartoon."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    grey = cv2.cvtColor(picture, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    faded = 0.6 * grey + 50 + rng.normal(0, 12, grey.shape)
+    old = np.clip(np.stack([faded * 1.07, faded * 0.95, faded * 0.78], -1), 0, 255)
+    old = np.ascontiguousarray(old.astype(np.uint8))
+    for _ in range(6):
+        x = int(rng.uniform(0, picture.shape[1]))
+        cv2.line(old, (x, 0), (x + int(rng.uniform(-30, 30)), picture.shape[0]), (235, 225, 200), 1)
+    edges = cv2.adaptiveThreshold(
+        cv2.medianBlur(cv2.cvtColor(picture, cv2.COLOR_RGB2GRAY), 5),
+        255,
+        cv2.ADAPTIVE_THRESH_MEAN_C,
+        cv2.THRESH_BINARY,
+        9,
+        5,
+    )
+    flat = cv2.edgePreservingFilter(picture, flags=1, sigma_s=60, sigma_r=0.4)
+    return {
+        "old photo": old,
+        "painting": np.asarray(cv2.stylization(picture, sigma_s=60, sigma_r=0.45)),
+        "cartoon": np.asarray(cv2.bitwise_and(flat, cv2.cvtColor(edges, cv2.COLOR_GRAY2RGB))),
+    }
+
+
+def test_old_photos_paintings_and_cartoons_of_people_are_faces(model: FaceModel) -> None:
+    for name in ("astronaut.jpg", "grace_hopper.jpg"):
+        for style, picture in restyled(rgb(name)).items():
+            assert find_subject(model, picture).kind == "face", (name, style)
