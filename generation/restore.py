@@ -416,6 +416,11 @@ def _find_lines(
                     continue
                 seen = masks.lines[region]
                 already = bool((seen & component).sum() > 0.5 * component.sum())
+                # The mask covers the whole measured width (the ridge response is narrower than
+                # the anti-aliased line): grown by half its mean width, area / length.
+                grow = round(LINE_GROW * area / length)
+                if grow > 0:
+                    component = cv2.dilate(component.astype(np.uint8), _ellipse(grow)).astype(bool)
                 seen |= component
                 if already:
                     continue  # the same line, found again in a neighbouring orientation
@@ -659,7 +664,9 @@ def _restore(
     if protect_faces:
         model = model or _face_model()
         if faces is None:
-            found = _faces(model, out)
+            # Faces of the scan itself (denoising can soften a face below the detector's
+            # score), else of the denoised copy.
+            found = _faces(model, work) or _faces(model, out)
         else:
             found = [box.scaled(factor, factor, 0.0, 0.0) for box in faces]
     if found:
@@ -689,11 +696,12 @@ def _restore(
 
 
 def _denoise(rgb: Image, sigma: float) -> Image:
-    """Non-local means at a strength from the measured grain (colour planes smoothed more),
-    with ``GRAIN_KEPT`` of the removed grain put back."""
+    """Non-local means at a strength from the measured grain (``NLM_STRENGTH`` x the luma noise;
+    the colour planes 1.5x that, so sepia and fading stay as they are), with ``GRAIN_KEPT`` of
+    the removed grain put back. Photos above ``NLM_FULL_PIXELS`` use 5-px patches and an 11-px
+    search window instead of 7 and 21: about 6x fewer patch comparisons."""
     h = float(np.clip(NLM_STRENGTH * sigma, 1.0, 30.0))
-    # OpenCV's recommended 7-px patches and 21-px search; smaller on big photos, for speed.
-    patch, search = (7, 21) if rgb.shape[0] * rgb.shape[1] <= NLM_FULL_PIXELS else (5, 15)
+    patch, search = (7, 21) if rgb.shape[0] * rgb.shape[1] <= NLM_FULL_PIXELS else (5, 11)
     out = np.asarray(cv2.fastNlMeansDenoisingColored(rgb, None, h, 1.5 * h, patch, search))
     if GRAIN_KEPT <= 0.0:
         return np.asarray(out, dtype=np.uint8)
@@ -702,6 +710,7 @@ def _denoise(rgb: Image, sigma: float) -> Image:
     return np.clip(kept + 0.5, 0, 255).astype(np.uint8)
 
 
+LINE_GROW = 0.0  # line masks grow by this share of their measured mean width
 NLM_STRENGTH = 1.2  # NLM ``h`` per level of measured grain
 NLM_FULL_PIXELS = 1_000_000
 GRAIN_KEPT = 0.15  # share of the grain left in (the film's look)
