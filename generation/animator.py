@@ -402,6 +402,7 @@ class Animator:
             contact_sheet=sheet,
             timings={k: round(v, 4) for k, v in timings.items()},
             restoration=restoration,
+            subject=inspection.subject_json(),
         )
         (out_dir / "summary.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
         progress(1.0, "done")

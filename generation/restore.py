@@ -103,6 +103,7 @@ DUST_MAX_SIDE = 9  # specks fit in a box this wide
 DUST_CONTRAST = 0.2  # a speck stands out by at least this share of the tonal range
 SPECK_NOISE = 0.3  # share of the grain left after denoising
 SPECK_NEIGHBOURS = 1.5  # ridge pixels allowed around a speck, per pixel of the speck
+SPECK_NEAR = 0.4  # when restoring, the neighbourhood is this share of BUSY_RADIUS
 DUST_MIN_COUNT = 6  # with a long scratch or crease, this many specks make a damaged scan
 LINES_GRAIN = 4.0  # ... or this much grain (levels), below what counts as grainy
 BUSY_RADIUS = 20  # neighbourhood (pixels) in which ridge density marks texture
@@ -464,7 +465,9 @@ def _find_specks(grey: Float, noise: float, scale: float, masks: _Masks, *, stri
     radius = max(2, round(DUST_RADIUS * min(unit, 2.0)))
     strong = max(4.0 * noise, DUST_CONTRAST * _contrast(grey), 20.0)
     weak = 0.5 * strong
-    busy_size = 2 * round(BUSY_RADIUS * unit) + 1
+    # Restoring (not ``strict``), the neighbourhood is smaller: dust comes in clusters, and a
+    # speck next to another speck is still dust.
+    busy_size = 2 * round(BUSY_RADIUS * unit * (1.0 if strict else SPECK_NEAR)) + 1
     side_max = DUST_MAX_SIDE * unit
     for response in _ridges(grey, radius):
         above = response > strong
