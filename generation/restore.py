@@ -12,7 +12,11 @@ What is detected (all on the luma of the photo, in 8-bit levels; see ``analyse``
   percentile so that flat areas (where only noise lives) set the level, not texture. Two bands:
   the residual of a 2-px Gaussian (white and clumped grain) and the finest diagonal Haar band (the
   estimator of ``skimage.restoration.estimate_sigma``, Donoho & Johnstone 1994). Grain must show in
-  both: texture and text have little finest-band energy. It is removed with OpenCV's non-local
+  both: texture and text have little finest-band energy. Grain is also a spectrum that is the
+  same whatever the scene: in the flattest tiles its energy two octaves down is well below the
+  finest band's (white noise: a quarter), while natural texture (grass, gravel, fur) keeps a 1/f
+  spectrum in every tile (``GRAIN_SLOPE``); and it is judged only on pictures with enough
+  mid-tones (``MIDTONES``): a star field or a night sky is deep shadow with sensor noise. It is removed with OpenCV's non-local
   means (``fastNlMeansDenoisingColored``, Buades et al. 2005) at a strength that follows the
   estimate; the colour planes are smoothed more than luma, so sepia and fading stay as they are.
 - **scratches and creases**: thin bright or dark ridges. A morphological white top-hat (bright)
@@ -29,16 +33,19 @@ What is detected (all on the luma of the photo, in 8-bit levels; see ``analyse``
   tonal range; ridges in busy areas (hair, fabric, foliage, text: many ridges close together) are
   not damage; a scratch must be paper-white or dirt-black, at the end of the picture's own tones
   (a mid-tone ridge is a seam, a cord, a rod); the eyes of detected faces are never inpainted
-  (catchlights look like dust); after restoring, the face's likeness (``generation.quality``'s
-  ``identity``) between the input and the restored photo must reach ``IDENTITY_THRESHOLD``, or
-  nothing is painted over on the face (its denoising stays).
+  (catchlights look like dust); after restoring, the face's likeness between the input and the
+  restored photo (``generation.quality.Likeness``: face-recognition embeddings and eye spacing,
+  as for animated takes) must reach ``IDENTITY_THRESHOLD``, or nothing is painted over on the
+  face (its denoising stays). Denoising and a crease removed across a face keep the person.
 - **auto** restores a photo that is grainy, or that has a crease or a long isolated scratch
   together with some grain or dust (see ``DamageReport.needs_restoring``); anything else is
   returned untouched, the very same array.
 
 Damage is removed by OpenCV inpainting (``cv2.inpaint``, Telea's fast marching method) of the
 dilated line and speck masks, after denoising. Photos above ``MAX_WORK_PIXELS`` are restored at
-a reduced size and scaled back (``DamageReport.work_scale`` says so).
+a reduced size and scaled back (``DamageReport.work_scale`` says so). ``restore_working`` decides
+on the full photo and cleans a working-size copy (what ``animate`` renders), so a big scan costs
+about as much as a small one.
 """
 
 from __future__ import annotations

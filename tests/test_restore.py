@@ -259,3 +259,28 @@ def test_big_scans_are_checked_cheaply_and_restored_at_a_working_size(
     assert any("scaled back" in note for note in result.notes)
     assert result.report.work_scale < 1.0
     assert scan_damage.psnr(aged, result.image) > scan_damage.psnr(aged, scan)
+
+
+def test_animate_restores_at_the_working_size_for_the_cost_of_a_small_scan() -> None:
+    import time
+
+    from generation.restore import restore_working
+
+    aged, scan = damaged_case("coffee", 1600, 91)  # a big scan
+    work = resized(scan, 512)  # what animate renders
+    started = time.perf_counter()
+    result = restore_working(scan, work, "auto")
+    at_work = time.perf_counter() - started
+    assert result.restored
+    assert result.image.shape == work.shape
+    target = resized(aged, 512)
+    assert scan_damage.psnr(target, result.image) > scan_damage.psnr(target, work) + 2.0
+    started = time.perf_counter()
+    restore(scan)
+    full = time.perf_counter() - started
+    assert at_work < 0.5 * full, (at_work, full)
+    # A clean big photo is decided on its own pixels and left alone, the same array.
+    clean = resized(sample("coffee"), 1600)
+    small = resized(clean, 512)
+    assert restore_working(clean, small, "auto").image is small
+    assert restore_working(scan, work, "off").image is work
