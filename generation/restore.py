@@ -99,7 +99,8 @@ LINE_SEGMENT = 19  # an oriented opening needs the line to stay thin this long
 ORIENTATIONS = 12
 MIN_LINE_FRACTION = 0.1  # a scratch is at least this fraction of the long side
 CREASE_FRACTION = 0.45  # a crease crosses at least this share of the long side
-CREASE_MARGIN = 0.08  # ... and reaches within this share of the picture from both its ends
+CREASE_MARGIN = 0.08  # ... reaches within this share of the picture from one side
+CREASE_SPAN = 0.8  # ... and runs across this share of it
 EVIDENCE_FRACTION = 0.3  # a scratch this long (share of the long side), in quiet areas, is damage
 EXTREME_MARGIN = 0.1  # damage lies within this share of the tonal range of its ends
 LINE_CONTRAST = 0.12  # a line stands out by at least this share of the picture's tonal range
@@ -454,11 +455,12 @@ def _beyond(level: float, bright: bool, low: float, high: float, noise: float) -
 
 
 def _spans(x: int, y: int, w: int, h: int, width: int, height: int) -> bool:
-    """Whether a box runs (almost) from one side of the picture to the opposite one."""
+    """Whether a box runs from one side of the picture (within ``CREASE_MARGIN``) across at least
+    ``CREASE_SPAN`` of it: a fold starts at an edge, and may break where it crosses busy content."""
     margin_x, margin_y = CREASE_MARGIN * width, CREASE_MARGIN * height
-    across = x <= margin_x and x + w >= width - margin_x
-    down = y <= margin_y and y + h >= height - margin_y
-    return across or down
+    at_side_x = x <= margin_x or x + w >= width - margin_x
+    at_side_y = y <= margin_y or y + h >= height - margin_y
+    return (at_side_x and w >= CREASE_SPAN * width) or (at_side_y and h >= CREASE_SPAN * height)
 
 
 def _find_specks(grey: Float, noise: float, scale: float, masks: _Masks, *, strict: bool) -> None:
