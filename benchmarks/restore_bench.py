@@ -153,6 +153,15 @@ def held_out() -> None:
             print(f"clean {name} {side} px: restored={result.restored}, PSNR {psnr:.1f} dB")
 
 
+def _at_long_side(image: NDArray[np.uint8], side: int) -> NDArray[np.uint8]:
+    import cv2
+
+    height, width = image.shape[:2]
+    factor = side / max(height, width)
+    size = (round(width * factor), round(height * factor))
+    return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+
+
 def working_size(runs: int) -> None:
     """``animate``'s pre-pass at the working size (512 px) for a 512-px and a 1600-px scan, and
     ``livingphoto restore`` (full size) of both."""
@@ -163,14 +172,8 @@ def working_size(runs: int) -> None:
         rng = np.random.default_rng(7)
         aged = scan_damage.age(image, rng)
         scan = scan_damage.damage(aged, rng, scan_damage.DamageSpec(grain=10, scratches=3, dust=60))
-        work = photo("chelsea.jpg", 512) if side != 512 else scan
-        if side != 512:
-            import cv2
-
-            height, width = scan.shape[:2]
-            factor = 512 / max(height, width)
-            size = (round(width * factor), round(height * factor))
-            work = np.asarray(cv2.resize(scan, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+        # What animate renders: the scan at 512 px (the same array at 512 already).
+        work = scan if side == 512 else _at_long_side(scan, 512)
         at_work = median_ms(functools.partial(restore_working, scan, work, "auto"), runs)
         full = median_ms(functools.partial(restore, scan), max(1, runs // 2))
         print(

@@ -128,8 +128,8 @@ def test_damaged_scans_are_restored_and_get_closer_to_the_original() -> None:
         after = scan_damage.psnr(aged, result.image)
         assert after > before - 0.5, (name, before, after)  # never a worse picture
         gains.append(after - before)
-    # Measured 6.0 dB here (goal: >= 6 dB held-out, 10 dB ideal; see benchmarks/README.md).
-    assert float(np.mean(gains)) >= 5.0, gains
+    # Measured 6.4 dB here; 7.1 dB on the held-out set of benchmarks/restore_bench.py --held-out.
+    assert float(np.mean(gains)) >= 5.5, gains
 
 
 def test_each_kind_of_damage_alone_is_found_and_reduced() -> None:
