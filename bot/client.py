@@ -80,6 +80,7 @@ class JobRequest:
     seed: int | None = None
     parent: ParentRef | None = None
     idempotency_key: str = ""
+    face: int | None = None  # which face to animate (0-based index into the inspected faces)
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -108,6 +109,8 @@ class JobRequest:
             body["parent"] = self.parent.to_json()
         if self.idempotency_key:
             body["idempotency_key"] = self.idempotency_key
+        if self.face is not None:
+            body["face"] = self.face
         return body
 
 
@@ -167,6 +170,46 @@ class JobStatus:
         )
 
 
+Box = tuple[int, int, int, int]  # x, y, width, height in the photo's pixels
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What ``POST /v1/inspect`` saw: ``kind`` "face" only for a human face; ``faces`` left to
+    right; ``chosen`` the face the service would animate (None when there is none)."""
+
+    kind: Literal["face", "animal", "none"]
+    faces: tuple[Box, ...] = ()
+    chosen: int | None = None
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> Subject:
+        """Parse the service's answer; raises ``ServiceError`` when it is malformed."""
+        subject = body.get("subject")
+        try:
+            if not isinstance(subject, Mapping):
+                raise TypeError("no subject")
+            raw_kind = str(subject.get("kind"))
+            kind: Literal["face", "animal", "none"] = (
+                "face" if raw_kind == "face" else "animal" if raw_kind == "animal" else "none"
+            )
+            faces = tuple(_box(box) for box in subject.get("faces") or ())
+            chosen = subject.get("chosen")
+            pick = int(chosen) if isinstance(chosen, int) and 0 <= chosen < len(faces) else None
+            warnings = tuple(str(w) for w in body.get("warnings") or ())
+        except (TypeError, ValueError):
+            raise ServiceError("generation service sent a malformed inspection") from None
+        return cls(kind, faces, pick, warnings)
+
+
+def _box(raw: object) -> Box:
+    if not isinstance(raw, list | tuple) or len(raw) != 4:
+        raise ValueError("a face box is [x, y, w, h]")
+    x, y, w, h = (int(v) for v in raw)
+    return (x, y, w, h)
+
+
 @dataclass(frozen=True)
 class ForgetReport:
     jobs: int
@@ -201,6 +244,14 @@ class ServiceClient:
             state=str(body.get("state", "queued")),
             position=int(body.get("position") or 0),
         )
+
+    async def inspect(self, image: bytes, filename: str) -> Subject:
+        """``POST /v1/inspect``: where the subject of ``image`` is; the service keeps nothing.
+        Raises ``UsageError`` for an unusable image (400), ``ServiceError`` otherwise (an older
+        service without the endpoint answers 404)."""
+        form = aiohttp.FormData()
+        form.add_field("image", image, filename=filename, content_type="application/octet-stream")
+        return Subject.from_json(await self._json("POST", "/v1/inspect", data=form))
 
     async def status(self, job_id: str) -> JobStatus:
         return JobStatus.from_json(await self._json("GET", f"/v1/jobs/{job_id}"))
@@ -256,13 +307,15 @@ class ServiceClient:
         body = await self._json("GET", _user_path(requester) + "/consent")
         return _consent_from_json(body)
 
-    async def consent_put(self, requester: Requester, wording_version: str) -> ConsentRecord:
-        body = await self._json(
-            "PUT",
-            _user_path(requester) + "/consent",
-            json_body={"wording_version": wording_version, "chat_id": requester.chat_id},
-        )
-        return _consent_from_json(body)
+    async def consent_put(
+        self, requester: Requester, wording_version: str, language: str = ""
+    ) -> ConsentRecord:
+        """Record consent to the wording ``wording_version`` as shown in ``language``."""
+        body: dict[str, Any] = {"wording_version": wording_version, "chat_id": requester.chat_id}
+        if language:
+            body["language"] = language
+        answer = await self._json("PUT", _user_path(requester) + "/consent", json_body=body)
+        return _consent_from_json(answer)
 
     async def consent_delete(self, requester: Requester) -> None:
         await self._json("DELETE", _user_path(requester) + "/consent")

@@ -32,6 +32,8 @@ PORT (what a skin implements; every id is an opaque ``str`` the skin chose)::
                                                         # raises Undeliverable: never sendable here
         async def answer_callback(callback_id, text="", *, alert=False) -> None
         async def fetch_image(image: ImageRef) -> bytes
+        async def send_picture_keyboard(chat, text, picture_png, rows, *, reply_to="",
+                                        private=False) -> message_id   # the face strip
 
 - ``private=True`` marks a notice meant only for the requester (consent question, refusals,
   "this request has expired"): a skin that can (Discord ephemeral replies) shows it to them only.
@@ -51,8 +53,9 @@ PORT (what a skin implements; every id is an opaque ``str`` the skin chose)::
   flow validates it: forged or expired tokens get "this request has expired", never an exception.
 
 EVENTS (what a skin calls; each takes an ``Incoming(event_id, chat=Chat(id, "private"|"group"),
-user_id, message_id)`` whose ``event_id`` is unique per platform event; calling twice with the same
-``event_id`` is a no-op, so duplicated updates are processed once)::
+user_id, message_id, language, chat_language, group_id, admin)`` whose ``event_id`` is unique per
+platform event; calling twice with the same ``event_id`` is a no-op, so duplicated updates are
+processed once)::
 
     await flow.on_help(ev)                              # /start, /help
     await flow.on_animate(ev, image, prompt, variations=None, seconds=None)
@@ -70,7 +73,22 @@ user_id, message_id)`` whose ``event_id`` is unique per platform event; calling 
     await flow.on_reaction(ev, message_id, emojis)      # the user's current reactions on a message
     await flow.on_consent(ev, action)                   # "show" | "revoke"
     await flow.on_forget(ev)
-    await flow.on_settings(ev, args)                    # "" shows; "variations 4", "seconds 3", "motion subtle"
+    await flow.on_settings(ev, args)                    # "" shows; "variations 4", "seconds 3",
+                                                        # "motion subtle", "language es|auto";
+                                                        # "chat language de" (ev.admin only)
+
+LANGUAGE: every text comes from ``bot.texts.Texts`` in one language (``bot.i18n.LANGUAGES``),
+chosen per event as: the user's own /settings choice, else ``Incoming.language`` (the platform's
+language of the user), else the chat's (``group_id``'s) default set by an admin, else
+``Incoming.chat_language`` (a guild's locale), else English. A job keeps the language it was
+asked in for its progress, takes and buttons; the consent ledger records the language in which
+the user read the consent question.
+
+LOOKING FIRST: for a new photo the flow downloads it and asks the service to inspect it in memory
+(``POST /v1/inspect``; nothing is stored). No human face: submitted at once, no consent question.
+Several faces: one button per face, labelled by position, on a contact strip of the crops; the
+chosen face goes to the service as ``face``. A human face: consent, unless on record. While a
+question waits, only the platform's reference to the photo is kept (a draft), never its bytes.
 
 Reactions: in a private chat the requester's 👍 ❤️ 🔥 (or 1️⃣…) on a variation picks it at once.
 In a group, members' reactions are votes for ``FlowOptions.vote_window_s``; the requester's pick
@@ -84,15 +102,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
-from bot import texts
-from bot.client import JobRequest, JobStatus, ParentRef, ServiceClient, ServiceError
+from bot import i18n
+from bot.client import JobRequest, JobStatus, ParentRef, ServiceClient, ServiceError, Subject
 from bot.config import BotSettings
+from bot.faces import contact_strip
 from bot.state import BotState, Draft, JobRecord, UserSettings, new_id
+from bot.texts import CONSENT_WORDING_VERSION, Texts, for_language
 from livingphoto.errors import (
     ConsentRequired,
     LivingPhotoError,
@@ -121,6 +142,8 @@ MAX_DELIVERY_ATTEMPTS = 10  # about 4 minutes of retries, then the user is told
 MIN_VARIATIONS, MAX_VARIATIONS = 1, 6
 MIN_SECONDS, MAX_SECONDS = 2.0, 5.0
 _CHILD_ACTIONS: frozenset[str] = frozenset({"reroll", "less", "more", "vary"})
+MAX_FACES = 10  # buttons offered for a group photo (faces left to right)
+FACES_PER_ROW = 5  # Discord's most buttons in a row
 
 
 class Undeliverable(LivingPhotoError):
@@ -142,6 +165,12 @@ class Incoming:
     chat: Chat
     user_id: str
     message_id: str = ""  # the user's message, or the message carrying the pressed button
+    language: str = (
+        ""  # the user's language tag as the platform says it ("es", "pt-BR"; "" unknown)
+    )
+    chat_language: str = ""  # the community's language (a Discord guild locale); "" unknown
+    group_id: str = ""  # the community whose admin default applies (a Discord guild); "": the chat
+    admin: bool = False  # the user may change the chat's settings (a chat admin, or a private chat)
 
 
 @dataclass(frozen=True)
@@ -210,6 +239,19 @@ class ChatPort(Protocol):
         self, callback_id: str, text: str = "", *, alert: bool = False
     ) -> None: ...
 
+    async def send_picture_keyboard(
+        self,
+        chat: Chat,
+        text: str,
+        picture: bytes,
+        rows: Rows,
+        *,
+        reply_to: str = "",
+        private: bool = False,
+    ) -> str:
+        """A PNG with ``text`` and buttons in one message (the face strip of a group photo)."""
+        ...
+
     async def fetch_image(self, image: ImageRef) -> bytes:
         """The photo's bytes; raises ``UsageError`` when it can no longer be fetched."""
         ...
@@ -250,6 +292,8 @@ class _Spec:
     motion_scale: float | None  # None for a child: the service scales its parent's
     parent: ParentRef | None = None
     idempotency_key: str = ""
+    language: str = i18n.DEFAULT_LANGUAGE  # the requester's: every text of this job
+    face: int | None = None  # the chosen face (0-based, left to right); None: the service's
 
 
 class Flow:
@@ -288,12 +332,14 @@ class Flow:
     async def on_help(self, ev: Incoming) -> None:
         if self._state.claim_event(ev.event_id):
             await self._port.send_text(
-                ev.chat, texts.help_text(self._port.platform), reply_to=ev.message_id
+                ev.chat, self._t(ev).help_text(self._port.platform), reply_to=ev.message_id
             )
 
     async def on_bad_file(self, ev: Incoming, reason: BadFile) -> None:
         if self._state.claim_event(ev.event_id):
-            await self._port.send_text(ev.chat, self._bad_file_text(reason), reply_to=ev.message_id)
+            await self._port.send_text(
+                ev.chat, self._bad_file_text(reason, self._t(ev)), reply_to=ev.message_id
+            )
 
     async def on_photo(self, ev: Incoming, image: ImageRef) -> None:
         """A photo with no command: in a private chat, ask for the motion."""
@@ -301,12 +347,12 @@ class Flow:
             return
         if (problem := self._image_problem(image)) is not None:
             await self._port.send_text(
-                ev.chat, self._bad_file_text(problem), reply_to=ev.message_id
+                ev.chat, self._bad_file_text(problem, self._t(ev)), reply_to=ev.message_id
             )
             return
         self._state.drop_motion_drafts(ev.chat.id, ev.user_id)
         self._state.add_draft(self._draft(ev, image, "", "motion"))
-        await self._port.send_text(ev.chat, texts.ASK_MOTION, reply_to=ev.message_id)
+        await self._port.send_text(ev.chat, self._t(ev).ask_motion, reply_to=ev.message_id)
 
     async def on_text(self, ev: Incoming, text: str) -> bool:
         """Plain text: used as the motion when the flow asked for one. True when consumed."""
@@ -317,7 +363,7 @@ class Flow:
         if draft is None or not text.strip() or self._state.take_draft(draft.draft_id) is None:
             if ev.chat.kind == "private":
                 await self._port.send_text(
-                    ev.chat, texts.need_photo(self._port.platform), reply_to=ev.message_id
+                    ev.chat, self._t(ev).need_photo(self._port.platform), reply_to=ev.message_id
                 )
             return False
         await self._start(self._spec_from_draft(draft, text.strip(), ev.message_id))
@@ -338,7 +384,7 @@ class Flow:
             return
         if (problem := _options_problem(variations, seconds)) is not None:
             await self._port.send_text(
-                ev.chat, texts.bad_request(problem), reply_to=ev.message_id, private=True
+                ev.chat, self._t(ev).bad_request(problem), reply_to=ev.message_id, private=True
             )
             return
         if image is None:
@@ -353,12 +399,12 @@ class Flow:
                 await self._start(self._spec_from_draft(draft, prompt.strip(), ev.message_id))
             else:
                 await self._port.send_text(
-                    ev.chat, texts.need_photo(self._port.platform), reply_to=ev.message_id
+                    ev.chat, self._t(ev).need_photo(self._port.platform), reply_to=ev.message_id
                 )
             return
         if (problem := self._image_problem(image)) is not None:
             await self._port.send_text(
-                ev.chat, self._bad_file_text(problem), reply_to=ev.message_id
+                ev.chat, self._bad_file_text(problem, self._t(ev)), reply_to=ev.message_id
             )
             return
         prompt = prompt.strip()
@@ -367,10 +413,10 @@ class Flow:
                 self._state.drop_motion_drafts(ev.chat.id, ev.user_id)
                 draft = self._draft(ev, image, "", "motion", variations, seconds)
                 self._state.add_draft(draft)
-                await self._port.send_text(ev.chat, texts.ASK_MOTION, reply_to=ev.message_id)
+                await self._port.send_text(ev.chat, self._t(ev).ask_motion, reply_to=ev.message_id)
             else:
                 await self._port.send_text(
-                    ev.chat, texts.need_motion(self._port.platform), reply_to=ev.message_id
+                    ev.chat, self._t(ev).need_motion(self._port.platform), reply_to=ev.message_id
                 )
             return
         await self._start(
@@ -383,6 +429,7 @@ class Flow:
                 variations,
                 seconds,
                 idempotency_key=f"{self._port.platform}:{ev.event_id}",
+                language=self._language(ev),
             )
         )
 
@@ -390,34 +437,38 @@ class Flow:
         """A pressed button. Always answers the callback; never raises for a bad token."""
         if not self._state.claim_event(ev.event_id):
             return
+        t = self._t(ev)
         callback = self._state.callback(token, time.time())
         if callback is None:
-            await self._port.answer_callback(callback_id, texts.EXPIRED, alert=True)
+            await self._port.answer_callback(callback_id, t.expired, alert=True)
+            return
+        if callback.action == "face":
+            await self._face_answer(ev, callback_id, callback.subject, callback.k)
             return
         if callback.action in {"consent_yes", "consent_no"}:
             await self._consent_answer(ev, callback_id, callback.subject, callback.action)
             return
         if callback.action == "consent_revoke":
             if callback.subject != ev.user_id:
-                await self._port.answer_callback(callback_id, texts.NOT_YOURS)
+                await self._port.answer_callback(callback_id, t.not_yours)
                 return
             await self._revoke(ev, callback_id)
             return
         job = self._state.job(callback.subject)
         if job is None or job.phase != "delivered":
-            await self._port.answer_callback(callback_id, texts.EXPIRED, alert=True)
+            await self._port.answer_callback(callback_id, t.expired, alert=True)
             return
         if job.user_id != ev.user_id:
-            await self._port.answer_callback(callback_id, texts.NOT_YOURS)
+            await self._port.answer_callback(callback_id, t.not_yours)
             return
         if callback.action == "pick":
-            await self._port.answer_callback(callback_id, texts.PICK_RECORDED.format(k=callback.k))
+            await self._port.answer_callback(callback_id, t.pick_recorded(callback.k))
             await self._pick(job, callback.k, note="")
             return
         if callback.action in _CHILD_ACTIONS:
             await self._child(ev, callback_id, job, callback.action, callback.k, token)
             return
-        await self._port.answer_callback(callback_id, texts.EXPIRED, alert=True)
+        await self._port.answer_callback(callback_id, t.expired, alert=True)
 
     async def on_reaction(self, ev: Incoming, message_id: str, emojis: Sequence[str]) -> None:
         """The user's current reactions on ``message_id`` (empty when they removed them)."""
@@ -442,20 +493,21 @@ class Flow:
         if not self._state.claim_event(ev.event_id):
             return
         requester = self._requester(ev.user_id, ev.chat)
+        t = self._t(ev)
         try:
             if action == "revoke":
                 await self._client.consent_delete(requester)
                 await self._port.send_text(
-                    ev.chat, texts.CONSENT_REVOKED, reply_to=ev.message_id, private=True
+                    ev.chat, t.consent_revoked, reply_to=ev.message_id, private=True
                 )
                 return
             record = await self._client.consent_get(requester)
         except ServiceError:
-            await self._port.send_text(ev.chat, texts.SERVICE_DOWN, reply_to=ev.message_id)
+            await self._port.send_text(ev.chat, t.service_down, reply_to=ev.message_id)
             return
         if not record.attested:
             await self._port.send_text(
-                ev.chat, texts.CONSENT_SHOW_NO, reply_to=ev.message_id, private=True
+                ev.chat, t.consent_show_no, reply_to=ev.message_id, private=True
             )
             return
         token = self._state.new_callback(
@@ -463,8 +515,8 @@ class Flow:
         )
         await self._port.send_keyboard(
             ev.chat,
-            texts.CONSENT_SHOW_YES.format(at=record.at or "earlier"),
-            [[Button(texts.CONSENT_REVOKE, token)]],
+            t.consent_show_yes(record.at),
+            [[Button(t.consent_revoke, token)]],
             reply_to=ev.message_id,
             private=True,
         )
@@ -475,127 +527,256 @@ class Flow:
         try:
             report = await self._client.forget(self._requester(ev.user_id, ev.chat))
         except ServiceError:
-            await self._port.send_text(ev.chat, texts.SERVICE_DOWN, reply_to=ev.message_id)
+            await self._port.send_text(ev.chat, self._t(ev).service_down, reply_to=ev.message_id)
             return
         for job in self._state.user_jobs(ev.user_id):
             for key in (f"watch:{job.job_id}", f"vote:{job.job_id}"):
                 task = self._tasks.pop(key, None)
                 if task is not None:
                     task.cancel()
+        t = self._t(ev)  # before the user's language choice is forgotten too
         local = self._state.forget_user(ev.user_id)
-        text = texts.forgot(report.jobs, report.files, report.consent_records, sum(local.values()))
+        text = t.forgot(report.jobs, report.files, report.consent_records, sum(local.values()))
         await self._port.send_text(ev.chat, text, reply_to=ev.message_id, private=True)
 
     async def on_settings(self, ev: Incoming, args: str) -> None:
+        """ "" shows; "variations 4", "seconds 3", "motion subtle", "language es" (or "auto")
+        change the user's defaults; "chat language de" sets the chat's (or guild's) default
+        language, for admins only."""
         if not self._state.claim_event(ev.event_id):
             return
         current = self._state.user_settings(ev.user_id, self._options.defaults)
         words = args.lower().split()
+        if words[:2] == ["chat", "language"] and len(words) == 3:
+            await self._set_chat_language(ev, words[2])
+            return
         if words:
             updated = apply_setting(current, words)
             if updated is None:
+                t = self._t(ev)
+                code = words[1] if len(words) == 2 and words[0] == "language" else ""
+                text = (
+                    t.language_unknown(code, i18n.LANGUAGES)
+                    if code
+                    else t.settings_bad(self._port.platform)
+                )
+                await self._port.send_text(ev.chat, text, reply_to=ev.message_id, private=True)
+                return
+            self._state.save_settings(ev.user_id, updated)
+            if updated.language != current.language and updated.language:
                 await self._port.send_text(
                     ev.chat,
-                    texts.settings_bad(self._port.platform),
+                    self._t(ev).language_set(updated.language),
                     reply_to=ev.message_id,
                     private=True,
                 )
                 return
-            self._state.save_settings(ev.user_id, updated)
             current = updated
         await self._port.send_text(
             ev.chat,
-            texts.settings_summary(
-                current.variations, current.seconds, current.motion, self._port.platform
+            self._t(ev).settings_summary(
+                current.variations,
+                current.seconds,
+                current.motion,
+                self._port.platform,
+                self._language(ev),
             ),
             reply_to=ev.message_id,
             private=True,
         )
 
-    # -- consent -----------------------------------------------------------------------------
+    async def _set_chat_language(self, ev: Incoming, code: str) -> None:
+        t = self._t(ev)
+        if not ev.admin:
+            await self._port.send_text(ev.chat, t.admin_only, reply_to=ev.message_id, private=True)
+            return
+        language = i18n.normalize(code)
+        if language is None:
+            await self._port.send_text(
+                ev.chat,
+                t.language_unknown(code, i18n.LANGUAGES),
+                reply_to=ev.message_id,
+                private=True,
+            )
+            return
+        self._state.set_chat_language(ev.group_id or ev.chat.id, language)
+        await self._port.send_text(
+            ev.chat, for_language(language).chat_language_set(language), reply_to=ev.message_id
+        )
+
+    # -- looking at the photo, the choice of a face, consent ---------------------------------
     async def _consent_answer(
         self, ev: Incoming, callback_id: str, draft_id: str, action: str
     ) -> None:
         draft = self._state.draft(draft_id)
         if draft is not None and draft.user_id != ev.user_id:
-            await self._port.answer_callback(callback_id, texts.NOT_YOURS)
+            await self._port.answer_callback(callback_id, self._t(ev).not_yours)
             return
         draft = self._state.take_draft(draft_id)
         if draft is None:
-            await self._port.answer_callback(callback_id, texts.EXPIRED, alert=True)
+            await self._port.answer_callback(callback_id, self._t(ev).expired, alert=True)
             return
         self._state.drop_callbacks(draft_id)
+        t = for_language(
+            draft.language or i18n.DEFAULT_LANGUAGE
+        )  # the language the question was in
         chat = Chat(draft.chat_id, "group" if draft.chat_kind == "group" else "private")
         if action == "consent_no":
             await self._port.answer_callback(callback_id)
-            await self._port.edit_text(chat, ev.message_id, texts.CONSENT_DECLINED)
+            await self._port.edit_text(chat, ev.message_id, t.consent_declined)
             return
         requester = self._requester(draft.user_id, chat)
         try:
-            await self._client.consent_put(requester, texts.CONSENT_WORDING_VERSION)
+            # the ledger records which wording, in which language, the user confirmed
+            await self._client.consent_put(requester, CONSENT_WORDING_VERSION, t.language)
         except ServiceError:
-            await self._port.answer_callback(callback_id, texts.SERVICE_DOWN, alert=True)
+            await self._port.answer_callback(callback_id, t.service_down, alert=True)
             return
-        await self._port.answer_callback(callback_id, texts.CONSENT_RECORDED)
-        await self._port.edit_text(chat, ev.message_id, texts.CONSENT_RECORDED)
+        await self._port.answer_callback(callback_id, t.consent_recorded)
+        await self._port.edit_text(chat, ev.message_id, t.consent_recorded)
         await self._submit(self._spec_from_draft(draft, draft.prompt, draft.reply_to))
 
     async def _revoke(self, ev: Incoming, callback_id: str) -> None:
+        t = self._t(ev)
         try:
             await self._client.consent_delete(self._requester(ev.user_id, ev.chat))
         except ServiceError:
-            await self._port.answer_callback(callback_id, texts.SERVICE_DOWN, alert=True)
+            await self._port.answer_callback(callback_id, t.service_down, alert=True)
             return
         self._state.drop_callbacks(ev.user_id)
-        await self._port.answer_callback(callback_id, texts.CONSENT_REVOKED)
-        await self._port.edit_text(ev.chat, ev.message_id, texts.CONSENT_REVOKED)
+        await self._port.answer_callback(callback_id, t.consent_revoked)
+        await self._port.edit_text(ev.chat, ev.message_id, t.consent_revoked)
 
     async def _ask_consent(self, spec: _Spec) -> None:
-        draft = Draft(
-            draft_id=new_id(),
-            chat_id=spec.chat.id,
-            chat_kind=spec.chat.kind,
-            user_id=spec.user_id,
-            reply_to=spec.reply_to,
-            image_ref=spec.image.ref,
-            image_name=spec.image.filename,
-            prompt=spec.prompt,
-            waiting="consent",
-            created_at=time.time(),
-            variations=spec.variations,  # this request's options, resolved: kept as asked
-            seconds=spec.seconds,
-        )
+        draft = self._spec_draft(spec, "consent")
         self._state.add_draft(draft)
         ttl = self._options.callback_ttl_s
         yes = self._state.new_callback("consent_yes", draft.draft_id, 0, ttl)
         no = self._state.new_callback("consent_no", draft.draft_id, 0, ttl)
+        t = for_language(spec.language)
         await self._port.send_keyboard(
             spec.chat,
-            texts.CONSENT_QUESTION,
-            [[Button(texts.CONSENT_YES, yes), Button(texts.CONSENT_NO, no)]],
+            t.consent_question,
+            [[Button(t.consent_yes, yes), Button(t.consent_no, no)]],
             reply_to=spec.reply_to,
             private=True,
         )
 
+    async def _face_answer(self, ev: Incoming, callback_id: str, draft_id: str, k: int) -> None:
+        """A face was chosen on a group photo: go on with that face (consent next)."""
+        draft = self._state.draft(draft_id)
+        if draft is not None and draft.user_id != ev.user_id:
+            await self._port.answer_callback(callback_id, self._t(ev).not_yours)
+            return
+        draft = self._state.take_draft(draft_id)
+        if draft is None or not 0 <= k < draft.faces:
+            await self._port.answer_callback(callback_id, self._t(ev).expired, alert=True)
+            return
+        self._state.drop_callbacks(draft_id)
+        t = for_language(draft.language or i18n.DEFAULT_LANGUAGE)
+        await self._port.answer_callback(callback_id, t.face_chosen(t.face_label(k, draft.faces)))
+        chat = Chat(draft.chat_id, "group" if draft.chat_kind == "group" else "private")
+        try:
+            await self._port.edit_keyboard(chat, ev.message_id, None)  # the strip stays
+        except Exception:
+            log.info("could not remove the face buttons")
+        spec = self._spec_from_draft(draft, draft.prompt, draft.reply_to)
+        await self._start(replace(spec, face=k))
+
+    async def _ask_face(self, spec: _Spec, image: bytes, subject: Subject) -> None:
+        """One button per face (left to right, labelled by position) and, where it can be
+        made, a contact strip of the face crops numbered like the buttons."""
+        count = min(len(subject.faces), MAX_FACES)
+        draft = replace(self._spec_draft(spec, "face"), faces=count)
+        self._state.add_draft(draft)
+        t = for_language(spec.language)
+        ttl = self._options.callback_ttl_s
+        buttons = [
+            Button(
+                f"{i + 1} · {t.face_label(i, count)}",
+                self._state.new_callback("face", draft.draft_id, i, ttl),
+            )
+            for i in range(count)
+        ]
+        rows = [buttons[i : i + FACES_PER_ROW] for i in range(0, count, FACES_PER_ROW)]
+        strip = await asyncio.to_thread(contact_strip, image, subject.faces[:count])
+        question = t.face_question(count)
+        if strip is not None:
+            await self._port.send_picture_keyboard(
+                spec.chat, question, strip, rows, reply_to=spec.reply_to, private=True
+            )
+        else:
+            await self._port.send_keyboard(
+                spec.chat, question, rows, reply_to=spec.reply_to, private=True
+            )
+
+    async def _look(self, spec: _Spec) -> tuple[bytes, Subject | None] | None:
+        """Download the photo and let the service inspect it in memory (nothing is stored).
+        ``(photo, None)`` when the service cannot inspect (an older one: every photo is then
+        treated as showing a person); None when the user was told why it cannot go on."""
+        t = for_language(spec.language)
+        try:
+            image = await self._port.fetch_image(spec.image)
+        except UsageError as error:
+            notice = t.bad_request(str(error))
+        else:
+            try:
+                return image, await self._client.inspect(image, spec.image.filename)
+            except UsageError as error:
+                notice = t.bad_request(str(error))
+            except ServiceError as error:
+                if error.status in {404, 405}:
+                    return image, None
+                notice = t.service_down
+        await self._port.send_text(spec.chat, notice, reply_to=spec.reply_to, private=True)
+        return None
+
     # -- submitting --------------------------------------------------------------------------
     async def _start(self, spec: _Spec) -> None:
-        """Check consent (asking for it if needed), then submit."""
+        """Look at the photo first: a photo without a human face is submitted at once (no
+        consent question); a group photo asks which face; a face needs consent on record
+        (asked for if missing). The photo's bytes live only in this call: they are fetched
+        again on submission after a question."""
+        image: bytes | None = None
+        if spec.parent is not None:  # the parent's photo: the service asks (403) if it must
+            await self._submit(spec)
+            return
+        looked = await self._look(spec)
+        if looked is None:
+            return
+        image, subject = looked
+        if subject is not None and subject.kind != "face":
+            await self._submit(spec, image)
+            return
+        if subject is not None and len(subject.faces) > 1 and spec.face is None:
+            await self._ask_face(spec, image, subject)
+            return
         try:
             record = await self._client.consent_get(self._requester(spec.user_id, spec.chat))
         except ServiceError:
-            await self._port.send_text(spec.chat, texts.SERVICE_DOWN, reply_to=spec.reply_to)
+            await self._port.send_text(
+                spec.chat, for_language(spec.language).service_down, reply_to=spec.reply_to
+            )
             return
         if not record.attested:
             await self._ask_consent(spec)
             return
-        await self._submit(spec)
+        await self._submit(spec, image)
 
-    async def _submit(self, spec: _Spec) -> bool:
-        """Submit ``spec``; on success show the status message and watch the job."""
+    async def _submit(self, spec: _Spec, photo: bytes | None = None) -> bool:
+        """Submit ``spec`` (with ``photo`` when already fetched); on success show the status
+        message and watch the job."""
         notice: str | None = None
+        t = for_language(spec.language)
         try:
             # a child job reuses its parent's photo at the service: nothing to fetch again
-            image = None if spec.parent else await self._port.fetch_image(spec.image)
+            image = (
+                None
+                if spec.parent
+                else photo
+                if photo is not None
+                else await self._port.fetch_image(spec.image)
+            )
             submitted = await self._client.submit(
                 image,
                 spec.image.filename,
@@ -610,19 +791,20 @@ class Flow:
                     size=self._options.clip_size,
                     parent=spec.parent,
                     idempotency_key=spec.idempotency_key,
+                    face=spec.face,
                 ),
             )
         except ConsentRequired:
             await self._ask_consent(spec)
             return False
         except PolicyRefusal as refusal:
-            notice = texts.refused(str(refusal), refusal.suggestion)
+            notice = t.refused(str(refusal), refusal.suggestion, refusal.category)
         except RateLimited as limited:
-            notice = texts.rate_limited(limited.retry_after_s, "queue" in str(limited).lower())
+            notice = t.rate_limited(limited.retry_after_s, "queue" in str(limited).lower())
         except UsageError as error:
-            notice = texts.bad_request(str(error))
+            notice = t.bad_request(str(error))
         except ServiceError:
-            notice = texts.SERVICE_DOWN
+            notice = t.service_down
         if notice is not None:
             await self._port.send_text(spec.chat, notice, reply_to=spec.reply_to, private=True)
             return False
@@ -644,12 +826,13 @@ class Flow:
                 parent_job_id=spec.parent.job_id if spec.parent else "",
                 adjust=spec.parent.adjust if spec.parent else "",
                 created_at=time.time(),
+                language=spec.language,
             )
         )
         log.info("submitted job", extra={"job_id": submitted.job_id})
         try:
             status_id = await self._port.send_text(
-                spec.chat, texts.queued(submitted.position), reply_to=spec.reply_to
+                spec.chat, t.queued(submitted.position), reply_to=spec.reply_to
             )
         except Exception:  # the platform failed us: deliver anyway, without a status message
             log.warning("could not send the status message", extra={"job_id": submitted.job_id})
@@ -670,8 +853,7 @@ class Flow:
             if action == "vary"
             else "reroll"
         )
-        what = texts.ADJUST_NAMES[adjust].format(k=k)
-        await self._port.answer_callback(callback_id, texts.STARTED_CHILD.format(what=what))
+        await self._port.answer_callback(callback_id, self._t(ev).started_child(adjust, k))
         chat = Chat(job.chat_id, "group" if job.chat_kind == "group" else "private")
         spec = _Spec(
             chat=chat,
@@ -684,6 +866,7 @@ class Flow:
             motion_scale=None,  # the service derives it from the parent's (less: 0.6x, more: 1.5x)
             parent=ParentRef(job.job_id, k or None, adjust),
             idempotency_key=f"{self._port.platform}:{token}",
+            language=job.language or self._language(ev),
         )
         await self._start(spec)
 
@@ -715,12 +898,12 @@ class Flow:
             except ServiceError as error:
                 if error.status in {404, 410}:  # forgotten, revoked or past retention
                     log.warning("job gone from the service", extra={"job_id": job_id})
-                    await self._give_up(job_id, texts.EXPIRED)
+                    await self._give_up(job_id, lambda t: t.expired)
                     return
                 log.warning("service trouble while watching: %s", error, extra={"job_id": job_id})
             except Undeliverable as error:  # final: retrying cannot make the clips fit
                 log.warning("clips cannot be delivered: %s", error, extra={"job_id": job_id})
-                await self._give_up(job_id, texts.undeliverable(str(error)))
+                await self._give_up(job_id, partial(Texts.undeliverable, reason=str(error)))
                 return
             except asyncio.CancelledError:
                 raise
@@ -730,23 +913,23 @@ class Flow:
             backoff += 1
             await asyncio.sleep(min(30.0, 0.25 * 2**backoff))
         log.error("giving up on delivering a job", extra={"job_id": job_id})
-        await self._give_up(job_id, texts.DELIVERY_FAILED)
+        await self._give_up(job_id, lambda t: t.delivery_failed)
 
-    async def _give_up(self, job_id: str, text: str) -> None:
+    async def _give_up(self, job_id: str, text: Callable[[Texts], str]) -> None:
         job = self._state.job(job_id)
         if job is not None and job.phase == "running":
             self._state.set_ended(job_id)
-            await self._status_or_send(job, text)
+            await self._status_or_send(job, text(self._job_texts(job)))
 
     async def _show(self, job_id: str, status: JobStatus, shown: str) -> str:
         job = self._state.job(job_id)
         if job is None or not job.status_message_id or status.final:
             return shown
         if status.state == "queued":
-            text = texts.queued(status.position)
+            text = self._job_texts(job).queued(status.position)
         else:  # coarser steps in groups, where Telegram allows 20 messages a minute
             steps = 4 if job.chat_kind == "group" else 10
-            text = texts.running(int(status.progress * steps) / steps)
+            text = self._job_texts(job).running(int(status.progress * steps) / steps)
         if text != shown:
             try:
                 await self._port.edit_text(self._chat(job), job.status_message_id, text)
@@ -759,13 +942,16 @@ class Flow:
         if job is None or job.phase != "running":
             return
         chat = self._chat(job)
+        t = self._job_texts(job)
         if status.state != "done" or not status.variations:
             if status.state == "refused":
-                text = texts.refused(status.error or "this request is not allowed")
+                text = t.refused(
+                    status.error or "this request is not allowed", category=status.category
+                )
             elif status.state == "cancelled":
-                text = texts.CANCELLED
+                text = t.cancelled
             else:
-                text = texts.FAILED.format(reason=(status.error or "no usable take").rstrip("."))
+                text = t.failed(status.error or "no usable take")
             await self._status_or_send(job, text)
             self._state.set_ended(job_id)
             return
@@ -780,7 +966,7 @@ class Flow:
                 Clip(
                     index=v.index,
                     data=await self._client.download(job_id, v.index),
-                    caption=texts.caption(
+                    caption=t.caption(
                         v.index, v.scores, best=v.index == best and len(variations) > 1
                     ),
                     filename=f"take-{v.index}.mp4",
@@ -790,13 +976,13 @@ class Flow:
             message_ids = await self._port.send_clips(chat, clips, final=False)
             for clip, message_id in zip(clips, message_ids, strict=True):
                 self._state.add_delivery(job_id, clip.index, message_id)
-        await self._status_or_send(job, texts.done(len(variations)))
+        await self._status_or_send(job, t.done(len(variations)))
         group = job.chat_kind == "group"
         clip_messages = set(self._state.deliveries(job_id).values())
         keyboard_id = await self._port.send_keyboard(
             chat,
-            texts.keyboard_text(len(variations), group, self._options.vote_window_s),
-            self._keyboard(job_id, [v.index for v in variations], best),
+            t.keyboard_text(len(variations), group, self._options.vote_window_s),
+            self._keyboard(job_id, [v.index for v in variations], best, t),
             # all takes in one message (Discord): the buttons go on it
             attach_to=clip_messages.pop() if len(clip_messages) == 1 else "",
         )
@@ -805,19 +991,21 @@ class Flow:
         if group:
             self._spawn(f"vote:{job_id}", self._close_vote(job_id))
 
-    def _keyboard(self, job_id: str, takes: Sequence[int], best: int) -> list[list[Button]]:
+    def _keyboard(
+        self, job_id: str, takes: Sequence[int], best: int, t: Texts
+    ) -> list[list[Button]]:
         ttl = self._options.callback_ttl_s
 
         def button(label: str, action: str, k: int) -> Button:
             return Button(label, self._state.new_callback(action, job_id, k, ttl))
 
-        rows = [[button(texts.pick_label(k), "pick", k) for k in takes]]
-        rows.append([button(texts.vary_label(k), "vary", k) for k in takes])
+        rows = [[button(t.pick_label(k), "pick", k) for k in takes]]
+        rows.append([button(t.vary_label(k), "vary", k) for k in takes])
         rows.append(
             [
-                button(texts.REROLL, "reroll", 0),
-                button(texts.LESS, "less", best),
-                button(texts.MORE, "more", best),
+                button(t.reroll, "reroll", 0),
+                button(t.less, "less", best),
+                button(t.more, "more", best),
             ]
         )
         return rows
@@ -848,14 +1036,15 @@ class Flow:
             data = await self._client.download(job.job_id, k)
         except ServiceError as error:
             log.warning("final clip unavailable: %s", error, extra={"job_id": job.job_id})
-            await self._port.send_text(chat, texts.EXPIRED)
+            await self._port.send_text(chat, self._job_texts(job).expired)
         else:
-            final = Clip(k, data, texts.caption(k, scores, final=True), f"final-{k}.mp4")
+            caption = self._job_texts(job).caption(k, scores, final=True)
+            final = Clip(k, data, caption, f"final-{k}.mp4")
             try:
                 await self._port.send_clips(chat, [final], final=True)
             except Undeliverable as error:
                 log.warning("final clip cannot be sent: %s", error, extra={"job_id": job.job_id})
-                await self._port.send_text(chat, texts.undeliverable(str(error)))
+                await self._port.send_text(chat, self._job_texts(job).undeliverable(str(error)))
         if job.keyboard_message_id:
             await self._port.edit_keyboard(chat, job.keyboard_message_id, None)
         self._state.drop_callbacks(job.job_id)
@@ -873,7 +1062,7 @@ class Flow:
             return  # nobody voted: the requester can still pick
         winner, votes = min(tally.items(), key=lambda item: (-item[1], item[0]))
         self._tasks.pop(f"vote:{job_id}", None)
-        await self._pick(job, winner, note=texts.vote_result(winner, votes))
+        await self._pick(job, winner, note=self._job_texts(job).vote_result(winner, votes))
 
     # -- helpers -----------------------------------------------------------------------------
     def _spawn(self, key: str, work: Coroutine[Any, Any, None]) -> None:
@@ -911,10 +1100,24 @@ class Flow:
             return "too_large"
         return None
 
-    def _bad_file_text(self, reason: BadFile) -> str:
+    def _bad_file_text(self, reason: BadFile, t: Texts) -> str:
         if reason == "not_image":
-            return texts.NOT_IMAGE
-        return texts.TOO_LARGE.format(limit_mb=self._port.max_image_bytes // (1024 * 1024))
+            return t.not_image
+        return t.too_large(self._port.max_image_bytes // (1024 * 1024))
+
+    def _language(self, ev: Incoming) -> str:
+        """The user's own choice, else the platform's language of the user, else the chat's
+        (or guild's) default set by an admin, else the community's locale, else English."""
+        own = self._state.user_settings(ev.user_id, self._options.defaults).language
+        chat = self._state.chat_language(ev.group_id or ev.chat.id)
+        return i18n.choose(own, ev.language, chat, ev.chat_language)
+
+    def _t(self, ev: Incoming) -> Texts:
+        return for_language(self._language(ev))
+
+    @staticmethod
+    def _job_texts(job: JobRecord) -> Texts:
+        return for_language(job.language or i18n.DEFAULT_LANGUAGE)
 
     def _draft(
         self,
@@ -938,6 +1141,27 @@ class Flow:
             created_at=time.time(),
             variations=variations or 0,
             seconds=seconds or 0.0,
+            language=self._language(ev),
+        )
+
+    @staticmethod
+    def _spec_draft(spec: _Spec, waiting: Literal["consent", "face"]) -> Draft:
+        """A request waiting for an answer; only the platform's reference to the photo is kept."""
+        return Draft(
+            draft_id=new_id(),
+            chat_id=spec.chat.id,
+            chat_kind=spec.chat.kind,
+            user_id=spec.user_id,
+            reply_to=spec.reply_to,
+            image_ref=spec.image.ref,
+            image_name=spec.image.filename,
+            prompt=spec.prompt,
+            waiting=waiting,
+            created_at=time.time(),
+            variations=spec.variations,  # this request's options, resolved: kept as asked
+            seconds=spec.seconds,
+            language=spec.language,
+            face=-1 if spec.face is None else spec.face,
         )
 
     def _spec(
@@ -951,6 +1175,8 @@ class Flow:
         seconds: float | None,
         *,
         idempotency_key: str,
+        language: str,
+        face: int | None = None,
     ) -> _Spec:
         """A new job: the request's own options where given, else the user's settings."""
         settings = self._state.user_settings(user_id, self._options.defaults)
@@ -964,6 +1190,8 @@ class Flow:
             seconds=seconds or settings.seconds,
             motion_scale=settings.motion_scale,
             idempotency_key=idempotency_key,
+            language=language,
+            face=face,
         )
 
     def _spec_from_draft(self, draft: Draft, prompt: str, reply_to: str) -> _Spec:
@@ -977,6 +1205,8 @@ class Flow:
             draft.variations,
             draft.seconds,
             idempotency_key=f"{self._port.platform}:{draft.draft_id}",
+            language=draft.language or i18n.DEFAULT_LANGUAGE,
+            face=draft.face if draft.face >= 0 else None,
         )
 
 
@@ -1018,6 +1248,11 @@ def apply_setting(current: UserSettings, words: Sequence[str]) -> UserSettings |
             return None
         ok = MIN_SECONDS <= seconds <= MAX_SECONDS
         return replace(current, seconds=seconds) if ok else None
+    if name in {"language", "lang"}:
+        if value in {"auto", "default"}:
+            return replace(current, language="")
+        language = i18n.normalize(value)
+        return replace(current, language=language) if language is not None else None
     if name in {"motion", "strength"} and value in {"subtle", "normal", "strong"}:
         motion: Literal["subtle", "normal", "strong"] = (
             "subtle" if value == "subtle" else "strong" if value == "strong" else "normal"

@@ -5,9 +5,11 @@ One database per platform (``<data_dir>/bot/<platform>.sqlite3``) holds:
 - ``jobs``: every job the bot submitted, where its status message and keyboard are, its phase
   (``running`` -> ``delivered`` -> ``picked`` | ``ended``) and the end of its group vote;
 - ``deliveries``: which variation was sent as which message (resume skips those);
-- ``drafts``: a request waiting for the motion text or for consent, with its per-request options;
+- ``drafts``: a request waiting for the motion text, the choice of a face or consent, with its
+  per-request options (only the platform's reference to the photo, never its bytes);
 - ``callbacks``: short opaque button tokens -> (action, subject id, k) with an expiry;
-- ``votes``: one vote per member per job; ``settings``: per-user defaults;
+- ``votes``: one vote per member per job; ``settings``: per-user defaults (and language);
+- ``chat_settings``: a chat's (or guild channel's) default language, set by an admin;
 - ``processed``: platform event ids already handled (dedup of repeated updates).
 
 Queries are tiny and local, so they run synchronously on the event loop.
@@ -98,6 +100,10 @@ CREATE TABLE IF NOT EXISTS settings (
     seconds REAL NOT NULL,
     motion TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS chat_settings (
+    chat_id TEXT PRIMARY KEY,
+    language TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS processed (
     event_id TEXT PRIMARY KEY,
     at REAL NOT NULL
@@ -110,6 +116,7 @@ class UserSettings:
     variations: int = 3
     seconds: float = 3.0
     motion: MotionLevel = "normal"
+    language: str = ""  # the user's own choice (/settings language es); "" = from the platform
 
     @property
     def motion_scale(self) -> float:
@@ -137,6 +144,7 @@ class JobRecord:
     vote_deadline: float = 0.0
     picked: int = 0
     created_at: float = 0.0
+    language: str = ""  # the requester's language when the job was submitted
 
 
 @dataclass(frozen=True)
@@ -149,10 +157,13 @@ class Draft:
     image_ref: str
     image_name: str
     prompt: str
-    waiting: Literal["motion", "consent"]
+    waiting: Literal["motion", "consent", "face"]
     created_at: float
     variations: int = 0  # the request's own option; 0: the user's default when submitted
     seconds: float = 0.0  # likewise; 0: the user's default
+    language: str = ""  # the requester's language when the request came
+    face: int = -1  # the chosen face (0-based, left to right); -1: not chosen (the service's)
+    faces: int = 0  # how many faces the photo showed when the bot asked which one
 
 
 @dataclass(frozen=True)
@@ -205,8 +216,8 @@ class BotState:
         self._db.execute(
             "INSERT OR IGNORE INTO jobs (job_id, chat_id, chat_kind, user_id, reply_to, image_ref,"
             " image_name, prompt, variations, seconds, motion_scale, parent_job_id, adjust,"
-            " status_message_id, keyboard_message_id, phase, vote_deadline, picked, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " status_message_id, keyboard_message_id, phase, vote_deadline, picked, created_at,"
+            " language) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 job.job_id,
                 job.chat_id,
@@ -227,6 +238,7 @@ class BotState:
                 job.vote_deadline,
                 job.picked,
                 job.created_at or time.time(),
+                job.language,
             ),
         )
 
@@ -294,8 +306,8 @@ class BotState:
     def add_draft(self, draft: Draft) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO drafts (draft_id, chat_id, chat_kind, user_id, reply_to,"
-            " image_ref, image_name, prompt, waiting, created_at, variations, seconds)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " image_ref, image_name, prompt, waiting, created_at, variations, seconds, language,"
+            " face, faces) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 draft.draft_id,
                 draft.chat_id,
@@ -309,6 +321,9 @@ class BotState:
                 draft.created_at,
                 draft.variations,
                 draft.seconds,
+                draft.language,
+                draft.face,
+                draft.faces,
             ),
         )
 
@@ -393,13 +408,27 @@ class BotState:
             variations=int(row["variations"]),
             seconds=float(row["seconds"]),
             motion="subtle" if motion == "subtle" else "strong" if motion == "strong" else "normal",
+            language=str(row["language"]),
         )
 
     def save_settings(self, user_id: str, settings: UserSettings) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO settings (user_id, variations, seconds, motion)"
-            " VALUES (?, ?, ?, ?)",
-            (user_id, settings.variations, settings.seconds, settings.motion),
+            "INSERT OR REPLACE INTO settings (user_id, variations, seconds, motion, language)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (user_id, settings.variations, settings.seconds, settings.motion, settings.language),
+        )
+
+    def chat_language(self, chat_id: str) -> str:
+        """The chat's default language set by an admin; "" when none was set."""
+        row = self._db.execute(
+            "SELECT language FROM chat_settings WHERE chat_id = ?", (chat_id,)
+        ).fetchone()
+        return str(row["language"]) if row is not None else ""
+
+    def set_chat_language(self, chat_id: str, language: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO chat_settings (chat_id, language) VALUES (?, ?)",
+            (chat_id, language),
         )
 
     # -- forget ------------------------------------------------------------------------------
@@ -434,6 +463,11 @@ class BotState:
 _ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("drafts", "variations", "INTEGER NOT NULL DEFAULT 0"),
     ("drafts", "seconds", "REAL NOT NULL DEFAULT 0"),
+    ("drafts", "language", "TEXT NOT NULL DEFAULT ''"),
+    ("drafts", "face", "INTEGER NOT NULL DEFAULT -1"),
+    ("drafts", "faces", "INTEGER NOT NULL DEFAULT 0"),
+    ("jobs", "language", "TEXT NOT NULL DEFAULT ''"),
+    ("settings", "language", "TEXT NOT NULL DEFAULT ''"),
 )
 
 
@@ -471,6 +505,7 @@ def _job(row: sqlite3.Row) -> JobRecord:
         vote_deadline=float(row["vote_deadline"]),
         picked=int(row["picked"]),
         created_at=float(row["created_at"]),
+        language=str(row["language"]),
     )
 
 
@@ -494,8 +529,19 @@ def _draft(row: sqlite3.Row) -> Draft:
         image_ref=str(row["image_ref"]),
         image_name=str(row["image_name"]),
         prompt=str(row["prompt"]),
-        waiting="consent" if row["waiting"] == "consent" else "motion",
+        waiting=_waiting(str(row["waiting"])),
         created_at=float(row["created_at"]),
         variations=int(row["variations"]),
         seconds=float(row["seconds"]),
+        language=str(row["language"]),
+        face=int(row["face"]),
+        faces=int(row["faces"]),
     )
+
+
+def _waiting(value: str) -> Literal["motion", "consent", "face"]:
+    if value == "consent":
+        return "consent"
+    if value == "face":
+        return "face"
+    return "motion"

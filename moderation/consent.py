@@ -6,6 +6,11 @@ wording they agreed to lives here, in ``CONSENT_WORDING`` (the bots show it verb
 ``CONSENT_VERSION``; a record made under an older wording no longer counts, so changing the
 wording means bumping the version and asking again.
 
+The bots show the wording translated (``bot/locale``); each record keeps the ``language`` the
+person read it in (an ISO 639-1 code, "en" for the CLI and for records made before languages
+were recorded). Validity depends on the wording version only: consent given in Spanish stays
+valid when the person switches the bot to German.
+
 Records are kept per platform user in the ``consent`` table of ``moderation.sqlite3`` (opened by
 ``moderation.gate.Moderator``). ``revoke`` keeps the records, marked revoked, and returns a
 ``Revocation``; ``delete`` (used by ``Moderator.forget``) removes them.
@@ -19,6 +24,7 @@ Media are owned by the service, not by this module. After ``revoke`` or ``Modera
 from __future__ import annotations
 
 import enum
+import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +34,8 @@ from moderation.requester import Requester
 from moderation.store import Store
 
 CONSENT_VERSION = "2026-11"
+DEFAULT_LANGUAGE = "en"
+_LANGUAGE = re.compile(r"[a-z]{2,3}")
 CONSENT_WORDING = (
     "Before a photo of a person is animated, please confirm: I am the person in this photo, or "
     "I have their permission to animate it, and if the person is a child I am their parent or "
@@ -44,7 +52,8 @@ CREATE TABLE IF NOT EXISTS consent (
     scope TEXT NOT NULL,
     wording_version TEXT NOT NULL,
     recorded_at REAL NOT NULL,
-    revoked_at REAL
+    revoked_at REAL,
+    language TEXT NOT NULL DEFAULT 'en'
 );
 CREATE INDEX IF NOT EXISTS consent_user ON consent (platform, user_id);
 """
@@ -74,6 +83,7 @@ class ConsentRecord:
     wording_version: str
     recorded_at: float  # Unix time
     revoked_at: float | None = None
+    language: str = DEFAULT_LANGUAGE  # the language of the wording the person confirmed
 
     @property
     def active(self) -> bool:
@@ -100,39 +110,48 @@ class ConsentLedger:
     def __init__(self, store: Store, clock: Callable[[], float]) -> None:
         self._store = store
         self._clock = clock
+        _add_language_column(store)
 
     def record(
         self,
         requester: Requester,
         wording_version: str = CONSENT_VERSION,
         scope: ConsentScope | str = ConsentScope.ATTESTED,
+        language: str = DEFAULT_LANGUAGE,
     ) -> ConsentRecord:
-        """Record an attestation; an identical active one is returned instead of duplicated."""
+        """Record an attestation to ``wording_version`` read in ``language`` (ISO 639-1, e.g.
+        "es"); an identical active one is returned instead of duplicated. Raises
+        ``UsageError`` for a bad version, scope or language."""
         _check_requester(requester)
         scope = scope if isinstance(scope, ConsentScope) else ConsentScope.parse(scope)
         version = wording_version.strip()
         if not version or len(version) > 64:
             raise UsageError("consent wording version must be 1 to 64 characters")
+        language = language.strip().lower()
+        if _LANGUAGE.fullmatch(language) is None:
+            raise UsageError(f"consent language must be a 2-3 letter code, got {language!r}")
         with self._store.transaction() as db:
             row = db.execute(
                 "SELECT recorded_at FROM consent WHERE platform=? AND user_id=? AND scope=? "
-                "AND wording_version=? AND revoked_at IS NULL ORDER BY id DESC LIMIT 1",
-                (requester.platform, requester.user_id, scope.value, version),
+                "AND wording_version=? AND language=? AND revoked_at IS NULL "
+                "ORDER BY id DESC LIMIT 1",
+                (requester.platform, requester.user_id, scope.value, version, language),
             ).fetchone()
             if row is not None:
-                return ConsentRecord(requester, scope, version, float(row["recorded_at"]))
+                recorded = float(row["recorded_at"])
+                return ConsentRecord(requester, scope, version, recorded, language=language)
             now = self._clock()
             db.execute(
-                "INSERT INTO consent (platform, user_id, scope, wording_version, recorded_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (requester.platform, requester.user_id, scope.value, version, now),
+                "INSERT INTO consent (platform, user_id, scope, wording_version, recorded_at, "
+                "language) VALUES (?, ?, ?, ?, ?, ?)",
+                (requester.platform, requester.user_id, scope.value, version, now, language),
             )
-        return ConsentRecord(requester, scope, version, now)
+        return ConsentRecord(requester, scope, version, now, language=language)
 
     def history(self, requester: Requester) -> list[ConsentRecord]:
         """Every record of ``requester``, newest first (what ``/consent show`` displays)."""
         rows = self._store.query(
-            "SELECT scope, wording_version, recorded_at, revoked_at FROM consent "
+            "SELECT scope, wording_version, recorded_at, revoked_at, language FROM consent "
             "WHERE platform=? AND user_id=? ORDER BY recorded_at DESC, id DESC",
             (requester.platform, requester.user_id),
         )
@@ -179,7 +198,16 @@ def _record(requester: Requester, row: sqlite3.Row) -> ConsentRecord:
         str(row["wording_version"]),
         float(row["recorded_at"]),
         None if revoked is None else float(revoked),
+        str(row["language"]),
     )
+
+
+def _add_language_column(store: Store) -> None:
+    """Ledgers made before languages were recorded gain the column (their records: English)."""
+    with store.transaction() as db:
+        columns = {str(row["name"]) for row in db.execute("PRAGMA table_info(consent)")}
+        if "language" not in columns:
+            db.execute("ALTER TABLE consent ADD COLUMN language TEXT NOT NULL DEFAULT 'en'")
 
 
 def _check_requester(requester: Requester) -> None:

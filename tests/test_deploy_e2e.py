@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 import yaml
 from dotenv import dotenv_values
 from emulators.telegram_api import Call, TelegramEmulator
-from images import jpeg_bytes
+from images import astronaut_bytes
 
 from bot import texts
 from generation.service.redis_queue import GROUP, RedisKeys
@@ -253,7 +253,7 @@ async def test_service_two_workers_and_telegram_bot_run_one_job_like_compose(
                         await wait_or_die(tg.wait_for("getUpdates"), bot)
                         chat = tg.private_chat(tg.alice)
                         tg.send_photo(
-                            tg.alice, chat, jpeg_bytes(160, 200), caption="/animate subtle blink"
+                            tg.alice, chat, astronaut_bytes(), caption="/animate subtle blink"
                         )
                         question = await wait_or_die(
                             tg.wait_for("sendMessage", where=lambda c: "please confirm" in c.text),

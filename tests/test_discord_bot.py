@@ -13,6 +13,7 @@ import io
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,15 @@ import aiohttp
 import numpy as np
 import pytest
 from emulators.discord_api import EPHEMERAL, Attachment, Call, DiscordEmulator, EmuUser
-from images import jpeg_bytes
+from emulators.inspecting_service import InspectingService
+from images import astronaut_bytes, jpeg_bytes
 from PIL import Image
 from servicekit import running_service
 
 from bot.discord.app import DiscordOptions, DiscordUnavailable, main, run_bot
 from bot.discord.media import ClipTooLarge, fit_clips
+from bot.texts import ENGLISH as texts_en
+from bot.texts import for_language
 from generation.export import SYNTHETIC_STATEMENT, export_clip, probe
 from livingphoto.errors import UsageError
 from livingphoto.settings import Settings
@@ -33,6 +37,18 @@ from livingphoto.settings import Settings
 pytestmark = pytest.mark.timeout(120)
 
 KEYCAPS = [f"{n}\ufe0f\u20e3" for n in range(1, 10)]
+
+
+def _small_portrait(side: int = 200) -> bytes:
+    """The public-domain astronaut at ``side`` px: a human face, small enough for fast takes."""
+    with Image.open(io.BytesIO(astronaut_bytes())) as portrait:
+        small = portrait.convert("RGB").resize((side, side))
+    out = io.BytesIO()
+    small.save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+PORTRAIT = _small_portrait()
 POST_MESSAGE = "POST /channels/{channel_id}/messages"
 PATCH_MESSAGE = "PATCH /channels/{channel_id}/messages/{message_id}"
 EDIT_ORIGINAL = "PATCH /webhooks/{application_id}/{token}/messages/@original"
@@ -107,11 +123,14 @@ class Harness:
         )
 
     # -- waiting on what the bot sent ------------------------------------------------------
-    async def call(self, predicate: Callable[[Call], bool], start: int = 0) -> Call:
-        return await self.emu.wait_for_call(predicate, wait_s=15.0, start=start)
+    async def call(
+        self, predicate: Callable[[Call], bool], start: int = 0, wait_s: float = 15.0
+    ) -> Call:
+        return await self.emu.wait_for_call(predicate, wait_s=wait_s, start=start)
 
     async def clips_message(self, channel_id: int, start: int = 0, count: int = 1) -> Call:
-        """The bot's channel message carrying ``count`` MP4 clips."""
+        """The bot's channel message carrying ``count`` MP4 clips (rendering a portrait, with
+        its face model, takes a while on a busy machine)."""
         return await self.call(
             lambda c: (
                 c.route == POST_MESSAGE
@@ -120,6 +139,7 @@ class Harness:
                 and sum(f.filename.endswith(".mp4") for f in c.files) == count
             ),
             start,
+            wait_s=60.0,
         )
 
     async def buttons_on(self, message_id: int, start: int = 0) -> list[dict[str, Any]]:
@@ -176,7 +196,7 @@ def _print_calls(emu: DiscordEmulator) -> None:
 
 
 def _photo(emu: DiscordEmulator) -> Attachment:
-    return emu.upload("face.jpg", jpeg_bytes(160, 200), "image/jpeg")
+    return emu.upload("face.jpg", PORTRAIT, "image/jpeg")  # a face: consent is asked
 
 
 async def test_slash_command_with_consent_to_final_clip(tmp_path: Path) -> None:
@@ -255,7 +275,9 @@ async def test_slash_command_with_consent_to_final_clip(tmp_path: Path) -> None:
         # The request's variations/seconds did not become Alice's defaults.
         token = await emu.slash_command(emu.alice, emu.channel_id, "settings", {})
         answer = await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path)
-        assert answer.json["content"].startswith("Your defaults: 3 takes, 3 s, normal motion.")
+        assert answer.json["content"].startswith(
+            "Your defaults: 3 takes, 3 s, normal motion, language: English."
+        )
         assert "/settings change:variations 1-6" in answer.json["content"]
 
 
@@ -649,3 +671,123 @@ async def test_a_limit_no_clip_can_meet_is_a_clear_error(tmp_path: Path) -> None
         match=r"^a clip cannot be made small enough for this channel \(under \d+ bytes\)$",
     ):
         await fit_clips([clip], 3_000)
+
+
+# -- languages -------------------------------------------------------------------------------
+def _portrait(emu: DiscordEmulator) -> Attachment:
+    return emu.upload("portrait.jpg", PORTRAIT, "image/jpeg")
+
+
+async def _first_answer(h: Harness, token: str) -> Call:
+    return await h.call(lambda c: c.route == EDIT_ORIGINAL and token in c.path)
+
+
+async def test_interaction_locale_picks_the_language(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        emu = h.emu
+        # command descriptions are synced in every language (discord.py's Translator)
+        animate = emu.commands["animate"]
+        for locale, language in (("es-ES", "es"), ("de", "de"), ("fr", "fr"), ("pt-BR", "pt")):
+            described = for_language(language).command_descriptions()["animate"]
+            assert animate["description_localizations"][locale] == described
+        assert animate["description"] == "Animate a photo into a short looping clip"
+
+        for person, locale, language in ((emu.alice, "es-ES", "es"), (emu.bob, "de", "de")):
+            t = for_language(language)
+            user = replace(person, locale=locale)
+            token = await emu.slash_command(user, emu.channel_id, "help", {})
+            assert (await _first_answer(h, token)).json["content"] == t.help_text("discord")
+
+            token = await emu.slash_command(
+                user, emu.channel_id, "animate", {"photo": _portrait(emu), "motion": "blink"}
+            )
+            question = await _first_answer(h, token)
+            assert question.json["content"] == t.consent_question
+            original = int(emu.interaction_original(token)["id"])
+            labels = [b["label"] for b in emu.components_of(original)]
+            assert labels == [t.consent_yes, t.consent_no]
+            if language == "es":  # consent in Spanish: the ledger records the language
+                mark = len(emu.calls)
+                yes = _button(emu.components_of(original), t.consent_yes)
+                await emu.press_button(user, original, yes["custom_id"])
+                await h.call(_route_for(FOLLOWUP, token), mark)
+                record = await h.service("GET", f"/v1/users/discord/{user.id}/consent")
+                assert record["consented"] and record["record"]["language"] == "es"
+
+
+async def test_guild_locale_is_the_fallback_and_admins_set_a_default(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        emu = h.emu
+        emu.guild_locale = "fr"
+        german = for_language("de")
+        stranger = replace(emu.bob, locale="ja")  # a language the bot does not speak
+        token = await emu.slash_command(stranger, emu.channel_id, "help", {})
+        content = (await _first_answer(h, token)).json["content"]
+        assert content == for_language("fr").help_text("discord")
+
+        token = await emu.slash_command(
+            emu.bob, emu.channel_id, "settings", {"change": "chat language de"}
+        )
+        assert (await _first_answer(h, token)).json["content"] == texts_en.admin_only
+        token = await emu.slash_command(
+            emu.alice, emu.channel_id, "settings", {"change": "chat language de"}
+        )
+        assert (await _first_answer(h, token)).json["content"] == german.chat_language_set("de")
+        token = await emu.slash_command(stranger, emu.channel_id, "help", {})
+        assert (await _first_answer(h, token)).json["content"] == german.help_text("discord")
+
+
+# -- looking at the photo first (a service that inspects) -----------------------------------
+async def test_group_photo_face_choice_with_a_strip(tmp_path: Path) -> None:
+    async with DiscordEmulator(heartbeat_interval_ms=500) as emu, InspectingService() as svc:
+        h = Harness(emu, _settings(emu, svc.url, svc.token, tmp_path / "bot", 30.0))
+        pair = _pair_photo()
+        svc.show(pair, "face", [(170, 50, 130, 160), (682, 50, 130, 160)])
+        dog = jpeg_bytes(200, 160)
+        svc.show(dog, "animal")
+        german = for_language("de")
+        dieter = replace(emu.alice, locale="de")
+        await h.start()
+        try:
+            photo = emu.upload("dog.jpg", dog, "image/jpeg")
+            token = await emu.slash_command(
+                dieter, emu.channel_id, "animate", {"photo": photo, "motion": "atmen"}
+            )
+            status = await _first_answer(h, token)
+            assert status.json["content"] == german.queued(1)  # no consent question for a dog
+            assert len(svc.jobs) == 1
+
+            photo = emu.upload("pair.jpg", pair, "image/jpeg")
+            token = await emu.slash_command(
+                dieter, emu.channel_id, "animate", {"photo": photo, "motion": "blinzeln"}
+            )
+            choice = await _first_answer(h, token)
+            assert choice.json["content"] == german.face_question(2)
+            assert [f.filename for f in choice.files] == ["faces.png"]
+            original = int(emu.interaction_original(token)["id"])
+            labels = [b["label"] for b in emu.components_of(original)]
+            assert labels == ["1 · Links", "2 · Rechts"]
+            mark = len(emu.calls)
+            await emu.press_button(
+                dieter, original, _button(emu.components_of(original), "1 ·")["custom_id"]
+            )
+            question = await h.call(lambda c: c.route == FOLLOWUP and token in c.path, mark)
+            assert question.json["content"] == german.consent_question
+            consent_id = _message_id(question)
+            yes = _button(emu.components_of(consent_id), german.consent_yes)
+            await emu.press_button(dieter, consent_id, yes["custom_id"])
+            await emu.wait_for_call(lambda c: len(svc.jobs) == 2, wait_s=15.0)
+        finally:
+            await h.stop()
+        assert [job.get("face") for job in svc.jobs] == [None, 0]
+        assert svc.consents[("discord", str(emu.alice.id))]["language"] == "de"
+
+
+def _pair_photo() -> bytes:
+    with Image.open(io.BytesIO(astronaut_bytes())) as portrait:
+        pair = Image.new("RGB", (portrait.width * 2, portrait.height))
+        pair.paste(portrait.convert("RGB"), (0, 0))
+        pair.paste(portrait.convert("RGB"), (portrait.width, 0))
+    out = io.BytesIO()
+    pair.save(out, format="JPEG", quality=90)
+    return out.getvalue()

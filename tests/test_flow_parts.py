@@ -13,10 +13,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot import texts
 from bot.client import JobRequest, ServiceClient, ServiceError
 from bot.flow import apply_setting, reaction_pick
 from bot.state import BotState, Draft, JobRecord, UserSettings
+from bot.texts import ENGLISH as texts
 from livingphoto.errors import ConsentRequired, PolicyRefusal, RateLimited, UsageError
 from moderation.requester import Requester
 

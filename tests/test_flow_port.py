@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import io
 import time
 import warnings
 from collections.abc import AsyncIterator, Sequence
@@ -14,15 +15,29 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from images import jpeg_bytes
+from images import astronaut_bytes, jpeg_bytes
+from PIL import Image
 from servicekit import running_service
 
-from bot import texts
 from bot.client import ServiceClient
 from bot.flow import Button, Chat, Clip, Flow, FlowOptions, ImageRef, Incoming, Rows, Undeliverable
 from bot.state import BotState, JobRecord, UserSettings
+from bot.texts import CONSENT_WORDING_VERSION
+from bot.texts import ENGLISH as texts
 
 CHAT = Chat("42", "private")
+
+
+def _small_portrait(side: int = 200) -> bytes:
+    """The public-domain astronaut at ``side`` px: a human face (consent is asked)."""
+    with Image.open(io.BytesIO(astronaut_bytes())) as portrait:
+        small = portrait.convert("RGB").resize((side, side))
+    out = io.BytesIO()
+    small.save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+PORTRAIT = _small_portrait()
 
 
 @dataclass
@@ -36,6 +51,8 @@ class RecordingPort:
     clips: list[Clip] = field(default_factory=list)
     keyboards: list[tuple[Rows, str]] = field(default_factory=list)  # (rows, attach_to)
     uploads: int = 0
+    photo: bytes = field(default_factory=lambda: PORTRAIT)  # what fetch_image returns
+    pictures: list[bytes] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     _ids: int = 0
 
@@ -89,8 +106,22 @@ class RecordingPort:
     ) -> None:
         self._next("answer", text)
 
+    async def send_picture_keyboard(
+        self,
+        chat: Chat,
+        text: str,
+        picture: bytes,
+        rows: Rows,
+        *,
+        reply_to: str = "",
+        private: bool = False,
+    ) -> str:
+        self.pictures.append(picture)
+        self.keyboards.append((rows, ""))
+        return self._next("picture-keyboard", text)
+
     async def fetch_image(self, image: ImageRef) -> bytes:
-        return jpeg_bytes(160, 200)
+        return self.photo
 
     async def wait(self, kind: str, needle: str = "") -> None:
         async with asyncio.timeout(60):
@@ -122,7 +153,7 @@ async def flow_on_service(
 async def consented(flow: Flow, client: ServiceClient, user_id: str) -> None:
     from moderation.requester import Requester
 
-    await client.consent_put(Requester("test", user_id, CHAT.id), texts.CONSENT_WORDING_VERSION)
+    await client.consent_put(Requester("test", user_id, CHAT.id), CONSENT_WORDING_VERSION)
 
 
 async def test_delivery_does_not_wait_on_failing_progress_edits(tmp_path: Path) -> None:
@@ -145,7 +176,7 @@ async def test_revoking_consent_mid_job_ends_it_with_a_clear_message(tmp_path: P
         await flow.on_animate(Incoming("e1", CHAT, "6", "1"), ImageRef("photo-1"), "slow blink")
         await port.wait("text", "Queued")
         await client.consent_delete(Requester("test", "6", CHAT.id))
-        while not any(t in {texts.CANCELLED, texts.EXPIRED} for _, t in port.sent):
+        while not any(t in {texts.cancelled, texts.expired} for _, t in port.sent):
             port.changed.clear()
             await asyncio.wait_for(port.changed.wait(), 60)
     assert not port.clips
@@ -174,10 +205,10 @@ async def test_unusable_images_are_refused_before_any_upload(tmp_path: Path) -> 
         await flow.on_animate(Incoming("c", CHAT, "9", "3"), None, "blink")
         await flow.on_button(Incoming("d", CHAT, "9", "4"), "cb1", "not-a-token")
     assert [t for _, t in port.sent] == [
-        texts.NOT_IMAGE,
-        texts.TOO_LARGE.format(limit_mb=0),
+        texts.not_image,
+        texts.too_large(0),
         texts.need_photo("test"),
-        texts.EXPIRED,
+        texts.expired,
     ]
 
 
@@ -188,19 +219,19 @@ async def test_request_options_survive_consent_and_leave_settings_alone(tmp_path
         await flow.on_animate(
             Incoming("e1", CHAT, "5", "1"), ImageRef("p"), "slow blink", variations=1, seconds=2.0
         )
-        await port.wait("keyboard", texts.CONSENT_QUESTION)
+        await port.wait("keyboard", texts.consent_question)
         await flow.on_button(Incoming("e2", CHAT, "5", "2"), "cb", port.button("✅").token)
         await port.wait("keyboard", "Pick your favourite")
         assert [c.index for c in port.clips] == [1]  # 1 take, not the default 2
         # A photo without the motion keeps its options while the flow asks for the motion.
         await flow.on_animate(Incoming("e3", CHAT, "5", "3"), ImageRef("p"), "", variations=3)
-        await port.wait("text", texts.ASK_MOTION)
+        await port.wait("text", texts.ask_motion)
         await flow.on_text(Incoming("e4", CHAT, "5", "4"), "gentle breathing")
         await port.wait("keyboard", "of the 3 takes")
         await flow.on_settings(Incoming("e5", CHAT, "5", "5"), "")
         await port.wait("text", "Your defaults")
     summary = next(t for k, t in port.sent if t.startswith("Your defaults"))
-    assert summary.startswith("Your defaults: 2 takes, 1 s, normal motion.")
+    assert summary.startswith("Your defaults: 2 takes, 1 s, normal motion, language: English.")
 
 
 @pytest.mark.parametrize(
@@ -263,3 +294,47 @@ async def test_closing_at_once_leaves_no_coroutine_unawaited(tmp_path: Path) -> 
                     pass  # resume spawned a watch and a vote; leaving cancels both unstarted
             gc.collect()
     assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
+
+
+async def test_a_photo_the_service_cannot_use_is_told_before_any_question(tmp_path: Path) -> None:
+    port = RecordingPort(photo=b"This is text renamed to photo.jpg\n" * 4)
+    async with flow_on_service(tmp_path, port) as (flow, _):
+        await flow.on_animate(Incoming("e1", CHAT, "5", "1"), ImageRef("p"), "slow blink")
+        await port.wait("text", "I can't use that")
+    assert port.keyboards == [] and port.clips == []
+
+
+async def test_without_a_face_no_consent_is_asked(tmp_path: Path) -> None:
+    port = RecordingPort(photo=jpeg_bytes(160, 200))  # smooth colours: no face
+    async with flow_on_service(tmp_path, port) as (flow, _):
+        await flow.on_animate(Incoming("e1", CHAT, "5", "1"), ImageRef("p"), "gentle breathing")
+        await port.wait("keyboard", "Pick your favourite")
+    assert not [t for k, t in port.sent if t == texts.consent_question]
+
+
+async def test_a_stale_face_button_is_expired(tmp_path: Path) -> None:
+    port = RecordingPort(photo=_pair())
+    async with flow_on_service(tmp_path, port) as (flow, _):
+        await flow.on_animate(Incoming("e1", CHAT, "5", "1"), ImageRef("p"), "slow blink")
+        await port.wait("picture-keyboard", "2 people")
+        rows, _ = port.keyboards[-1]
+        assert [b.label for row in rows for b in row] == ["1 · Left", "2 · Right"]
+        with Image.open(io.BytesIO(port.pictures[-1])) as strip:
+            assert strip.format == "PNG"
+        left = port.button("1 ·").token
+        await flow.on_button(Incoming("e2", CHAT, "6", "9"), "cb1", left)  # someone else
+        await flow.on_button(Incoming("e3", CHAT, "5", "9"), "cb2", left)
+        await port.wait("keyboard", texts.consent_question)
+        await flow.on_button(Incoming("e4", CHAT, "5", "9"), "cb3", left)  # pressed again
+    answers = [t for k, t in port.sent if k == "answer"]
+    assert answers == [texts.not_yours, texts.face_chosen("Left"), texts.expired]
+
+
+def _pair() -> bytes:
+    with Image.open(io.BytesIO(astronaut_bytes())) as portrait:
+        pair = Image.new("RGB", (portrait.width * 2, portrait.height))
+        pair.paste(portrait.convert("RGB"), (0, 0))
+        pair.paste(portrait.convert("RGB"), (portrait.width, 0))
+    out = io.BytesIO()
+    pair.save(out, format="JPEG", quality=90)
+    return out.getvalue()

@@ -32,7 +32,9 @@ def test_bad_service_and_worker_options_are_one_line_exit_2(tmp_path: Path) -> N
         (["service", "--port", "70000"], token, "--port"),
         (["service", "--backend", "nope"], token, "invalid choice"),
         (["worker", "--queue", "embedded"], token, "redis://"),
-        (["worker", "--queue", "redis://127.0.0.1:1/0"], token, "cannot reach Redis"),
+        (["worker", "--queue", "redis://127.0.0.1:abc/0"], token, "not a usable Redis URL"),
+        (["service", "--queue", "redis://:pw@127.0.0.1:99999/0"], token, "not a usable Redis"),
+        (["service", "--queue", "redis://[::1/0"], token, "not a usable Redis URL"),
         (["serve", "--queue", "redis://127.0.0.1:6379/0"], token, "embedded"),
     ]
     for args, env, expected in cases:
@@ -40,6 +42,7 @@ def test_bad_service_and_worker_options_are_one_line_exit_2(tmp_path: Path) -> N
         assert out.returncode == 2, (args, out.stderr)
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and expected in lines[0], (args, out.stderr)
+        assert ":pw@" not in out.stderr
 
 
 async def test_serve_without_bot_tokens_serves_the_api_and_stops_cleanly(tmp_path: Path) -> None:

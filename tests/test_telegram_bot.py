@@ -8,6 +8,9 @@ backend (``tests/servicekit.py``); clips are tiny (2 takes, 1 s, 128 px) to stay
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,16 +19,19 @@ from typing import Any
 
 import aiohttp
 import pytest
+from emulators.inspecting_service import InspectingService
 from emulators.telegram_api import Call, ChatRef, TelegramEmulator, User
-from images import jpeg_bytes
+from images import astronaut_bytes, jpeg_bytes
+from PIL import Image
 from servicekit import running_service
 
-from bot import texts
 from bot.state import BotState
 from bot.telegram.app import run_bot
+from bot.texts import ENGLISH as texts
+from bot.texts import for_language
 from livingphoto.settings import Settings
 
-PHOTO = jpeg_bytes(160, 200)
+PHOTO = astronaut_bytes()  # a human face: the consent question is asked
 TAKES = 2
 
 
@@ -71,6 +77,14 @@ class Harness:
     def state_jobs(self) -> list[Any]:
         with BotState.open(self.settings().bot.state_path("telegram")) as state:
             return state.jobs_in_phase("running", "delivered", "picked", "ended")
+
+    async def service_consent(self, user: User) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.svc.token}"}
+        url = f"{self.svc.url}/v1/users/telegram/{user.id}/consent"
+        async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as response:
+            assert response.status == 200
+            body: dict[str, Any] = await response.json()
+            return body
 
     async def service_job(self, job_id: str) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.svc.token}"}
@@ -121,8 +135,8 @@ async def wait_edit(h: Harness, chat: ChatRef, needle: str) -> Call:
 async def consent(h: Harness, user: User, chat: ChatRef, count: int = 1) -> None:
     """Answer the consent question (the ``count``-th one in ``chat``) with yes."""
     question = await wait_text(h, chat, "please confirm", count)
-    h.tg.press(user, question.result, question.buttons()[texts.CONSENT_YES])
-    await wait_edit(h, chat, texts.CONSENT_RECORDED)
+    h.tg.press(user, question.result, question.buttons()[texts.consent_yes])
+    await wait_edit(h, chat, texts.consent_recorded)
 
 
 async def delivered(h: Harness, chat: ChatRef, rounds: int = 1) -> tuple[list[Call], Call]:
@@ -217,7 +231,7 @@ async def test_consent_refused_then_given_and_revoked(h: Harness) -> None:
     async with h.bot():
         tg.send_photo(alice, chat, PHOTO, caption="/animate gentle breathing")
         question = await wait_text(h, chat, "please confirm")
-        tg.press(alice, question.result, question.buttons()[texts.CONSENT_NO])
+        tg.press(alice, question.result, question.buttons()[texts.consent_no])
         await wait_edit(h, chat, "nothing was generated")
         assert not h.state_jobs()
 
@@ -228,7 +242,7 @@ async def test_consent_refused_then_given_and_revoked(h: Harness) -> None:
 
         tg.send_text(alice, chat, "/consent")
         shown = await wait_text(h, chat, "Consent on record")
-        tg.press(alice, shown.result, shown.buttons()[texts.CONSENT_REVOKE])
+        tg.press(alice, shown.result, shown.buttons()[texts.consent_revoke])
         await wait_edit(h, chat, "Consent revoked")
 
         tg.send_photo(alice, chat, PHOTO, caption="/animate gentle breathing")
@@ -276,7 +290,7 @@ async def test_reaction_picks_in_private(h: Harness) -> None:
         tg.press(alice, keyboard.result, keyboard.buttons()["Pick 1"])
         await tg.wait_until(lambda: len(tg.answered) == 2)
     answers = tg.calls_of("answerCallbackQuery")
-    assert answers[-1].params["text"] == texts.EXPIRED
+    assert answers[-1].params["text"] == texts.expired
     assert len(tg.calls_of("sendAnimation", chat)) == TAKES + 1
 
 
@@ -304,7 +318,7 @@ async def test_group_vote_and_requester_pick(h: Harness) -> None:
         finals = await tg.wait_for("sendAnimation", count=2 * TAKES + 2, where=to_chat(group))
         assert finals[-1].text.startswith("⭐ Final — take 1")
     answers = [c.params.get("text") for c in tg.calls_of("answerCallbackQuery")]
-    assert texts.NOT_YOURS in answers
+    assert texts.not_yours in answers
     assert len([t for t in tg.texts_to(group) if "The vote is in" in t]) == 1
 
 
@@ -322,13 +336,13 @@ async def test_forged_callback_and_duplicate_updates(h: Harness) -> None:
         await wait_text(h, chat, "please confirm")
         tg.redeliver(update)
         question = await wait_text(h, chat, "please confirm")
-        press = tg.press(alice, question.result, question.buttons()[texts.CONSENT_YES])
+        press = tg.press(alice, question.result, question.buttons()[texts.consent_yes])
         tg.redeliver(press)
         await delivered(h, chat)
         tg.send_text(alice, chat, "/help")  # processed after the duplicates: a sync point
         await wait_text(h, chat, "What works best", count=2)
     answers = [c.params.get("text") for c in tg.calls_of("answerCallbackQuery")]
-    assert answers[:2] == [texts.EXPIRED, texts.EXPIRED]
+    assert answers[:2] == [texts.expired, texts.expired]
     assert len([t for t in tg.texts_to(chat) if "please confirm" in t]) == 1
     assert len(h.state_jobs()) == 1
     assert len(tg.calls_of("sendAnimation", chat)) == TAKES
@@ -341,7 +355,7 @@ async def test_429_is_waited_out_and_documents(h: Harness) -> None:
     chat = tg.private_chat(alice)
     async with h.bot():
         tg.send_document(alice, chat, b"%PDF-1.4 not a photo", "notes.pdf", "application/pdf")
-        assert (await wait_text(h, chat, "not an image")).text == texts.NOT_IMAGE
+        assert (await wait_text(h, chat, "not an image")).text == texts.not_image
         tg.send_photo(alice, chat, PHOTO, caption="/animate blink", file_size=25 * 1024 * 1024)
         assert "larger than 20 MB" in (await wait_text(h, chat, "larger than")).text
 
@@ -438,3 +452,162 @@ async def test_progress_is_one_edited_message_and_limits_say_when_to_retry(
         assert edits[-1].startswith("✅ Done")
         assert "seconds" in limited.text or "minutes" in limited.text
         assert len(h.state_jobs()) == 1
+
+
+# -- languages -------------------------------------------------------------------------------
+PORTRAIT = astronaut_bytes()  # a human face: the consent question is asked
+
+
+async def test_spanish_and_german_users_are_answered_in_their_language(h: Harness) -> None:
+    tg = h.tg
+    ana, dieter = User(2001, "Ana", "es"), User(2002, "Dieter", "de-DE")
+    async with h.bot():
+        for user, language, motion in ((ana, "es", "parpadeo suave"), (dieter, "de", "blinzeln")):
+            t, chat = for_language(language), tg.private_chat(user)
+            tg.send_text(user, chat, "/help")
+            shown = await wait_text(h, chat, t.help_text("telegram")[:40])
+            assert shown.text == t.help_text("telegram")
+
+            tg.send_photo(user, chat, PORTRAIT, caption=f"/animate {motion}")
+            question = await wait_text(h, chat, t.consent_question[:40])
+            assert question.text == t.consent_question
+            assert list(question.buttons()) == [t.consent_yes, t.consent_no]
+            tg.press(user, question.result, question.buttons()[t.consent_yes])
+            await wait_edit(h, chat, t.consent_recorded)
+            await wait_text(h, chat, t.queued(1)[:12])
+            record = await h.service_consent(user)
+            assert record["consented"] and record["record"]["language"] == language
+
+        # Ana switches to German: the Spanish consent stays valid, the bot now speaks German
+        chat = tg.private_chat(ana)
+        tg.send_text(ana, chat, "/settings language de")
+        await wait_text(h, chat, for_language("de").language_set("de"))
+        tg.send_photo(ana, chat, PORTRAIT, caption="/animate blinzeln")
+        await wait_edit(h, chat, for_language("de").done(TAKES))
+        assert not [t for t in tg.texts_to(chat) if t == for_language("de").consent_question]
+    # the command menu is registered in every language
+    menus = {
+        c.params.get("language_code", ""): c.params["commands"]
+        for c in tg.calls_of("setMyCommands")
+    }
+    assert set(menus) == {"", "es", "de", "fr", "pt"}
+    assert menus["es"][0] == {
+        "command": "animate",
+        "description": for_language("es").command_descriptions()["animate"],
+    }
+
+
+async def test_group_admin_sets_the_chat_language(h: Harness) -> None:
+    tg, alice, bob, carol, group = h.tg, h.tg.alice, h.tg.bob, h.tg.carol, h.tg.group
+    german = for_language("de")
+    async with h.bot():
+        tg.send_text(carol, group, "/settings chat language fr")  # carol is not an admin
+        await wait_text(h, group, texts.admin_only)
+        tg.send_text(alice, group, "/settings chat language de")
+        await wait_text(h, group, german.chat_language_set("de"))
+        tg.send_text(bob, group, "/help")  # bob's app says no language: the chat's default
+        assert (await wait_text(h, group, german.help_text("telegram")[:40])).text == (
+            german.help_text("telegram")
+        )
+        tg.send_text(User(2003, "Inês", "pt-br"), group, "/help")  # her own language first
+        await wait_text(h, group, for_language("pt").help_text("telegram")[:40])
+        tg.send_text(bob, group, "/settings language klingon")
+        await wait_text(h, group, german.language_unknown("klingon", ["en"])[:12])
+
+
+# -- looking at the photo first (a service that inspects) -----------------------------------
+DOG = jpeg_bytes(200, 160)
+PAIR_FACES = [(170, 50, 130, 160), (682, 50, 130, 160)]
+
+
+def pair_photo() -> bytes:
+    """Two portraits side by side (the public-domain astronaut twice)."""
+    with Image.open(io.BytesIO(PORTRAIT)) as portrait:
+        pair = Image.new("RGB", (portrait.width * 2, portrait.height))
+        pair.paste(portrait.convert("RGB"), (0, 0))
+        pair.paste(portrait.convert("RGB"), (portrait.width, 0))
+    out = io.BytesIO()
+    pair.save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+@asynccontextmanager
+async def inspecting(tmp_path: Path) -> AsyncIterator[tuple[Harness, InspectingService]]:
+    async with TelegramEmulator() as tg, InspectingService() as svc:
+        yield Harness(tg, svc, tmp_path), svc
+
+
+async def test_a_dog_gets_no_consent_question_a_person_does(tmp_path: Path) -> None:
+    async with inspecting(tmp_path) as (h, svc):
+        tg, alice = h.tg, h.tg.alice
+        chat = tg.private_chat(alice)
+        svc.show(DOG, "animal")
+        svc.show(PORTRAIT, "face", [(170, 50, 130, 160)])
+        async with h.bot():
+            tg.send_photo(alice, chat, DOG, caption="/animate gentle breathing")
+            await wait_text(h, chat, "Queued")
+            assert len(svc.jobs) == 1 and "face" not in svc.jobs[0]
+            assert not [t for t in tg.texts_to(chat) if "please confirm" in t]
+
+            tg.send_photo(alice, chat, PORTRAIT, caption="/animate subtle blink")
+            question = await wait_text(h, chat, "please confirm")
+            assert len(svc.jobs) == 1  # nothing submitted before consent
+            tg.press(alice, question.result, question.buttons()[texts.consent_yes])
+            await wait_text(h, chat, "Queued", count=2)
+        assert len(svc.jobs) == 2 and svc.refused == []
+        assert len(svc.inspections) == 2  # each photo looked at once
+
+
+async def test_group_photo_offers_one_button_per_face_and_sends_the_choice(
+    tmp_path: Path,
+) -> None:
+    async with inspecting(tmp_path) as (h, svc):
+        tg, alice, bob = h.tg, h.tg.alice, h.tg.bob
+        chat = tg.private_chat(alice)
+        pair = pair_photo()
+        svc.show(pair, "face", PAIR_FACES)
+        spanish = for_language("es")
+        ana = User(alice.id, "Alice", "es")
+        async with h.bot():
+            tg.send_photo(ana, chat, pair, caption="/animate parpadeo suave")
+            (choice,) = await tg.wait_for("sendPhoto", where=to_chat(chat))
+            assert choice.text == spanish.face_question(2)
+            assert list(choice.buttons()) == ["1 · Izquierda", "2 · Derecha"]
+            with Image.open(io.BytesIO(choice.files["photo"])) as strip:  # the face crops
+                assert strip.format == "PNG" and strip.width > 1.5 * strip.height
+            assert svc.jobs == [] and not h.state_jobs()
+            tg.press(bob, choice.result, choice.buttons()["2 · Derecha"])  # not his photo
+            tg.press(ana, choice.result, choice.buttons()["2 · Derecha"])
+            question = await wait_text(h, chat, spanish.consent_question[:40])
+            assert svc.consents == {}
+            tg.press(ana, question.result, question.buttons()[spanish.consent_yes])
+            await wait_text(h, chat, spanish.queued(1)[:12])
+            removed = await tg.wait_for("editMessageReplyMarkup", where=to_chat(chat))
+            assert removed[0].params["message_id"] == str(choice.result["message_id"])
+        assert [job.get("face") for job in svc.jobs] == [1]
+        assert svc.consents[("telegram", str(alice.id))]["language"] == "es"
+        answers = [c.params.get("text") for c in tg.calls_of("answerCallbackQuery")]
+        assert texts.not_yours in answers  # bob's app reports no language
+        assert spanish.face_chosen(spanish.face_label(1, 2)) in answers
+
+
+async def test_the_real_service_looks_first(h: Harness) -> None:
+    """Against the real service's face model: no face, no consent question; two people, one
+    button per face, and the chosen face reaches the job."""
+    tg, alice = h.tg, h.tg.alice
+    chat = tg.private_chat(alice)
+    async with h.bot():
+        tg.send_photo(alice, chat, jpeg_bytes(160, 200), caption="/animate gentle breathing")
+        await delivered(h, chat)
+        assert not [t for t in tg.texts_to(chat) if "please confirm" in t]
+
+        tg.send_photo(alice, chat, pair_photo(), caption="/animate subtle blink")
+        (choice,) = await tg.wait_for("sendPhoto", where=to_chat(chat))
+        assert list(choice.buttons()) == ["1 · Left", "2 · Right"]
+        tg.press(alice, choice.result, choice.buttons()["2 · Right"])
+        await consent(h, alice, chat)
+        await delivered(h, chat, rounds=2)
+    jobs = sorted(h.state_jobs(), key=lambda job: job.created_at)
+    with sqlite3.connect(h.svc.data_dir / "jobs.sqlite3") as db:
+        options = dict(db.execute("SELECT id, options FROM jobs").fetchall())
+    assert [json.loads(options[job.job_id]).get("face") for job in jobs] == [None, 1]

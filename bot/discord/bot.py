@@ -1,5 +1,12 @@
 """The discord.py client: slash commands, photo messages, buttons and reactions -> the flow.
 
+Uses run one way: ``app`` -> ``bot`` -> ``port`` -> ``buttons`` (and ``bot`` -> ``buttons``);
+``buttons`` reaches the client through its ``ButtonTarget`` protocol, never by import.
+
+Every event carries the user's language: an interaction's ``locale`` (the guild's locale as the
+fallback); messages and reactions carry none, so the guild's preferred locale stands in (after
+the user's own /settings choice and the guild's admin default).
+
 ``LivingPhotoBot`` owns the discord.py side (intents, the command tree synced at start-up, the
 persistent ``FlowButton`` registered in ``setup_hook``); ``Router`` turns each platform event into
 one ``Flow`` call. Every interaction is deferred before anything else (Discord wants an answer
@@ -24,9 +31,11 @@ from typing import Any, Literal
 
 import discord
 from discord import app_commands
+from discord.app_commands import locale_str
 
 from bot.discord.buttons import FlowButton
 from bot.discord.port import DiscordPort
+from bot.discord.translator import CatalogueTranslator
 from bot.flow import (
     MAX_SECONDS,
     MAX_VARIATIONS,
@@ -60,12 +69,25 @@ class Router:
     def _from_interaction(
         self, interaction: discord.Interaction[Any], key: str, message_id: str
     ) -> Incoming:
+        permissions = interaction.permissions
+        guild_locale = interaction.guild_locale
         return Incoming(
             event_id=key,
             chat=self._chat(interaction.channel_id, interaction.guild_id),
             user_id=str(interaction.user.id),
             message_id=message_id,
+            language=interaction.locale.value,  # the user's client language
+            chat_language=guild_locale.value if guild_locale is not None else "",
+            group_id=f"g{interaction.guild_id}" if interaction.guild_id else "",
+            admin=interaction.guild_id is None
+            or permissions.administrator
+            or permissions.manage_guild,
         )
+
+    def _guild_locale(self, guild_id: int | None) -> str:
+        """A guild's preferred locale: the language fallback of events that carry none."""
+        guild = self._client.get_guild(guild_id) if guild_id else None
+        return guild.preferred_locale.value if guild is not None else ""
 
     async def _defer_command(self, interaction: discord.Interaction[Any]) -> Incoming:
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -125,6 +147,9 @@ class Router:
             chat=self._chat(message.channel.id, message.guild.id if message.guild else None),
             user_id=str(message.author.id),
             message_id=str(message.id),
+            # messages carry no user locale: the user's /settings, else the guild's language
+            chat_language=message.guild.preferred_locale.value if message.guild else "",
+            group_id=f"g{message.guild.id}" if message.guild else "",
         )
         if message.attachments:
             photo = message.attachments[0]
@@ -163,6 +188,8 @@ class Router:
             chat=self._chat(payload.channel_id, payload.guild_id),
             user_id=str(payload.user_id),
             message_id=str(payload.message_id),
+            chat_language=self._guild_locale(payload.guild_id),
+            group_id=f"g{payload.guild_id}" if payload.guild_id else "",
         )
         await self._flow.on_reaction(ev, str(payload.message_id), sorted(current))
 
@@ -195,9 +222,14 @@ class LivingPhotoBot(discord.Client):
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(FlowButton)  # buttons of earlier runs keep working
+        await self.tree.set_translator(CatalogueTranslator())  # localised descriptions
         if self._sync_commands:
             synced = await self.tree.sync()
             log.info("synced %d application commands", len(synced))
+
+    async def on_flow_button(self, interaction: discord.Interaction[Any], token: str) -> None:
+        """A press of a ``FlowButton`` (``buttons.ButtonTarget``)."""
+        await self.router.on_button(interaction, token)
 
     async def on_message(self, message: discord.Message) -> None:
         await self.router.on_message(message)
@@ -219,12 +251,16 @@ def _router(interaction: discord.Interaction[Any]) -> Router:
 def make_commands() -> list[app_commands.Command[Any, Any, None]]:
     """The slash commands, new objects for each bot."""
 
-    @app_commands.command(name="animate", description="Animate a photo into a short looping clip")
+    @app_commands.command(
+        name="animate", description=locale_str("Animate a photo into a short looping clip")
+    )
     @app_commands.describe(
-        photo="one sharp, front-facing photo",
-        motion="one subtle motion, e.g. 'subtle blink, slight head tilt'",
-        variations="how many takes to make (1-6; this request only, /settings keeps defaults)",
-        seconds="clip length in seconds (2-5; this request only)",
+        photo=locale_str("one sharp, front-facing photo"),
+        motion=locale_str("one subtle motion, e.g. 'subtle blink, slight head tilt'"),
+        variations=locale_str(
+            "how many takes to make (1-6; this request only, /settings keeps defaults)"
+        ),
+        seconds=locale_str("clip length in seconds (2-5; this request only)"),
     )
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
     async def animate(
@@ -236,26 +272,36 @@ def make_commands() -> list[app_commands.Command[Any, Any, None]]:
     ) -> None:
         await _router(interaction).on_animate(interaction, photo, motion, variations, seconds)
 
-    @app_commands.command(name="consent", description="See or revoke your consent record")
-    @app_commands.describe(action="show your record (default) or revoke it")
+    @app_commands.command(
+        name="consent", description=locale_str("See or revoke your consent record")
+    )
+    @app_commands.describe(action=locale_str("show your record (default) or revoke it"))
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
     async def consent(
         interaction: discord.Interaction[Any], action: Literal["show", "revoke"] = "show"
     ) -> None:
         await _router(interaction).on_consent(interaction, action)
 
-    @app_commands.command(name="forget", description="Delete your photos, clips and consent record")
+    @app_commands.command(
+        name="forget", description=locale_str("Delete your photos, clips and consent record")
+    )
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
     async def forget(interaction: discord.Interaction[Any]) -> None:
         await _router(interaction).on_forget(interaction)
 
-    @app_commands.command(name="settings", description="Your defaults: takes, seconds, motion")
-    @app_commands.describe(change="e.g. 'variations 4', 'seconds 3' or 'motion subtle'")
+    @app_commands.command(
+        name="settings", description=locale_str("Your defaults: takes, seconds, motion, language")
+    )
+    @app_commands.describe(
+        change=locale_str(
+            "e.g. 'variations 4', 'motion subtle', 'language es' or 'chat language de'"
+        )
+    )
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
     async def settings(interaction: discord.Interaction[Any], change: str = "") -> None:
         await _router(interaction).on_settings(interaction, change)
 
-    @app_commands.command(name="help", description="How to get the best clips")
+    @app_commands.command(name="help", description=locale_str("How to get the best clips"))
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
     async def help_(interaction: discord.Interaction[Any]) -> None:
         await _router(interaction).on_help(interaction)

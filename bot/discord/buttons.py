@@ -1,5 +1,8 @@
 """Buttons that survive restarts: a ``DynamicItem`` matching ``lp:<token>`` custom ids.
 
+Uses run one way: ``bot`` and ``port`` import this module; it imports only ``bot.flow`` and
+reaches the client through the ``ButtonTarget`` protocol.
+
 The flow hands out short opaque tokens (``Button.token``, at most 16 URL-safe characters) kept in
 its SQLite state, so the ``custom_id`` (``"lp:" + token``, well under Discord's 100 characters)
 is all a press needs. ``FlowButton`` is registered once in ``setup_hook`` with
@@ -16,14 +19,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import discord
 
 from bot.flow import Rows
-
-if TYPE_CHECKING:
-    from bot.discord.bot import LivingPhotoBot
 
 PREFIX = "lp:"
 TOKEN_PATTERN = r"[A-Za-z0-9_-]{1,16}"
@@ -32,8 +32,12 @@ MAX_PER_ROW = 5
 MAX_LABEL = 80
 
 
-class ButtonRouter(Protocol):
-    async def on_button(self, interaction: discord.Interaction[Any], token: str) -> None: ...
+@runtime_checkable
+class ButtonTarget(Protocol):
+    """What a press is handed to: the discord.py client (``LivingPhotoBot``) implements it, so
+    this module needs nothing of the client's (uses run one way: bot -> buttons)."""
+
+    async def on_flow_button(self, interaction: discord.Interaction[Any], token: str) -> None: ...
 
 
 def custom_id(token: str) -> str:
@@ -79,8 +83,10 @@ class FlowButton(
         return cls(match["token"], label or "")
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        bot: LivingPhotoBot = interaction.client
-        await bot.router.on_button(interaction, self.token)
+        client = interaction.client
+        if not isinstance(client, ButtonTarget):
+            raise RuntimeError("flow buttons need a client that routes them (LivingPhotoBot)")
+        await client.on_flow_button(interaction, self.token)
 
 
 def build_view(rows: Rows) -> discord.ui.View:

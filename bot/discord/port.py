@@ -107,7 +107,13 @@ class DiscordPort:
         self._prune()
         return self._live.get(key) if key.startswith("i") else None
 
-    async def _respond(self, live: _Live, content: str, view: discord.ui.View | None) -> str:
+    async def _respond(
+        self,
+        live: _Live,
+        content: str,
+        view: discord.ui.View | None,
+        file: discord.File | None = None,
+    ) -> str:
         """Answer through a live interaction, visible to the requester only."""
         interaction = live.interaction
         extra: dict[str, Any] = {"view": view} if view is not None else {}
@@ -115,8 +121,12 @@ class DiscordPort:
         original = not live.original_used
         if original:
             live.original_used = True
+            if file is not None:
+                extra["attachments"] = [file]
             message = await interaction.edit_original_response(content=_text(content), **extra)
         else:
+            if file is not None:
+                extra["file"] = file
             message = await interaction.followup.send(
                 _text(content), ephemeral=True, wait=True, allowed_mentions=NO_MENTIONS, **extra
             )
@@ -180,13 +190,34 @@ class DiscordPort:
             return attach_to
         return await self._send(chat, text, build_view(rows), reply_to)
 
+    async def send_picture_keyboard(
+        self,
+        chat: Chat,
+        text: str,
+        picture: bytes,
+        rows: Rows,
+        *,
+        reply_to: str = "",
+        private: bool = False,
+    ) -> str:
+        """The picture attached (``faces.png``) to a message with ``text`` and the buttons."""
+        file = discord.File(io.BytesIO(picture), filename="faces.png")
+        return await self._send(chat, text, build_view(rows), reply_to, file)
+
     async def _send(
-        self, chat: Chat, text: str, view: discord.ui.View | None, reply_to: str
+        self,
+        chat: Chat,
+        text: str,
+        view: discord.ui.View | None,
+        reply_to: str,
+        file: discord.File | None = None,
     ) -> str:
         live = self._get_live(reply_to)
         if live is not None:
-            return await self._respond(live, text, view)
+            return await self._respond(live, text, view, file)
         extra: dict[str, Any] = {"view": view} if view is not None else {}
+        if file is not None:
+            extra["file"] = file
         message = await self._channel(chat).send(
             _text(text),
             reference=self._reference(chat, reply_to),  # type: ignore[arg-type]
@@ -291,7 +322,13 @@ class DiscordPort:
             ) as response:
                 if response.status != 200:
                     raise UsageError("the photo can no longer be downloaded; send it again")
-                data = await response.content.read(self.max_image_bytes + 1)
+                # ``read(n)`` returns what has arrived (up to n): read to the end or the limit
+                data = b""
+                while len(data) <= self.max_image_bytes:
+                    chunk = await response.content.read(self.max_image_bytes + 1 - len(data))
+                    if not chunk:
+                        break
+                    data += chunk
         except (aiohttp.ClientError, TimeoutError):
             raise UsageError("the photo could not be downloaded; send it again") from None
         if len(data) > self.max_image_bytes:

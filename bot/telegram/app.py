@@ -17,29 +17,25 @@ import signal
 from typing import Any
 
 import aiohttp
-from telegram import BotCommand
+from telegram import Bot, BotCommand
 from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from bot.client import ServiceClient
 from bot.config import BotSettings
 from bot.flow import Flow, FlowOptions
+from bot.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from bot.state import BotState
 from bot.telegram.handlers import install
 from bot.telegram.port import TelegramPort
+from bot.texts import for_language
 from livingphoto.errors import LivingPhotoError, UsageError
 from livingphoto.settings import Settings
 
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ("message", "callback_query", "message_reaction")
-COMMANDS = (
-    BotCommand("animate", "Animate a photo: /animate <motion>"),
-    BotCommand("settings", "Your defaults: takes, seconds, motion strength"),
-    BotCommand("consent", "Show or revoke your consent"),
-    BotCommand("forget", "Delete everything stored about you"),
-    BotCommand("help", "What to send and what works best"),
-)
+COMMAND_NAMES = ("animate", "settings", "consent", "forget", "help")
 POLL_TIMEOUT_S = 10
 
 
@@ -47,6 +43,23 @@ class TelegramUnavailable(LivingPhotoError):
     """Telegram (or the configured Bot API server) could not be used."""
 
     exit_code = 1
+
+
+def commands(language: str) -> list[BotCommand]:
+    """The command menu in ``language`` (descriptions from the catalogues)."""
+    descriptions = for_language(language).command_descriptions()
+    return [BotCommand(name, descriptions[name]) for name in COMMAND_NAMES]
+
+
+COMMANDS: tuple[BotCommand, ...] = tuple(commands(DEFAULT_LANGUAGE))  # the English menu
+
+
+async def register_commands(bot: Bot) -> None:
+    """The English menu for everyone, and a translated one per language (``language_code``)."""
+    await bot.set_my_commands(commands(DEFAULT_LANGUAGE))
+    for language in LANGUAGES:
+        if language != DEFAULT_LANGUAGE:
+            await bot.set_my_commands(commands(language), language_code=language)
 
 
 def build_application(settings: BotSettings) -> Application[Any, Any, Any, Any, Any, Any]:
@@ -74,7 +87,7 @@ async def run_bot(settings: Settings, stop: asyncio.Event) -> None:
                 port = TelegramPort(application.bot)
                 async with Flow(port, client, state, FlowOptions.from_settings(config)) as flow:
                     install(application, flow)
-                    await application.bot.set_my_commands(COMMANDS)
+                    await register_commands(application.bot)
                     await application.start()
                     updater = application.updater
                     if updater is None:

@@ -1,16 +1,21 @@
 """Telegram update handlers: small typed functions that turn updates into ``Flow`` events.
 
-All conversation logic is in ``bot.flow``; a handler only reads the update (chat, user, photo,
-caption, callback data, reactions) and calls the matching ``flow.on_*``. ``install`` wires them.
+All conversation logic is in ``bot.flow``; a handler only reads the update (chat, user and their
+``language_code``, photo, caption, callback data, reactions) and calls the matching ``flow.on_*``.
+``install`` wires them. Whether a user is an admin (for ``/settings chat language``) is asked of
+Telegram (``getChatMember``) only for that command; in a private chat the user always is.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from telegram import Message, ReactionTypeEmoji, Update
-from telegram.constants import ChatType
+from telegram import User as TelegramUser
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -76,8 +81,12 @@ class TelegramHandlers:
             await self._flow.on_forget(ev)
 
     async def settings(self, update: Update, context: Context) -> None:
-        if (ev := _incoming(update)) is not None:
-            await self._flow.on_settings(ev, " ".join(context.args or ()))
+        if (ev := _incoming(update)) is None:
+            return
+        args = " ".join(context.args or ())
+        if ev.chat.kind == "group" and args.lower().split()[:1] == ["chat"]:
+            ev = replace(ev, admin=await _is_admin(context, int(ev.chat.id), int(ev.user_id)))
+        await self._flow.on_settings(ev, args)
 
     async def button(self, update: Update, context: Context) -> None:
         query = update.callback_query
@@ -91,6 +100,7 @@ class TelegramHandlers:
             chat=chat or Chat(user_id, "private"),
             user_id=user_id,
             message_id=str(message.message_id) if message is not None else "",
+            language=_language(query.from_user),
         )
         data = query.data if isinstance(query.data, str) else ""
         await self._flow.on_button(ev, query.id, data)
@@ -103,7 +113,9 @@ class TelegramHandlers:
         if chat is None:
             return
         emojis = [r.emoji for r in changed.new_reaction if isinstance(r, ReactionTypeEmoji)]
-        ev = Incoming(f"u{update.update_id}", chat, str(changed.user.id))
+        ev = Incoming(
+            f"u{update.update_id}", chat, str(changed.user.id), language=_language(changed.user)
+        )
         await self._flow.on_reaction(ev, str(changed.message_id), emojis)
 
     async def error(self, update: object, context: Context) -> None:
@@ -140,7 +152,23 @@ def _incoming(update: Update) -> Incoming | None:
         chat=chat,
         user_id=str(user.id),
         message_id=str(message.message_id),
+        language=_language(user),
+        admin=chat.kind == "private",
     )
+
+
+def _language(user: TelegramUser) -> str:
+    """The user's IETF language tag as their Telegram app reports it ("" when not shared)."""
+    return user.language_code or ""
+
+
+async def _is_admin(context: Context, chat_id: int, user_id: int) -> bool:
+    try:
+        member = await context.bot.get_chat_member(chat_id, user_id)
+    except TelegramError as error:
+        log.info("could not check chat admin: %s", error)
+        return False
+    return member.status in {ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR}
 
 
 def _chat(chat_id: int, chat_type: str) -> Chat | None:

@@ -18,6 +18,7 @@ from livingphoto.errors import UsageError
 log = logging.getLogger(__name__)
 
 DOWNLOAD_LIMIT_BYTES = 20 * 1024 * 1024  # Bot API getFile limit
+CAPTION_LIMIT = 1024  # characters of a media caption
 
 
 class TelegramPort:
@@ -97,6 +98,27 @@ class TelegramPort:
             )
             ids.append(str(message.message_id))
         return ids
+
+    async def send_picture_keyboard(
+        self,
+        chat: Chat,
+        text: str,
+        picture: bytes,
+        rows: Rows,
+        *,
+        reply_to: str = "",
+        private: bool = False,
+    ) -> str:
+        """``sendPhoto`` with ``text`` as caption and the buttons under it."""
+        message = await self._bot.send_photo(
+            chat_id=int(chat.id),
+            photo=picture,
+            filename="faces.png",
+            caption=text[:CAPTION_LIMIT],
+            reply_markup=_markup(rows),
+            reply_parameters=_reply(reply_to),
+        )
+        return str(message.message_id)
 
     async def answer_callback(
         self, callback_id: str, text: str = "", *, alert: bool = False

@@ -361,7 +361,8 @@ async def get_consent(request: web.Request) -> web.Response:
 
 
 async def put_consent(request: web.Request) -> web.Response:
-    """Record a consent attestation: body ``{wording_version?, scope?, chat_id?}`` (optional)."""
+    """Record a consent attestation: body ``{wording_version?, scope?, chat_id?, language?}``
+    (optional; ``language``: the ISO 639-1 code of the wording the user read, default "en")."""
     body = await request.read() if request.can_read_body else b""
     fields: dict[str, Any] = {}
     if body.strip():
@@ -371,17 +372,18 @@ async def put_consent(request: web.Request) -> web.Response:
             raise UsageError("body is not valid JSON") from None
         if not isinstance(data, dict):
             raise UsageError("body must be a JSON object")
-        unknown = sorted(set(data) - {"wording_version", "scope", "chat_id"})
+        unknown = sorted(set(data) - {"wording_version", "scope", "chat_id", "language"})
         if unknown:
             raise UsageError(f"unknown field: {', '.join(unknown)}")
         fields = data
     wording = fields.get("wording_version") or ""
     scope = fields.get("scope") or "attested"
-    if not isinstance(wording, str) or not isinstance(scope, str):
-        raise UsageError("wording_version and scope must be strings")
+    language = fields.get("language") or "en"
+    if not all(isinstance(value, str) for value in (wording, scope, language)):
+        raise UsageError("wording_version, scope and language must be strings")
     requester = _requester(request, fields.get("chat_id") or "")
     guard = request.app[GUARD]
-    status = await asyncio.to_thread(guard.record_consent, requester, wording, scope)
+    status = await asyncio.to_thread(guard.record_consent, requester, wording, scope, language)
     return web.json_response(status)
 
 

@@ -32,7 +32,7 @@ from generation.service.app import create_app
 from generation.service.execute import JobRunner
 from generation.service.media import MediaStore
 from generation.service.ready import write_ready_file
-from generation.service.redis_queue import RedisKeys, connect
+from generation.service.redis_queue import RedisKeys, open_client
 from generation.service.worker import RedisWorker
 from livingphoto.errors import UsageError
 from livingphoto.settings import Settings
@@ -221,7 +221,7 @@ async def _work(settings: Settings, ready_file: Path | None) -> None:
     )
     runner = JobRunner(backend, MediaStore(service.data_dir))
     await asyncio.to_thread(runner.setup)
-    async with connect(service.queue) as client:
+    async with open_client(service.queue) as client:
         worker = RedisWorker(
             client, RedisKeys(service.redis_prefix), runner, service.lease_s, service.max_deliveries
         )

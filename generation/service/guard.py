@@ -114,14 +114,15 @@ class Guard:
                 "wording_version": record.wording_version,
                 "recorded_at": record.recorded_at,
                 "revoked_at": record.revoked_at,
+                "language": record.language,
             }
         return status
 
     def record_consent(
-        self, requester: Requester, wording_version: str, scope: str
+        self, requester: Requester, wording_version: str, scope: str, language: str = "en"
     ) -> dict[str, Any]:
         self.moderator.consent.record(
-            requester, wording_version or CONSENT_VERSION, ConsentScope.parse(scope)
+            requester, wording_version or CONSENT_VERSION, ConsentScope.parse(scope), language
         )
         return self.consent_status(requester)
 

@@ -210,6 +210,10 @@ def openapi_document() -> dict[str, Any]:
                                             "enum": ["self", "permission", "guardian", "attested"]
                                         },
                                         "chat_id": {"type": "string"},
+                                        "language": {
+                                            "type": "string",
+                                            "description": "ISO 639-1 code of the wording read",
+                                        },
                                     },
                                 }
                             }

@@ -31,6 +31,8 @@ persistence) or is flushed loses the stream, the group and the events; nothing e
   final marker keeps the result once-only either way.
 - While Redis does not answer, submissions are still accepted into the store (202) and sent
   when it is back; ``health()`` says it is down (``/healthz``, ``livingphoto_queue_backend_up``).
+  That includes start-up: a service (or worker) started before its Redis starts degraded and
+  joins when Redis answers. Only a URL that cannot be parsed stops it (``UsageError``).
 
 Media travels through a SHARED DIRECTORY, not through Redis: the service and every worker
 are given the same ``--data-dir`` (a local disk on one host, or a network file system such as
@@ -124,28 +126,48 @@ class RedisKeys:
 Redis = aioredis.Redis
 
 
+def client_for(url: str) -> Redis:
+    """A Redis client for ``url`` with string responses; no I/O yet (it connects on first use).
+
+    Raises ``UsageError`` (one line, password redacted) if ``url`` cannot be parsed: a wrong
+    scheme, a port that is not a number or out of range, a bad option. An unreachable server is
+    not an error here: callers decide whether to wait for it.
+    """
+    try:
+        return aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_connect_timeout=_CONNECT_TIMEOUT_S,
+            socket_timeout=_COMMAND_TIMEOUT_S,
+            # A pooled connection to a Redis that restarted fails once: reconnect and retry.
+            # Every write of the protocol tolerates a repeat (XADD of a ticket or event:
+            # at-least-once; the final marker: FINALIZE_SCRIPT).
+            retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), 2),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
+    except ValueError as error:
+        raise UsageError(f"not a usable Redis URL {_redact(url)}: {error}") from None
+
+
+@asynccontextmanager
+async def open_client(url: str) -> AsyncIterator[Redis]:
+    """``client_for(url)``, closed on exit; the server may still be unreachable."""
+    client = client_for(url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
 @asynccontextmanager
 async def connect(url: str) -> AsyncIterator[Redis]:
-    """A Redis client with string responses; ``UsageError`` if the server does not answer."""
-    client = aioredis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_connect_timeout=_CONNECT_TIMEOUT_S,
-        socket_timeout=_COMMAND_TIMEOUT_S,
-        # A pooled connection to a Redis that restarted fails once: reconnect and retry. Every
-        # write of the protocol tolerates a repeat (XADD of a ticket or event: at-least-once;
-        # the final marker: FINALIZE_SCRIPT).
-        retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), 2),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-    )
-    try:
+    """``open_client`` that first PINGs; ``UsageError`` if the server does not answer."""
+    async with open_client(url) as client:
         try:
             await client.ping()
         except (RedisError, OSError) as error:
             raise UsageError(f"cannot reach Redis at {_redact(url)}: {error}") from None
         yield client
-    finally:
-        await client.aclose()
 
 
 def is_nogroup(error: BaseException) -> bool:
@@ -206,6 +228,7 @@ class RedisQueue:
         self._sent: set[str] = set()  # handed over; no final event read yet
         self._wake = asyncio.Event()
         self._epoch: str | None = None
+        self._joined = False  # the stream and group were made (or found) once
         self._outage = Outage("Redis", log)
         self._resets = 0
         self._resent = 0
@@ -215,11 +238,9 @@ class RedisQueue:
     async def open(
         cls, url: str, prefix: str, lease_s: float, check_s: float | None = None
     ) -> AsyncIterator[RedisQueue]:
-        async with connect(url) as client:
-            keys = RedisKeys(prefix)
-            await ensure_group(client, keys)
-            queue = cls(client, keys, lease_s, check_s)
-            await queue._claim_epoch()
+        async with open_client(url) as client:
+            queue = cls(client, RedisKeys(prefix), lease_s, check_s)
+            await queue._first_contact()
             tasks = [
                 asyncio.create_task(queue._read_events(), name="redis-events"),
                 asyncio.create_task(queue._watch(), name="redis-watchdog"),
@@ -283,6 +304,24 @@ class RedisQueue:
         if self._outage.failed(error):
             self._events.put_nowait(TransportNotice(up=False, reason="Redis is unreachable"))
 
+    async def _first_contact(self) -> None:
+        """Join at start-up; if Redis does not answer (it starts after the service, or is
+        restarting), start degraded instead: the watchdog joins as soon as it answers."""
+        try:
+            # Bounded: a Redis host that drops packets must not hold up the service's start.
+            await asyncio.wait_for(self._join(), _CONNECT_TIMEOUT_S)
+        except TimeoutError:
+            self._down(TimeoutError(f"no answer within {_CONNECT_TIMEOUT_S:g} s"))
+        except (RedisError, OSError) as error:
+            self._down(error)
+
+    async def _join(self) -> bool:
+        """Make the stream and the group unless they exist, then ``_claim_epoch``."""
+        if not self._joined:
+            await ensure_group(self._client, self._keys)
+            self._joined = True
+        return await self._claim_epoch()
+
     async def _claim_epoch(self) -> bool:
         """Make sure ``{prefix}:epoch`` exists; True if it changed since we last saw it (Redis
         lost its data, or another service recreated it after such a loss)."""
@@ -313,7 +352,7 @@ class RedisQueue:
     async def _check(self) -> None:
         """One watchdog turn: epoch, group, and every handed-over job still accounted for."""
         handed_over = set(self._sent)  # before reading the stream: see the module docstring
-        reset = await self._claim_epoch()
+        reset = await self._join()
         if self._outage.ok():
             self._events.put_nowait(TransportNotice(up=True, reason="Redis is back"))
         if reset:

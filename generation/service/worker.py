@@ -5,9 +5,9 @@ via ``XREADGROUP``), renews its claim while the job runs, relays progress on the
 stream, honours cancellation requests, and writes results exactly once (see
 ``generation.service.redis_queue`` for the protocol and the shared data directory).
 
-When Redis does not answer it backs off (capped, jittered) and logs the outage once; when Redis
-comes back empty it recreates the stream and the group, and a finished result waits for Redis
-rather than being thrown away.
+When Redis does not answer (also when the worker starts before Redis) it backs off (capped,
+jittered) and logs the outage once; when Redis comes back empty it recreates the stream and the
+group, and a finished result waits for Redis rather than being thrown away.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ class RedisWorker:
 
     async def run(self, stop: asyncio.Event, ready_file: Path | None = None) -> None:
         """Serve jobs until ``stop`` is set; ride out Redis outages and losses."""
-        await self._until_ready(stop)
+        if not await self._until_ready(stop):
+            return  # told to stop before Redis ever answered
         presence = asyncio.create_task(self._presence(), name="worker-presence")
         if ready_file is not None:
             write_ready_file(ready_file, {"consumer": self.consumer, "pid": os.getpid()})
@@ -104,23 +105,23 @@ class RedisWorker:
             with suppress(Exception):
                 await self._client.zrem(self._keys.workers, self.consumer)
 
-    async def _until_ready(self, stop: asyncio.Event) -> None:
-        """Join the group and the roster, waiting (with back-off) while Redis does not answer."""
-        while True:
+    async def _until_ready(self, stop: asyncio.Event) -> bool:
+        """Join the group and the roster, waiting (with back-off) while Redis does not answer,
+        also at start-up. False if ``stop`` is set first."""
+        while not stop.is_set():
             try:
                 await ensure_group(self._client, self._keys)
                 await prune_consumers(self._client, self._keys)
                 await self._beat()
                 self._reachable()
-                return
+                return True
             except (RedisError, OSError) as error:
                 reraise_if_cancelling()
                 if is_nogroup(error):  # the group vanished between the two calls
                     continue
                 self._unreachable(error)
-                if stop.is_set():
-                    raise
                 await _wait(stop, self._backoff.next_delay())
+        return False
 
     def _reachable(self) -> None:
         self._backoff.reset()

@@ -47,6 +47,7 @@ class EmuUser:
     id: int
     name: str
     bot: bool = False
+    locale: str = "en-US"  # the user's client language, sent as an interaction's ``locale``
 
     def payload(self) -> JSON:
         return {
@@ -148,6 +149,8 @@ class DiscordEmulator:
         self.carol = EmuUser(self.new_id(), "carol")
         self.guild_id = self.new_id()
         self.channel_id = self.new_id()
+        self.guild_locale = "en-US"  # the guild's preferred locale (and interactions' guild_locale)
+        self.admins: set[int] = {self.alice.id}  # members with the ADMINISTRATOR permission
         self.calls: list[Call] = []
         self.unknown: list[str] = []
         self.identifies: list[JSON] = []
@@ -297,7 +300,7 @@ class DiscordEmulator:
             "explicit_content_filter": 0,
             "mfa_level": 0,
             "nsfw_level": 0,
-            "preferred_locale": "en-US",
+            "preferred_locale": self.guild_locale,
         }
 
     def _member_payload(self, user: EmuUser) -> JSON:
@@ -308,7 +311,7 @@ class DiscordEmulator:
             "deaf": False,
             "mute": False,
             "flags": 0,
-            "permissions": str(0x0000_0000_0006_4C40),
+            "permissions": str(0x0000_0000_0006_4C40 | (0x8 if user.id in self.admins else 0)),
         }
 
     def _channel_payload(self, channel_id: int) -> JSON:
@@ -447,7 +450,7 @@ class DiscordEmulator:
             "type": kind,
             "token": token,
             "version": 1,
-            "locale": "en-US",
+            "locale": user.locale,
             "app_permissions": str((1 << 41) - 1),
             "attachment_size_limit": self.upload_limit(channel_id),
             "entitlements": [],
@@ -457,7 +460,7 @@ class DiscordEmulator:
         }
         if self._channel_types.get(channel_id) == 0:
             data["guild_id"] = str(self.guild_id)
-            data["guild_locale"] = "en-US"
+            data["guild_locale"] = self.guild_locale
             data["context"] = 0
             data["member"] = self._member_payload(user)
         else:

@@ -50,9 +50,13 @@ _JSON_FIELDS = frozenset(
 class User:
     id: int
     first_name: str
+    language_code: str = ""  # the IETF tag the user's app reports ("es", "de", "pt-br"); "" none
 
     def payload(self) -> JSON:
-        return {"id": self.id, "is_bot": False, "first_name": self.first_name}
+        body: JSON = {"id": self.id, "is_bot": False, "first_name": self.first_name}
+        if self.language_code:
+            body["language_code"] = self.language_code
+        return body
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,7 @@ class TelegramEmulator:
         self.bob = User(1002, "Bob")
         self.carol = User(1003, "Carol")
         self.group = ChatRef(-100200, "supergroup", "Family")
+        self.admins: set[int] = {self.alice.id}  # administrators of ``group`` (getChatMember)
         self._files: dict[str, tuple[str, bytes]] = {}  # file_id -> (path, data)
         self._updates: list[JSON] = []
         self._confirmed = 0  # highest offset the bot confirmed
@@ -391,7 +396,16 @@ class TelegramEmulator:
             "editMessageText": self._edit_text,
             "editMessageReplyMarkup": self._edit_markup,
             "answerCallbackQuery": self._answer_callback,
+            "getChatMember": self._chat_member,
         }
+
+    def _chat_member(self, params: JSON, files: dict[str, bytes]) -> JSON:
+        self._chat(params)  # the chat must exist
+        user_id = int(params.get("user_id", 0))
+        user: JSON = {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"}
+        if user_id in self.admins:
+            return {"status": "creator", "user": user, "is_anonymous": False}
+        return {"status": "member", "user": user}
 
     def _get_file(self, params: JSON, files: dict[str, bytes]) -> JSON:
         file_id = str(params.get("file_id", ""))
