@@ -277,11 +277,11 @@ def _animate_with(
         seed=args.seed,
         crop=args.crop,
         format=args.format,
-        restore=args.restore,
         face=args.face,
+        restore=args.restore,
     )
     animator = Animator(make_backend(args.backend, args.model), face_detector=faces.result())
-    inspection = animator.inspect_image(sanitized, args.face, options.restore)
+    inspection = animator.inspect_image(sanitized, args.face)
     _check_consent(inspection, args.consent)
     checked = loader.submit(lambda: _check_request(args.prompt, inspection, moderation.result()))
     if args.backend != "warp":

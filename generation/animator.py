@@ -49,7 +49,7 @@ from generation.backend import (
 from generation.faces import FaceModel
 from generation.preprocess import Framed
 from generation.quality import Likeness, Scores
-from generation.restore import RestoreMode, RestoreResult, restore_sanitized
+from generation.restore import RestoreMode, restore_working
 from generation.subject import Subject, SubjectKind, choose, find_subject, salient_centre
 from livingphoto.errors import GenerationFailed, LivingPhotoError, UsageError
 from moderation.intake import (
@@ -74,10 +74,10 @@ class AnimateOptions:
     format: ClipFormat = "mp4"
     # 1.0 as parsed; <1 "less motion", >1 "more motion".
     motion_scale: float = 1.0
-    # Which detected face to animate (0-based, left to right); None: the largest.
-    face: int | None = None
     # Old-scan restoration pre-pass (generation.restore): "auto" only when damage is found.
     restore: RestoreMode = "auto"
+    # Which detected face to animate (0-based, left to right); None: the largest.
+    face: int | None = None
 
 
 @dataclass(frozen=True)
@@ -136,9 +136,9 @@ class AnimateResult:
             "variations": [v.to_json() for v in self.variations],
             "motion": self.motion,
             "warnings": list(self.warnings),
-            "subject": self.subject,
             "restored": bool(self.restoration.get("restored", False)),
             **({"restoration": self.restoration["restoration"]} if self.restoration else {}),
+            "subject": self.subject,
         }
 
 
@@ -166,7 +166,6 @@ class Inspection:
     faces: tuple[FaceBox, ...]
     chosen: int | None
     warnings: tuple[str, ...] = ()
-    restoration: RestoreResult | None = None  # the pre-pass, when inspect_image ran it
 
     @property
     def shows_person(self) -> bool:
@@ -191,9 +190,7 @@ class Inspection:
         if face is None:
             return self
         picked = choose(self.subject, face)
-        return Inspection(
-            self.image, picked.kind, picked.faces, picked.chosen, picked.warnings, self.restoration
-        )
+        return Inspection(self.image, picked.kind, picked.faces, picked.chosen, picked.warnings)
 
 
 class Animator:
@@ -241,17 +238,10 @@ class Animator:
         )
         return self.inspect_image(image, face)
 
-    def inspect_image(
-        self, image: SanitizedImage, face: int | None = None, restore: RestoreMode = "off"
-    ) -> Inspection:
-        """Find the subject of an already sanitised photo (``face``: which head to choose),
-        restored first unless ``restore`` is "off" (``generation.restore``: old scans lose grain,
-        dust, scratches, creases)."""
-        restoration = None
-        if restore != "off":
-            image, restoration = restore_sanitized(image, restore)
+    def inspect_image(self, image: SanitizedImage, face: int | None = None) -> Inspection:
+        """Find the subject of an already sanitised photo (``face``: which head to choose)."""
         found = find_subject(self._faces(), image.rgb, face)
-        return Inspection(image, found.kind, found.faces, found.chosen, found.warnings, restoration)
+        return Inspection(image, found.kind, found.faces, found.chosen, found.warnings)
 
     def animate(
         self,
@@ -298,7 +288,7 @@ class Animator:
             )
             timings["decode"] = time.perf_counter() - mark
             mark = time.perf_counter()
-            inspection = self.inspect_image(image, options.face, options.restore)
+            inspection = self.inspect_image(image, options.face)
         else:
             timings["decode"] = 0.0
             inspection = inspection.choosing(options.face)
@@ -307,6 +297,19 @@ class Animator:
         model = self._faces()
         usable = inspection.subject.animatable
         framed = frame_subject(image.rgb, usable, crop=options.crop, size=options.size)
+        timings["detect"] = time.perf_counter() - mark
+        restoration: dict[str, Any] = {}
+        if options.restore != "off":
+            # Old scans are cleaned at the working size: the cost does not grow with the scan.
+            mark = time.perf_counter()
+            human = framed.face if inspection.kind == "face" else None
+            found = restore_working(
+                image.rgb, framed.image, options.restore, face=human, model=model
+            )
+            framed = dataclasses.replace(framed, image=found.image)
+            restoration = found.to_json()
+            timings["restore"] = time.perf_counter() - mark
+        mark = time.perf_counter()
         located: FaceBox | None = None
         if framed.face is not None and inspection.kind == "face":
             located = model.dense_landmarks(framed.image, framed.face)
@@ -318,7 +321,7 @@ class Animator:
         if located is None:
             fx, fy = salient_centre(framed.image)
             focus = (fx, fy)
-        timings["detect"] = time.perf_counter() - mark
+        timings["detect"] += time.perf_counter() - mark
         token.check()
 
         warnings = list(image.warnings) + list(spec.warnings) + list(inspection.warnings)
@@ -491,7 +494,7 @@ class Animator:
             warnings=tuple(dict.fromkeys(warnings)),
             contact_sheet=sheet,
             timings={k: round(v, 4) for k, v in timings.items()},
-            restoration=inspection.restoration.to_json() if inspection.restoration else {},
+            restoration=restoration,
             subject=inspection.subject_json(),
         )
         try:

@@ -7,7 +7,7 @@ environment variable named in ``ENV_VARS`` (deployment docs and tests cross-chec
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,8 +97,9 @@ class ServiceSettings:
         # A URL that cannot be parsed is a configuration mistake: say so before anything opens.
         from redis.connection import parse_url
 
+        parse: Callable[[str], dict[str, object]] = parse_url  # redis-py's own URL parser
         try:
-            parse_url(self.queue)
+            parse(self.queue)
         except ValueError as error:
             shown = re.sub(r"//[^@/]*@", "//***@", self.queue)
             raise UsageError(f"not a usable Redis URL {shown}: {error}") from None

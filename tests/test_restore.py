@@ -72,6 +72,26 @@ def test_clean_photos_pass_through_untouched(name: str) -> None:
     assert result.image is photo  # the very same pixels, not a copy
 
 
+# Natural texture is not grain: its spectrum falls (1/f) in every tile, and a star field is
+# mostly deep shadow, where a print shows no grain.
+TEXTURES = ["grass", "hubble_deep_field", "gravel", "brick"]
+
+
+@pytest.mark.parametrize("name", TEXTURES)
+@pytest.mark.parametrize(("side", "quality"), [(None, None), (400, 80)])
+def test_natural_textures_and_star_fields_pass_through_untouched(
+    name: str, side: int | None, quality: int | None
+) -> None:
+    photo = sample(name)
+    if side is not None and quality is not None:
+        small = resized(photo, side)
+        _, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        photo = np.asarray(cv2.imdecode(encoded, cv2.IMREAD_COLOR), dtype=np.uint8)
+    result = restore(photo)
+    assert not result.restored, (name, side, result.report)
+    assert result.image is photo
+
+
 @pytest.mark.parametrize(("name", "side", "quality"), [("coffee", 900, 85), ("rocket", 300, 70)])
 def test_clean_photos_at_other_sizes_and_jpeg_qualities(name: str, side: int, quality: int) -> None:
     photo = resized(sample(name), side)
@@ -108,8 +128,8 @@ def test_damaged_scans_are_restored_and_get_closer_to_the_original() -> None:
         after = scan_damage.psnr(aged, result.image)
         assert after > before - 0.5, (name, before, after)  # never a worse picture
         gains.append(after - before)
-    # Measured 6.0 dB here (goal: >= 6 dB held-out, 10 dB ideal; see benchmarks/README.md).
-    assert float(np.mean(gains)) >= 5.0, gains
+    # Measured 6.4 dB here; 7.1 dB on the held-out set of benchmarks/restore_bench.py --held-out.
+    assert float(np.mean(gains)) >= 5.5, gains
 
 
 def test_each_kind_of_damage_alone_is_found_and_reduced() -> None:
@@ -147,6 +167,25 @@ def test_the_face_stays_the_same_person() -> None:
     assert result.restored
     assert result.likeness is not None
     assert result.likeness >= IDENTITY_THRESHOLD
+
+
+def test_a_crease_across_the_face_is_removed_and_the_person_stays() -> None:
+    # A fold straight across the face: with the embedding likeness (same person) the face is
+    # painted over too, instead of the old fallback that left the crease on the face.
+    rng = np.random.default_rng(43)
+    aged = scan_damage.age(resized(sample("ex:grace_hopper"), 480), rng)
+    spec = scan_damage.DamageSpec(grain=9.0, scratches=0, dust=0, crease=False)
+    scan = scan_damage.damage(aged, rng, spec).copy()
+    eyes_y = round(0.3 * scan.shape[0])  # the face sits in the upper middle of the portrait
+    scan[eyes_y + 40 : eyes_y + 43, :] = 245  # paper-white fold line below the eyes
+    result = restore(scan)
+    assert result.restored
+    assert result.likeness is not None and result.likeness >= IDENTITY_THRESHOLD
+    assert not any("not painted over" in note for note in result.notes), result.notes
+    band = (slice(eyes_y + 40, eyes_y + 43), slice(None))
+    left = np.abs(result.image[band].astype(float) - aged[band].astype(float)).mean()
+    was = np.abs(scan[band].astype(float) - aged[band].astype(float)).mean()
+    assert left < 0.35 * was, (left, was)
 
 
 def test_modes_off_and_on() -> None:
@@ -220,3 +259,28 @@ def test_big_scans_are_checked_cheaply_and_restored_at_a_working_size(
     assert any("scaled back" in note for note in result.notes)
     assert result.report.work_scale < 1.0
     assert scan_damage.psnr(aged, result.image) > scan_damage.psnr(aged, scan)
+
+
+def test_animate_restores_at_the_working_size_for_the_cost_of_a_small_scan() -> None:
+    import time
+
+    from generation.restore import restore_working
+
+    aged, scan = damaged_case("coffee", 1600, 91)  # a big scan
+    work = resized(scan, 512)  # what animate renders
+    started = time.perf_counter()
+    result = restore_working(scan, work, "auto")
+    at_work = time.perf_counter() - started
+    assert result.restored
+    assert result.image.shape == work.shape
+    target = resized(aged, 512)
+    assert scan_damage.psnr(target, result.image) > scan_damage.psnr(target, work) + 2.0
+    started = time.perf_counter()
+    restore(scan)
+    full = time.perf_counter() - started
+    assert at_work < 0.5 * full, (at_work, full)
+    # A clean big photo is decided on its own pixels and left alone, the same array.
+    clean = resized(sample("coffee"), 1600)
+    small = resized(clean, 512)
+    assert restore_working(clean, small, "auto").image is small
+    assert restore_working(scan, work, "off").image is work
