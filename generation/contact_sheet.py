@@ -84,5 +84,5 @@ def write_contact_sheet(rows: Sequence[SheetRow], path: Path, frames_per_row: in
             sheet.paste(Image.fromarray(thumb[:, :thumb_w]), (left, top))
             label = f"frame {frame_index}" + (" (blink)" if frame_index == row.blink_peak else "")
             draw.text((left + 2, top + THUMB_HEIGHT + 1), label, fill=TEXT, font=font)
-    sheet.save(path, format="PNG", optimize=False)
+    sheet.save(path, format="PNG", optimize=False, compress_level=1)
     return path
