@@ -29,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import cv2
 import numpy as np
@@ -52,6 +52,9 @@ from generation.quality import Likeness, Scores
 from generation.restore import RestoreMode, restore_working
 from generation.subject import Subject, SubjectKind, choose, find_subject, salient_centre
 from livingphoto.errors import GenerationFailed, LivingPhotoError, UsageError
+
+if TYPE_CHECKING:
+    from generation.contact_sheet import SheetRow
 from moderation.intake import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -264,7 +267,7 @@ class Animator:
         ``before_export`` is called once the first take is rendered and before any clip is
         written; whatever it raises aborts the run (the CLI finishes moderation there).
         """
-        from generation.contact_sheet import SheetRow, write_contact_sheet
+        from generation.contact_sheet import write_contact_sheet
         from generation.export import export_clip
         from generation.frame_check import clip_fault
         from generation.motion import parse_motion
@@ -362,6 +365,7 @@ class Animator:
             scored: list[Future[Scores]] = []
             reports: list[Future[None]] = []
             likeness: dict[tuple[int, ...], Likeness | None] = {}
+            thinned: dict[int, tuple[tuple[int, ...], Frames]] = {}
 
             def score_take(frames: Frames) -> Scores:
                 """Scores of one take; runs on the scorer thread, one take at a time, in order."""
@@ -425,6 +429,8 @@ class Animator:
                         _report, on_take, k + 1, take.seed, encodes[k], scored[k], token
                     )
                 )
+                # Once encoded and scored, a take keeps only its contact-sheet frames (memory).
+                reporter.submit(_thin_take, takes, k, thinned, encodes[k], scored[k])
             timings["warp"] = render_s
             if produced != options.variations or not takes:
                 pending: list[Future[Any]] = [*encodes, *scored, *reports]
@@ -465,14 +471,7 @@ class Animator:
             try:
                 sheet = write_contact_sheet(
                     [
-                        SheetRow(
-                            index=v.index,
-                            frames=takes[v.index - 1].frames,
-                            scores=v.scores,
-                            rank=v.rank,
-                            flagged=v.flagged,
-                            blink_peak=_int_or_none(takes[v.index - 1].info.get("blink_peak")),
-                        )
+                        _sheet_row(v, takes[v.index - 1], thinned.get(v.index - 1))
                         for v in variations
                     ],
                     out_dir / "contact-sheet.png",
@@ -564,6 +563,45 @@ def _report(
     scores = scored.result()
     if on_take is not None and not token.cancelled:
         on_take(FinishedTake(index=index, path=path, seed=seed, scores=scores))
+
+
+def _thin_take(
+    takes: list[Take],
+    k: int,
+    thinned: dict[int, tuple[tuple[int, ...], Frames]],
+    encoded: Future[Path],
+    scored: Future[Scores],
+) -> None:
+    """Once take ``k`` is encoded and scored, keep only the frames its contact-sheet row shows.
+
+    ``thinned[k]`` is set before ``takes[k]`` is replaced, so a reader that looks ``takes[k]``
+    up first and ``thinned`` second always gets a matching pair (``_sheet_row``)."""
+    if encoded.exception() is not None or scored.exception() is not None:
+        return
+    take = takes[k]
+    from generation.contact_sheet import thin_for_sheet
+
+    picks, frames = thin_for_sheet(take.frames, _int_or_none(take.info.get("blink_peak")))
+    thinned[k] = (picks, frames)
+    takes[k] = dataclasses.replace(take, frames=frames)
+
+
+def _sheet_row(
+    v: VariationResult, take: Take, thin: tuple[tuple[int, ...], Frames] | None
+) -> SheetRow:
+    """The contact-sheet row of variation ``v`` (``take`` read before ``thin``)."""
+    from generation.contact_sheet import SheetRow
+
+    picks, frames = thin if thin is not None else (None, take.frames)
+    return SheetRow(
+        index=v.index,
+        frames=frames,
+        scores=v.scores,
+        rank=v.rank,
+        flagged=v.flagged,
+        blink_peak=_int_or_none(take.info.get("blink_peak")),
+        indices=picks,
+    )
 
 
 def _scale_face(

@@ -30,6 +30,8 @@ class SheetRow:
     rank: int
     flagged: bool = False
     blink_peak: int | None = None  # frame index to include (the most telling frame)
+    # When set, ``frames`` holds only these frames of the take, in order (``thin_for_sheet``).
+    indices: tuple[int, ...] | None = None
 
 
 def pick_frames(count: int, wanted: int = 6, must: int | None = None) -> list[int]:
@@ -44,6 +46,15 @@ def pick_frames(count: int, wanted: int = 6, must: int | None = None) -> list[in
     return sorted(picks)
 
 
+def thin_for_sheet(
+    frames: Frames, blink_peak: int | None = None, wanted: int = 6
+) -> tuple[tuple[int, ...], Frames]:
+    """The frames a sheet row shows (``pick_frames``) as ``(indices, copies)``, so that a take's
+    full frames (T, H, W, 3) can be released before the sheet is drawn."""
+    picks = tuple(pick_frames(len(frames), wanted, blink_peak))
+    return picks, np.ascontiguousarray(frames[list(picks)])
+
+
 def _thumb(frame: NDArray[np.uint8]) -> NDArray[np.uint8]:
     height, width = frame.shape[:2]
     size = (max(1, round(width * THUMB_HEIGHT / height)), THUMB_HEIGHT)
@@ -56,8 +67,12 @@ def write_contact_sheet(rows: Sequence[SheetRow], path: Path, frames_per_row: in
         raise ValueError("a contact sheet needs at least one row")
     rendered: list[tuple[SheetRow, list[tuple[int, NDArray[np.uint8]]]]] = []
     for row in rows:
-        picks = pick_frames(len(row.frames), frames_per_row, row.blink_peak)
-        rendered.append((row, [(i, _thumb(row.frames[i])) for i in picks]))
+        if row.indices is not None:
+            shown = list(zip(row.indices, row.frames, strict=True))
+        else:
+            picks = pick_frames(len(row.frames), frames_per_row, row.blink_peak)
+            shown = [(i, row.frames[i]) for i in picks]
+        rendered.append((row, [(i, _thumb(frame)) for i, frame in shown]))
     thumb_w = rendered[0][1][0][1].shape[1]
     columns = max(len(t) for _, t in rendered)
     width = LABEL_WIDTH + columns * (thumb_w + GAP) + GAP
