@@ -28,6 +28,7 @@ from generation.service.guard import Guard
 from generation.service.jobs import JobState, is_job_id
 from generation.service.media import MediaStore
 from generation.service.metrics import CONTENT_TYPE, Metrics
+from generation.service.multipart import read_part
 from generation.service.openapi import openapi_document
 from generation.service.privacy import Privacy
 from generation.service.queue import JobQueue
@@ -53,7 +54,6 @@ PRIVACY = web.AppKey("privacy", Privacy)
 
 MAX_REQUEST_JSON_BYTES = 64 * 1024
 SSE_KEEPALIVE_S = 15.0
-_CHUNK = 64 * 1024
 _CLIP_TYPES = {".mp4": "video/mp4", ".gif": "image/gif", ".webp": "image/webp"}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -461,11 +461,11 @@ async def _read_job_parts(
             if part.name == "image":
                 if image is not None:
                     raise UsageError("more than one 'image' part")
-                image = await _read_part(part, max_image, "photo")
+                image = await read_part(part, max_image, "photo")
             elif part.name == "request":
                 if raw is not None:
                     raise UsageError("more than one 'request' part")
-                raw = await _read_part(part, MAX_REQUEST_JSON_BYTES, "request JSON")
+                raw = await read_part(part, MAX_REQUEST_JSON_BYTES, "request JSON")
             else:
                 raise UsageError(f"unexpected multipart part {part.name!r}")
     except (ValueError, AssertionError, RuntimeError, LookupError):
@@ -473,21 +473,3 @@ async def _read_job_parts(
     if image is not None and not image:
         raise UsageError("the photo is empty (0 bytes)")
     return image, raw
-
-
-async def _read_part(part: BodyPartReader, limit: int, what: str) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await part.read_chunk(_CHUNK)
-        if not chunk:
-            break
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"{what} too large: the limit is {_megabytes(limit)}")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / 2**20:g} MB" if size >= 2**20 else f"{size // 1024} KB"

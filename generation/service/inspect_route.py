@@ -22,12 +22,11 @@ from numpy.typing import NDArray
 
 from generation.faces import FaceModel
 from generation.service.errors import PayloadTooLarge
+from generation.service.multipart import megabytes, read_part
 from generation.subject import Subject, find_subject
 from livingphoto.errors import UsageError
 from livingphoto.settings import Settings
 from moderation.intake import load_image
-
-_CHUNK = 64 * 1024
 
 
 class SubjectService:
@@ -102,7 +101,7 @@ async def inspect_photo(request: web.Request) -> web.Response:
 async def _read_image(request: web.Request, limit: int) -> bytes:
     length = request.content_length
     if length is not None and length > limit + 64 * 1024:
-        raise PayloadTooLarge(f"photo too large: the limit is {_megabytes(limit)}")
+        raise PayloadTooLarge(f"photo too large: the limit is {megabytes(limit)}")
     if request.content_type != "multipart/form-data":
         raise UsageError("send multipart/form-data with the part 'image'")
     photo: bytes | None = None
@@ -118,7 +117,7 @@ async def _read_image(request: web.Request, limit: int) -> bytes:
                 raise UsageError(f"unexpected multipart part {part.name!r}")
             if photo is not None:
                 raise UsageError("more than one 'image' part")
-            photo = await _read_part(part, limit)
+            photo = await read_part(part, limit, "photo")
     except (ValueError, AssertionError, RuntimeError, LookupError):
         raise UsageError("malformed multipart body") from None
     if photo is None:
@@ -126,21 +125,3 @@ async def _read_image(request: web.Request, limit: int) -> bytes:
     if not photo:
         raise UsageError("the photo is empty (0 bytes)")
     return photo
-
-
-async def _read_part(part: BodyPartReader, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await part.read_chunk(_CHUNK)
-        if not chunk:
-            break
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"photo too large: the limit is {_megabytes(limit)}")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / 2**20:g} MB" if size >= 2**20 else f"{size // 1024} KB"
