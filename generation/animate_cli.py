@@ -26,7 +26,6 @@ from livingphoto.errors import ConsentRequired, GenerationFailed, LivingPhotoErr
 
 if TYPE_CHECKING:
     from generation.animator import Inspection
-    from generation.faces import FaceModel
 
 logger = logging.getLogger(__name__)
 
@@ -235,40 +234,46 @@ def run_animate(args: argparse.Namespace) -> int:
 
 
 def _run_animate(args: argparse.Namespace) -> int:
-    """Start-up pays only for the work at hand, and the models load beside it: one background
-    thread loads the face detector while the photo is decoded, another loads the prompt policy
-    and the NSFW model and then runs the moderation check while the first take is warped.
-    Nothing is written before that check passes (``before_export``)."""
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lp-load") as loader:
-        faces = loader.submit(_face_detector)
-        moderation = loader.submit(_load_moderation)
+    """Start-up pays only for the work at hand, and each model loads while something else runs.
+
+    In time order: the prompt is parsed and the photo decoded; dlib's HOG detector (a few ms)
+    starts searching for faces on a loader thread, which releases the GIL, while another loads
+    the landmark models and a third runs the old-scan check; meanwhile the main thread imports
+    the animation code. The prompt policy and the NSFW model load next, and the moderation check
+    runs while the first take is drawn. Nothing is written before it passes (``before_export``).
+    """
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="lp-load") as loader:
+        pending: list[Future[Any]] = []
         try:
-            return _animate_with(args, faces, moderation, loader)
+            return _animate_with(args, loader, pending)
         finally:
-            # An early error must not wait for models it will never use.
-            faces.cancel()
-            moderation.cancel()
-
-
-def _face_detector() -> FaceModel:
-    from generation.faces import FaceModel
-
-    return FaceModel()
+            # An early error must not wait for work it will never use.
+            for future in pending:
+                future.cancel()
 
 
 def _animate_with(
-    args: argparse.Namespace,
-    faces: Future[FaceModel],
-    moderation: Future[_ModerationParts],
-    loader: ThreadPoolExecutor,
+    args: argparse.Namespace, loader: ThreadPoolExecutor, pending: list[Future[Any]]
 ) -> int:
-    from generation.animator import AnimateOptions, Animator
-    from generation.backends import make_backend
     from generation.motion import parse_motion
     from moderation.intake import load_image_file
 
     parse_motion(args.prompt)  # bad prompts fail before any decoding
     sanitized = load_image_file(args.photo)
+    from generation.faces import FaceModel
+    from generation.restore import analyse
+    from generation.subject import find_subject
+
+    model = FaceModel()
+    pending.append(loader.submit(model.load))
+    found = loader.submit(find_subject, model, sanitized.rgb, args.face)
+    damage = loader.submit(analyse, sanitized.rgb) if args.restore == "auto" else None
+    moderation = loader.submit(_load_moderation)
+    pending.extend(future for future in (found, damage, moderation) if future is not None)
+
+    from generation.animator import AnimateOptions, Animator, Inspection
+    from generation.backends import make_backend
+
     options = AnimateOptions(
         variations=args.variations,
         seconds=args.seconds,
@@ -280,10 +285,13 @@ def _animate_with(
         face=args.face,
         restore=args.restore,
     )
-    animator = Animator(make_backend(args.backend, args.model), face_detector=faces.result())
-    inspection = animator.inspect_image(sanitized, args.face)
+    animator = Animator(make_backend(args.backend, args.model), face_detector=model)
+    inspection = Inspection.of(
+        sanitized, found.result(), damage.result() if damage is not None else None
+    )
     _check_consent(inspection, args.consent)
     checked = loader.submit(lambda: _check_request(args.prompt, inspection, moderation.result()))
+    pending.append(checked)
     if args.backend != "warp":
         checked.result()  # model weights load only once the request is allowed
     animator.setup()

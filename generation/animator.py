@@ -49,7 +49,7 @@ from generation.backend import (
 from generation.faces import FaceModel
 from generation.preprocess import Framed
 from generation.quality import Likeness, Scores
-from generation.restore import RestoreMode, restore_working
+from generation.restore import DamageReport, RestoreMode, restore_working
 from generation.subject import Subject, SubjectKind, choose, find_subject, salient_centre
 from livingphoto.errors import GenerationFailed, LivingPhotoError, UsageError
 
@@ -161,7 +161,9 @@ class Inspection:
 
     ``faces`` are heads in source photo pixels (after EXIF orientation), left to right: human
     faces when ``kind == "face"``, animal faces when ``kind == "animal"``, none for ``"none"``.
-    ``chosen`` is the index of the head to animate (None when there is none).
+    ``chosen`` is the index of the head to animate (None when there is none). ``damage`` is the
+    old-scan check of the photo (``generation.restore.analyse``) when it was made beside
+    detection; ``animate`` makes it otherwise.
     """
 
     image: SanitizedImage
@@ -169,6 +171,14 @@ class Inspection:
     faces: tuple[FaceBox, ...]
     chosen: int | None
     warnings: tuple[str, ...] = ()
+    damage: DamageReport | None = None
+
+    @classmethod
+    def of(
+        cls, image: SanitizedImage, subject: Subject, damage: DamageReport | None = None
+    ) -> Inspection:
+        """The inspection of ``image`` whose subject is ``subject`` (``find_subject``)."""
+        return cls(image, subject.kind, subject.faces, subject.chosen, subject.warnings, damage)
 
     @property
     def shows_person(self) -> bool:
@@ -192,8 +202,7 @@ class Inspection:
         """This inspection with head ``face`` chosen; ``UsageError`` when out of range."""
         if face is None:
             return self
-        picked = choose(self.subject, face)
-        return Inspection(self.image, picked.kind, picked.faces, picked.chosen, picked.warnings)
+        return Inspection.of(self.image, choose(self.subject, face), self.damage)
 
 
 class Animator:
@@ -243,8 +252,7 @@ class Animator:
 
     def inspect_image(self, image: SanitizedImage, face: int | None = None) -> Inspection:
         """Find the subject of an already sanitised photo (``face``: which head to choose)."""
-        found = find_subject(self._faces(), image.rgb, face)
-        return Inspection(image, found.kind, found.faces, found.chosen, found.warnings)
+        return Inspection.of(image, find_subject(self._faces(), image.rgb, face))
 
     def animate(
         self,
@@ -307,7 +315,12 @@ class Animator:
             mark = time.perf_counter()
             human = framed.face if inspection.kind == "face" else None
             found = restore_working(
-                image.rgb, framed.image, options.restore, face=human, model=model
+                image.rgb,
+                framed.image,
+                options.restore,
+                face=human,
+                model=model,
+                report=inspection.damage,
             )
             framed = dataclasses.replace(framed, image=found.image)
             restoration = found.to_json()

@@ -9,7 +9,7 @@ embeddings, 99.38 % on LFW). The 68-point predictor in the same package is train
 whose licence excludes commercial use: it is never loaded. See ``docs/faces.md`` for the
 measurements behind this choice.
 
-``FaceModel`` loads everything once (construct it in ``setup()``); its methods are thread-safe
+``FaceModel`` loads each model once, on first use or with ``load()``; its methods are thread-safe
 (dlib's networks keep scratch buffers, so calls are serialised by a lock).
 """
 
@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from generation.backend import FaceBox
-from generation.mesh import MOUTH_CORNERS, load_mesh
+from generation.mesh import MOUTH_CORNERS, FaceMesh, load_mesh
 from livingphoto.errors import GenerationFailed
 
 # Detection works on a copy whose long side is at most this many pixels; with one upsampling
@@ -120,32 +120,71 @@ class FaceModel:
     """Human faces (dlib HOG + 5 landmarks + ResNet embedding) and cat faces (OpenCV cascade)."""
 
     def __init__(self) -> None:
+        """Import dlib and load the HOG detector (a few ms: detection can start at once).
+
+        The 5-point predictor and the face mesh (about 80 ms, holding the GIL) load on first use,
+        or now with ``load()`` (the CLI runs it beside detection, which releases the GIL); the
+        embedding network loads on the first embedding and the cat cascade on the first cat
+        search. Raises ``GenerationFailed`` when dlib or a model file is missing.
+        """
         try:
             import dlib
         except ImportError as error:  # pragma: no cover - a broken install
             raise GenerationFailed(f"the face library dlib is not installed: {error}") from None
         folder = models_dir()
-        predictor = folder / "shape_predictor_5_face_landmarks.dat"
-        recognizer = folder / "dlib_face_recognition_resnet_model_v1.dat"
-        for path in (predictor, recognizer):
+        self._predictor_path = folder / "shape_predictor_5_face_landmarks.dat"
+        self._recognizer_path = folder / "dlib_face_recognition_resnet_model_v1.dat"
+        for path in (self._predictor_path, self._recognizer_path):
             if not path.is_file():
                 raise GenerationFailed(f"the face model file {path.name} is missing")
         self._dlib: Any = dlib
         self._detector: Any = _frontal_detector(dlib)
-        self._predictor: Any = dlib.shape_predictor(str(predictor))
-        self._recognizer_path = recognizer
+        self._lock = threading.Lock()  # dlib calls (the networks keep scratch buffers)
+        self._loading = threading.Lock()  # the models loaded on first use
+        self._predictor: Any = None
         self._recognizer: Any = None  # loaded on the first embedding (inspection needs none)
-        cascades = Path(cv2.data.haarcascades)  # type: ignore[attr-defined]
-        self._cat = cv2.CascadeClassifier(str(cascades / "haarcascade_frontalcatface_extended.xml"))
-        if self._cat.empty():
-            raise GenerationFailed("cannot load OpenCV's cat-face cascade")
-        self._lock = threading.Lock()
-        self._mesh = load_mesh()  # None (one warning): dense landmarks unavailable
+        self._cat: Any = None
+        self._mesh: FaceMesh | None = None
+        self._mesh_loaded = False
+
+    def load(self) -> FaceModel:
+        """Load the landmark models (5-point predictor, face mesh) now rather than on first use;
+        idempotent and thread-safe. Returns ``self``."""
+        self._landmarker()
+        self._face_mesh()
+        return self
+
+    def _landmarker(self) -> Any:
+        """dlib's 5-point shape predictor, loaded once (about 70 ms)."""
+        with self._loading:
+            if self._predictor is None:
+                self._predictor = self._dlib.shape_predictor(str(self._predictor_path))
+            return self._predictor
+
+    def _face_mesh(self) -> FaceMesh | None:
+        """The 468-point face mesh, loaded once; None (one warning) when not installed."""
+        with self._loading:
+            if not self._mesh_loaded:
+                self._mesh = load_mesh()
+                self._mesh_loaded = True
+            return self._mesh
+
+    def _cat_cascade(self) -> Any:
+        with self._loading:
+            if self._cat is None:
+                cascades = Path(cv2.data.haarcascades)  # type: ignore[attr-defined]
+                cat = cv2.CascadeClassifier(
+                    str(cascades / "haarcascade_frontalcatface_extended.xml")
+                )
+                if cat.empty():
+                    raise GenerationFailed("cannot load OpenCV's cat-face cascade")
+                self._cat = cat
+            return self._cat
 
     @property
     def has_mesh(self) -> bool:
         """Whether the 468-point face mesh is installed (``generation.mesh``)."""
-        return self._mesh is not None
+        return self._face_mesh() is not None
 
     # -- human faces --------------------------------------------------------------------------
 
@@ -198,9 +237,10 @@ class FaceModel:
         """``face`` with its 5 landmarks and, when the mesh is installed and sees the face there,
         MediaPipe's 468 mesh points (eyelid and lip contours, face oval) in ``rgb``'s pixels."""
         located = self.landmarks(rgb, face)
-        if self._mesh is None or not located.frontal:
+        mesh = self._face_mesh()
+        if mesh is None or not located.frontal:
             return located
-        points = self._mesh.points(rgb, located)
+        points = mesh.points(rgb, located)
         if points is None:
             return located
         return dataclasses.replace(
@@ -209,8 +249,9 @@ class FaceModel:
 
     def _shape(self, rgb: NDArray[np.uint8], face: FaceBox) -> Any:
         rect = self._dlib.rectangle(face.x, face.y, face.x + face.w, face.y + face.h)
+        predictor = self._landmarker()
         with self._lock:
-            return self._predictor(np.ascontiguousarray(rgb), rect)
+            return predictor(np.ascontiguousarray(rgb), rect)
 
     def chip(self, rgb: NDArray[np.uint8], face: FaceBox) -> NDArray[np.uint8]:
         """The face aligned on its 5 landmarks: (150, 150, 3) RGB, the embedding network's input.
@@ -227,9 +268,10 @@ class FaceModel:
         """The 128-d identity embedding (unit length) of an aligned ``chip`` (from ``chip()``).
 
         The network is loaded on the first call (about 0.2 s; inspection never needs it)."""
-        with self._lock:
+        with self._loading:
             if self._recognizer is None:
                 self._recognizer = self._dlib.face_recognition_model_v1(str(self._recognizer_path))
+        with self._lock:
             vector = np.asarray(
                 self._recognizer.compute_face_descriptor(np.ascontiguousarray(chip)),
                 dtype=np.float32,
@@ -254,7 +296,7 @@ class FaceModel:
             grey = np.asarray(cv2.resize(grey, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
         grey = np.asarray(cv2.equalizeHist(grey), dtype=np.uint8)
         side = max(24, int(0.1 * min(grey.shape[:2])))
-        hits = self._cat.detectMultiScale(
+        hits = self._cat_cascade().detectMultiScale(
             grey, scaleFactor=1.08, minNeighbors=4, minSize=(side, side)
         )
         inv = 1.0 / scale

@@ -31,9 +31,10 @@ SIMILARITY_GAIN = 3.5
 # Eye-spacing drift allowed before it costs identity, and the cost per unit of drift beyond it.
 SPACING_TOLERANCE = 0.05
 SPACING_WEIGHT = 5.0
-# An aligned face whose inner-face pixels differ from the photo's by less than this (mean grey
-# levels) is the same face by construction: its embedding is not computed. Measured: the same
-# person tilting/breathing 2-4, mid-blink 8, a 30 % blend toward another person 9.
+# An aligned face whose inner-face pixels (eyes left out) differ from the photo's by less than
+# this (mean grey levels) is the same face by construction: its embedding is not computed.
+# Measured on a clean portrait: the same person blinking, tilting, breathing 2-4, smiling 4-7;
+# a 30 % blend toward another person 9. Grainy scans change more as they move (up to 15).
 SAME_CHIP_LEVELS = 4.0
 # A sampled frame under this is looked at again a moment later (see ``Likeness.identity``).
 RECHECK_BELOW = 0.9
@@ -146,17 +147,17 @@ class Likeness:
     """Identity of frames against the source photo: face-recognition embeddings plus eye spacing.
 
     Built once per photo from the still ``reference`` (H, W, 3 RGB, the picture the clip was made
-    from, at the clip's size) and its face box. ``identity(frames)`` samples ``samples`` frames
-    spread over the clip, re-fits the 5 landmarks in the same box (the head moves only a little),
-    and scores each frame as
+    from, at the clip's size) and its face box. A frame's face is re-fitted on its 5 landmarks in
+    the same box (the head moves only a little), aligned into a chip and scored as
 
         ``1 - SIMILARITY_GAIN * (1 - cos) - SPACING_WEIGHT * max(0, drift - SPACING_TOLERANCE)``
 
     where ``cos`` is the cosine similarity of dlib's 128-d ResNet embeddings with the reference
     and ``drift`` the relative change of the inner-to-outer eye-corner span ratio (eyes moving
-    apart or together; a nod or a tilt leaves it alone). The take's identity is the lowest frame
-    score (a low frame is re-checked a moment later, so a blink passes): a face that changes for
-    a third of the clip is a changed face. Calibration: ``docs/faces.md``.
+    apart or together; a nod or a tilt leaves it alone). The embedding (about 75 ms on one CPU
+    core, holding the GIL) is skipped when the chip's inner face, eyes left out (they blink),
+    differs from the photo's by less than ``SAME_CHIP_LEVELS``: that face is the photo's face.
+    The reference's own embedding is made on first need. Calibration: ``docs/faces.md``.
     """
 
     def __init__(
@@ -167,55 +168,78 @@ class Likeness:
         samples: int = 3,
         *,
         frames_face: FaceBox | None = None,
+        embeddings: int = 1,
     ) -> None:
         """``face`` is in ``reference``'s pixels; ``frames_face`` is where that face is in the
-        clip's frames when they are framed differently (default: the same place)."""
+        clip's frames when they are framed differently (default: the same place). ``identity``
+        looks at ``samples`` frames and embeds at most ``embeddings`` of them (plus re-checks)."""
+        if samples < 1 or embeddings < 1:
+            raise ValueError("samples and embeddings must be at least 1")
         self.model = model
         self.samples = samples
+        self.embeddings = embeddings
         still, local = _face_crop(reference, face)
         fitted = model.landmarks(still, local)
-        chip = model.chip(still, fitted)
-        self.reference = model.embed(chip)
-        self._reference_grey = _grey(chip)
+        self._reference_chip = model.chip(still, fitted)
+        self._reference_grey = _grey(self._reference_chip)
+        self._reference: NDArray[np.float32] | None = None
         self._frames_face = frames_face or face
         self.spacing = eye_spacing_ratio(fitted)
 
-    def _local(self, frame: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], FaceBox]:
-        return _face_crop(frame, self._frames_face)
+    @property
+    def reference(self) -> NDArray[np.float32]:
+        """The photo's 128-d embedding (unit length), computed once on first use."""
+        if self._reference is None:
+            self._reference = self.model.embed(self._reference_chip)
+        return self._reference
 
-    def frame_identity(self, frame: NDArray[np.uint8]) -> float:
-        """Identity of one frame (H, W, 3 RGB, same size as the reference), clipped to 0..1."""
-        local, box = self._local(frame)
+    def _look(self, frame: NDArray[np.uint8]) -> _Look:
+        """A frame's aligned face: its chip, how much it changed, and the eye-spacing penalty."""
+        local, box = _face_crop(frame, self._frames_face)
         fitted = self.model.landmarks(local, box)
         chip = self.model.chip(local, fitted)
-        value = 1.0
-        change = float(np.abs(_grey(chip) - self._reference_grey)[_CHIP_OVAL].mean())
-        if change >= SAME_CHIP_LEVELS:
-            similarity = float(np.dot(self.model.embed(chip), self.reference))
-            value -= SIMILARITY_GAIN * (1.0 - similarity)
+        change = float(np.abs(_grey(chip) - self._reference_grey)[_CHIP_INNER].mean())
+        penalty = 0.0
         spacing = eye_spacing_ratio(fitted)
         if spacing is not None and self.spacing:
             drift = abs(spacing / self.spacing - 1.0)
-            value -= SPACING_WEIGHT * max(0.0, drift - SPACING_TOLERANCE)
+            penalty = SPACING_WEIGHT * max(0.0, drift - SPACING_TOLERANCE)
+        return _Look(chip, change, penalty)
+
+    def _value(self, look: _Look, embed: bool) -> float:
+        value = 1.0 - look.penalty
+        if embed and look.change >= SAME_CHIP_LEVELS:
+            similarity = float(np.dot(self.model.embed(look.chip), self.reference))
+            value -= SIMILARITY_GAIN * (1.0 - similarity)
         return float(min(1.0, max(0.0, value)))
 
-    def identity(self, frames: Frames) -> float:
-        """The lowest frame identity among ``samples`` frames: the middle frames of ``samples``
-        equal stretches of the clip after frame 0 (so any change lasting ``1 / samples`` of the
-        clip is sampled at least once).
+    def frame_identity(self, frame: NDArray[np.uint8]) -> float:
+        """Identity of one frame (H, W, 3 RGB, same size as the reference), clipped to 0..1."""
+        return self._value(self._look(frame), embed=True)
 
-        A sampled frame scoring under ``RECHECK_BELOW`` is checked again ``1/12`` of the clip
-        later (earlier at the end) and the better of the two counts: a blink lasts about 0.3 s
-        and passes, a face that changed stays changed."""
+    def identity(self, frames: Frames) -> float:
+        """The lowest identity among ``samples`` frames: the middle frames of ``samples`` equal
+        stretches of the clip after frame 0 (a change lasting ``1 / samples`` of the clip is
+        looked at at least once).
+
+        Every sampled frame gets the eye-spacing check; the ``embeddings`` frames whose face
+        changed most (if beyond ``SAME_CHIP_LEVELS``) also get the embedding: a face that turns
+        into someone else changes most where it is least like the photo. A frame scoring under
+        ``RECHECK_BELOW`` is checked again ``1/12`` of the clip later (earlier at the end) and the
+        better of the two counts: a blink lasts about 0.3 s and passes, a changed face stays
+        changed."""
         count = len(frames)
         if count < 2:
             return 1.0
         stretch = (count - 1) / self.samples
         picks = sorted({min(count - 1, 1 + int((k + 0.5) * stretch)) for k in range(self.samples)})
+        looks = {t: self._look(frames[t]) for t in picks}
+        most_changed = sorted(picks, key=lambda t: looks[t].change, reverse=True)
+        embedded = set(most_changed[: self.embeddings])
         offset = max(1, round(count / 12))
         worst = 1.0
         for t in picks:
-            value = self.frame_identity(frames[t])
+            value = self._value(looks[t], embed=t in embedded)
             if value < RECHECK_BELOW:
                 other = t + offset if t + offset < count else max(1, t - offset)
                 if other != t:
@@ -224,23 +248,37 @@ class Likeness:
         return worst
 
 
+@dataclass(frozen=True)
+class _Look:
+    chip: NDArray[np.uint8]  # (CHIP_PX, CHIP_PX, 3) aligned face
+    change: float  # mean |grey - photo's| over the inner face without the eyes, 8-bit levels
+    penalty: float  # eye-spacing penalty (0 = the photo's spacing)
+
+
 def _grey(chip: NDArray[np.uint8]) -> NDArray[np.float32]:
     grey: NDArray[np.float32] = np.asarray(chip, dtype=np.float32).mean(axis=2)
     return grey
 
 
-def _chip_oval() -> NDArray[np.bool_]:
-    """The inner face of an aligned chip (brows to chin), where identity lives."""
+def _chip_inner() -> NDArray[np.bool_]:
+    """The inner face of an aligned chip (brows to chin) where identity lives, without the eyes
+    (a blink changes them and nothing else). dlib aligns the eye centres of every chip to about
+    (0.31, 0.31) and (0.67, 0.31) of its side (measured on the chips of the example portraits)."""
     ys, xs = np.mgrid[0:CHIP_PX, 0:CHIP_PX].astype(np.float32)
     centre = CHIP_PX / 2
     inside: NDArray[np.bool_] = ((xs - centre) / (0.3 * CHIP_PX)) ** 2 + (
         (ys - centre - 0.03 * CHIP_PX) / (0.37 * CHIP_PX)
     ) ** 2 < 1.0
+    for eye_x in (0.31, 0.67):
+        eye = ((xs - eye_x * CHIP_PX) / (0.133 * CHIP_PX)) ** 2 + (
+            (ys - 0.30 * CHIP_PX) / (0.093 * CHIP_PX)
+        ) ** 2 < 1.0
+        inside &= ~eye
     inside.setflags(write=False)
     return inside
 
 
-_CHIP_OVAL = _chip_oval()
+_CHIP_INNER = _chip_inner()
 
 
 def _face_crop(image: NDArray[np.uint8], face: FaceBox) -> tuple[NDArray[np.uint8], FaceBox]:

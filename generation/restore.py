@@ -641,18 +641,21 @@ def restore_working(
     *,
     face: FaceBox | None = None,
     model: FaceModel | None = None,
+    report: DamageReport | None = None,
 ) -> RestoreResult:
     """``restore`` of ``work``, a resized or cropped copy of ``source``, decided on ``source``.
 
     The ``auto`` check reads the grain at ``source``'s native resolution (``analyse``); the
     cleaning then runs on ``work`` (H, W, 3 uint8, e.g. the 512-px frame ``animate`` renders),
     so a big scan costs about as much as a small one. ``face`` (in ``work``'s pixels) is the
-    face to protect and check, if any; faces are not searched again.
+    face to protect and check, if any; faces are not searched again. ``report`` is
+    ``analyse(source)`` when the caller already has it (the CLI runs it beside face detection).
     """
     if mode not in RESTORE_MODES:
         raise ValueError(f"restore mode must be one of {', '.join(RESTORE_MODES)}, got {mode!r}")
     _check(work)
-    report = analyse(source)
+    if report is None:
+        report = analyse(source)
     if mode == "off" or (mode == "auto" and not report.needs_restoring):
         return RestoreResult(image=work, restored=False, report=report)
     return _restore(work, analyse(work), True, [face] if face is not None else [], model)

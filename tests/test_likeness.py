@@ -51,3 +51,45 @@ def test_a_blink_is_never_taken_for_another_face() -> None:
     for samples in range(3, 12):
         value = Likeness(model, shot.image, shot.face, samples=samples).identity(frames)
         assert value > IDENTITY_THRESHOLD + 0.05, samples
+
+
+class CountingModel(FaceModel):
+    """A face model that counts its embeddings (the 75 ms network runs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedded = 0
+
+    def embed(self, chip: NDArray[np.uint8]) -> NDArray[np.float32]:
+        self.embedded += 1
+        return super().embed(chip)
+
+
+def test_a_still_clip_needs_no_embedding_at_all() -> None:
+    """Nothing changed: neither the frames nor the photo itself are embedded."""
+    model = CountingModel()
+    shot = portrait(model)
+    frames: NDArray[np.uint8] = np.repeat(shot.image[None], 12, axis=0)
+    assert Likeness(model, shot.image, shot.face, samples=6).identity(frames) == 1.0
+    assert model.embedded == 0
+
+
+def test_only_the_most_changed_frames_are_embedded() -> None:
+    """Six frames looked at, one embedded (plus the photo's own embedding, once), and the
+    changed face is still found: the frame that changed most is the one embedded."""
+    model = CountingModel()
+    source, rungs = ladder(model)
+    likeness = Likeness(model, source.image, source.face, samples=6, embeddings=1)
+    value = likeness.identity(rungs["blend-60"])
+    assert value < IDENTITY_THRESHOLD
+    assert model.embedded <= 3  # the photo, the most changed frame, and its re-check
+    before = model.embedded
+    likeness.identity(rungs["blend-100"])
+    assert model.embedded - before <= 2  # the photo's embedding is made once per Likeness
+
+
+def test_likeness_rejects_an_empty_budget() -> None:
+    model = FaceModel()
+    shot = portrait(model)
+    with pytest.raises(ValueError, match="at least 1"):
+        Likeness(model, shot.image, shot.face, embeddings=0)

@@ -147,9 +147,11 @@ class WarpBackend:
                 focus=request.focus,
             )
             frames = np.empty((request.frames, height, width, 3), dtype=np.uint8)
+            fields = full_fields(plan, grid)
+            maps = np.empty_like(grid.identity)
             for t in range(request.frames - 1):
                 cancel.check()
-                render_frame(image, grid, plan, t, out=frames[t])
+                render_frame(image, grid, plan, t, frames[t], fields, maps)
                 if t % 8 == 0:
                     progress((k * request.frames + t) / total, "warp")
             frames[-1] = frames[0]  # the loop closes exactly
@@ -762,23 +764,43 @@ def spec_direction(spec: MotionSpec, primitive: Primitive) -> str | None:
 # Rendering one frame.
 
 
+def full_fields(plan: Plan, grid: _Grid) -> list[F32]:
+    """The plan's component fields at full resolution, (H, W, 2) each: upsampled once per take
+    rather than once per frame (resizing is linear, so the frames are the same)."""
+    size = (grid.width, grid.height)
+    return [
+        np.asarray(cv2.resize(f, size, interpolation=cv2.INTER_LINEAR), dtype=np.float32)
+        for f in plan.fields
+    ]
+
+
 def render_frame(
-    image: NDArray[np.uint8], grid: _Grid, plan: Plan, t: int, out: NDArray[np.uint8]
+    image: NDArray[np.uint8],
+    grid: _Grid,
+    plan: Plan,
+    t: int,
+    out: NDArray[np.uint8],
+    fields: list[F32] | None = None,
+    maps: F32 | None = None,
 ) -> None:
-    """Warp ``image`` into ``out`` for frame ``t`` of ``plan``."""
-    height, width = image.shape[:2]
-    active = [(c, f) for c, f in zip(plan.components, plan.fields, strict=True) if c.curve[t]]
+    """Warp ``image`` into ``out`` for frame ``t`` of ``plan``.
+
+    ``fields`` are ``full_fields(plan, grid)`` (made here when not given) and ``maps`` an
+    (H, W, 2) float32 scratch buffer for the sampling map (allocated when not given)."""
+    if fields is None:
+        fields = full_fields(plan, grid)
+    if maps is None:
+        maps = np.empty_like(grid.identity)
+    active = [(float(c.curve[t]), f) for c, f in zip(plan.components, fields, strict=True)]
+    active = [(amount, f) for amount, f in active if amount]
     if active:
-        displacement = np.zeros((grid.fh, grid.fw, 2), dtype=np.float32)
-        for comp, vectors in active:
-            cv2.scaleAdd(vectors, float(comp.curve[t]), displacement, dst=displacement)
-        maps: F32 = np.asarray(
-            cv2.resize(displacement, (width, height), interpolation=cv2.INTER_LINEAR),
-            dtype=np.float32,
-        )
-        maps += grid.identity
+        # The map is the identity plus each component's field times its curve at t.
+        (amount, first), *rest = active
+        cv2.scaleAdd(first, amount, grid.identity, dst=maps)
+        for amount, vectors in rest:
+            cv2.scaleAdd(vectors, amount, maps, dst=maps)
     else:
-        maps = grid.identity.copy()
+        np.copyto(maps, grid.identity)
     map_x, map_y = maps[:, :, 0], maps[:, :, 1]
     closure = float(plan.closure[t])
     shades = []
