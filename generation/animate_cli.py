@@ -16,8 +16,9 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -26,6 +27,7 @@ from livingphoto.errors import ConsentRequired, GenerationFailed, LivingPhotoErr
 
 if TYPE_CHECKING:
     from generation.animator import Inspection
+    from generation.embedding import EmbeddingProcess
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +149,8 @@ def _load_moderation() -> _ModerationParts:
 
     settings = Settings.from_env().moderation
     policy = PromptPolicy.from_settings(settings)
-    return _ModerationParts(settings, policy, load_detector(settings.nsfw_detector))
+    detector = load_detector(settings.nsfw_detector, quick_start=True)  # one photo to score
+    return _ModerationParts(settings, policy, detector)
 
 
 def _check_request(prompt: str, inspection: Inspection, parts: _ModerationParts) -> None:
@@ -242,29 +245,47 @@ def _run_animate(args: argparse.Namespace) -> int:
     the animation code. The prompt policy and the NSFW model load next, and the moderation check
     runs while the first take is drawn. Nothing is written before it passes (``before_export``).
     """
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="lp-load") as loader:
+    from generation.motion import parse_motion
+
+    parse_motion(args.prompt)  # bad prompts fail before any decoding
+    with (
+        _embedding_process() as embedder,
+        ThreadPoolExecutor(max_workers=3, thread_name_prefix="lp-load") as loader,
+    ):
         pending: list[Future[Any]] = []
         try:
-            return _animate_with(args, loader, pending)
+            return _animate_with(args, loader, pending, embedder)
         finally:
             # An early error must not wait for work it will never use.
             for future in pending:
                 future.cancel()
 
 
+@contextmanager
+def _embedding_process() -> Iterator[EmbeddingProcess]:
+    """The face-recognition network in a helper process (``generation.embedding``), started on
+    the first embedding and stopped at the end of the run."""
+    from generation.embedding import EmbeddingProcess
+    from generation.faces import RECOGNIZER_FILE, models_dir
+
+    with EmbeddingProcess(models_dir() / RECOGNIZER_FILE) as process:
+        yield process
+
+
 def _animate_with(
-    args: argparse.Namespace, loader: ThreadPoolExecutor, pending: list[Future[Any]]
+    args: argparse.Namespace,
+    loader: ThreadPoolExecutor,
+    pending: list[Future[Any]],
+    embedder: EmbeddingProcess,
 ) -> int:
-    from generation.motion import parse_motion
     from moderation.intake import load_image_file
 
-    parse_motion(args.prompt)  # bad prompts fail before any decoding
     sanitized = load_image_file(args.photo)
     from generation.faces import FaceModel
     from generation.restore import analyse
     from generation.subject import find_subject
 
-    model = FaceModel()
+    model = FaceModel(embedder=embedder)
     pending.append(loader.submit(model.load))
     found = loader.submit(find_subject, model, sanitized.rgb, args.face)
     damage = loader.submit(analyse, sanitized.rgb) if args.restore == "auto" else None

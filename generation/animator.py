@@ -24,7 +24,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -38,8 +38,10 @@ from numpy.typing import NDArray
 from generation.backend import (
     Backend,
     CancelToken,
+    DrawnFrame,
     FaceBox,
     Frames,
+    FrameStreamingBackend,
     ProgressFn,
     RenderRequest,
     StreamingBackend,
@@ -153,6 +155,9 @@ logger = logging.getLogger(__name__)
 MAX_VARIATIONS = 8
 # With on_take, take k (0-based) is encoded this much * k nicer: take 1 reaches users first.
 TAKE_NICENESS_STEP = 3
+# Takes scored at once: scoring is mostly OpenCV and the face model (GIL released, or in the
+# embedding process), so a second scorer keeps up with takes drawn faster than one scores them.
+SCORERS = 2
 
 
 @dataclass(frozen=True)
@@ -276,7 +281,6 @@ class Animator:
         written; whatever it raises aborts the run (the CLI finishes moderation there).
         """
         from generation.contact_sheet import write_contact_sheet
-        from generation.export import export_clip
         from generation.frame_check import clip_fault
         from generation.motion import parse_motion
         from generation.preprocess import frame_subject
@@ -367,11 +371,14 @@ class Animator:
         encode_done: list[float] = []
         encode_start = time.perf_counter()
         render_s = 0.0
-        # Take k is encoded (ffmpeg subprocesses) and scored (one thread, in take order) while
-        # take k + 1 is rendered here; a reporter thread hands each finished take to on_take.
+        gate = _ExportGate(before_export)
+        # Each frame is encoded (one ffmpeg per take, fed from an encoder thread) as soon as it
+        # is drawn, so every take's encoder runs while later frames are drawn here; once a take
+        # is complete it is scored (one thread, in take order) and a reporter thread hands it
+        # to on_take when its clip is written.
         with (
             ThreadPoolExecutor(max_workers=min(3, options.variations)) as encoders,
-            ThreadPoolExecutor(max_workers=1) as scorer,
+            ThreadPoolExecutor(max_workers=SCORERS) as scorer,
             ThreadPoolExecutor(max_workers=1) as reporter,
         ):
             encodes: list[Future[Path]] = []
@@ -379,81 +386,122 @@ class Animator:
             reports: list[Future[None]] = []
             likeness: dict[tuple[int, ...], Likeness | None] = {}
             thinned: dict[int, tuple[tuple[int, ...], Frames]] = {}
+            feed: _Feed | None = None  # the take being drawn, once its encoder is started
+
+            likeness_lock = threading.Lock()
 
             def score_take(frames: Frames) -> Scores:
-                """Scores of one take; runs on the scorer thread, one take at a time, in order."""
+                """Scores of one take; runs on a scorer thread."""
                 began = time.perf_counter()
                 shape = tuple(frames.shape[1:3])
-                if shape not in likeness:
-                    likeness[shape] = _likeness(model, framed.image, located, inspection, shape)
+                with likeness_lock:  # one Likeness (and photo embedding) per frame size
+                    if shape not in likeness:
+                        likeness[shape] = _likeness(model, framed.image, located, inspection, shape)
                 result = score(frames, likeness[shape])
                 score_s.append(time.perf_counter() - began)
                 return result
 
-            stream = self._render_stream(request, render_progress, token)
-            produced = 0  # takes the backend made, dropped ones included
-            dropped: list[str] = []
-            while True:
-                if on_take is not None and len(takes) == 1:
+            def start_encoder(frames: Frames) -> _Feed:
+                nonlocal encode_start
+                k = len(takes)
+                if k == 0:
+                    encode_start = time.perf_counter()
+                if k == 1 and on_take is not None:
                     # Someone awaits each take: take 1's encode gets the CPU before take 2 is
                     # drawn (costs the job ~a tenth of its time, brings take 1 much sooner).
                     wait(encodes[:1])
-                mark = time.perf_counter()
-                take = self._next_take(stream)
-                render_s += time.perf_counter() - mark
-                if take is None:
-                    break
-                produced += 1
-                if produced > options.variations:
-                    raise GenerationFailed(
-                        f"the backend returned more than {options.variations} takes"
-                    )
-                token.check()
-                # NaN/inf or black frames make a failed take: dropped with a warning, never
-                # delivered; the kept takes are numbered 1..n in order.
-                marked = take.info.get("failed")
-                fault = str(marked) if marked else clip_fault(take.frames)
-                if fault is not None:
-                    dropped.append(fault)
-                    warnings.append(f"variation {produced} (seed {take.seed}) was dropped: {fault}")
-                    continue
-                k = len(takes)
-                if k == 0:
-                    if before_export is not None:
-                        before_export()
-                    encode_start = time.perf_counter()
-                takes.append(take)
+                started = _Feed(frames)
                 encodes.append(
                     encoders.submit(
-                        self._encode,
-                        export_clip,
-                        take,
+                        _encode_feed,
+                        started,
                         paths[k],
                         options,
+                        gate,
+                        token,
                         encode_done,
                         # Someone awaits each take: let take 1's encoder win the CPU.
                         TAKE_NICENESS_STEP * k if on_take is not None else 0,
                     )
                 )
-                # A backend may return another size (e.g. sides divisible by 32): follow it.
-                scored.append(scorer.submit(score_take, take.frames))
-                reports.append(
-                    reporter.submit(
-                        _report, on_take, k + 1, take.seed, encodes[k], scored[k], token
+                return started
+
+            def drop(take: Take, fault: str) -> None:
+                nonlocal feed
+                if feed is not None:
+                    # Its encoder removes the partial clip; wait, as the next take reuses the path.
+                    feed.abort()
+                    if not encodes[-1].cancel():
+                        wait(encodes[-1:])
+                    encodes.pop()
+                    feed = None
+                dropped.append(fault)
+                warnings.append(f"variation {produced} (seed {take.seed}) was dropped: {fault}")
+
+            events = self._frame_stream(request, render_progress, token)
+            produced = 0  # takes the backend made, dropped ones included
+            dropped: list[str] = []
+            try:
+                while True:
+                    mark = time.perf_counter()
+                    event = self._next_frame(events)
+                    render_s += time.perf_counter() - mark
+                    if event is None:
+                        break
+                    token.check()
+                    gate.raise_failure()
+                    if event.take != produced:
+                        raise GenerationFailed("the backend drew takes out of order")
+                    if feed is None and event.done is None:
+                        feed = start_encoder(event.frames)  # a take drawn frame by frame
+                    if event.done is None:
+                        assert feed is not None
+                        feed.drawn(event.t)
+                        continue
+                    take = event.done
+                    produced += 1
+                    if produced > options.variations:
+                        raise GenerationFailed(
+                            f"the backend returned more than {options.variations} takes"
+                        )
+                    # NaN/inf or black frames make a failed take: dropped with a warning, never
+                    # delivered; the kept takes are numbered 1..n in order.
+                    marked = take.info.get("failed")
+                    fault = str(marked) if marked else clip_fault(take.frames)
+                    if fault is not None:
+                        drop(take, fault)
+                        continue
+                    if feed is None:
+                        feed = start_encoder(take.frames)  # a take handed over whole
+                    if take.frames is not feed.frames:
+                        raise GenerationFailed("the backend finished a take it did not draw")
+                    feed.drawn(len(take.frames) - 1)
+                    feed = None
+                    k = len(takes)
+                    takes.append(take)
+                    # A backend may return another size (e.g. sides divisible by 32): follow it.
+                    scored.append(scorer.submit(score_take, take.frames))
+                    reports.append(
+                        reporter.submit(
+                            _report, on_take, k + 1, take.seed, encodes[k], scored[k], token
+                        )
                     )
-                )
-                # Once encoded and scored, a take keeps only its contact-sheet frames (memory).
-                reporter.submit(_thin_take, takes, k, thinned, encodes[k], scored[k])
+                    # Once encoded and scored, a take keeps only its contact-sheet frames.
+                    reporter.submit(_thin_take, takes, k, thinned, encodes[k], scored[k])
+            except BaseException:
+                if feed is not None:
+                    feed.abort()  # its encoder waits for frames that will never come
+                _cancel([*encodes, *scored, *reports])
+                raise
             timings["warp"] = render_s
             if produced != options.variations or not takes:
-                pending: list[Future[Any]] = [*encodes, *scored, *reports]
-                for future in pending:
-                    future.cancel()
+                _cancel([*encodes, *scored, *reports])
                 if produced != options.variations:
                     raise GenerationFailed(
                         f"the backend returned {produced} takes instead of {options.variations}"
                     )
                 raise GenerationFailed(f"every take failed ({dropped[0]}); no clip was delivered")
+            gate.open()  # the contact sheet and summary are written only once it has passed
             progress(0.76, "encode")
             for future in scored:
                 all_scores.append(future.result())
@@ -518,22 +566,27 @@ class Animator:
         progress(1.0, "done")
         return result
 
-    def _render_stream(
+    def _frame_stream(
         self, request: RenderRequest, progress: ProgressFn, token: CancelToken
-    ) -> Iterator[Take]:
-        """The backend's takes one by one: streamed if it can, else from one ``render`` call."""
-        if isinstance(self.backend, StreamingBackend):
-            yield from self.backend.render_takes(request, progress, token)
+    ) -> Iterator[DrawnFrame]:
+        """The backend's frames as they are drawn; a backend that hands over whole takes
+        (streamed or from one ``render`` call) gives one event per take, at its last frame."""
+        if isinstance(self.backend, FrameStreamingBackend):
+            yield from self.backend.draw_frames(request, progress, token)
             return
-        takes = self.backend.render(request, progress, token)
-        if len(takes) != request.variations:
-            raise GenerationFailed(
-                f"the backend returned {len(takes)} takes instead of {request.variations}"
-            )
-        yield from takes
+        if isinstance(self.backend, StreamingBackend):
+            stream: Iterable[Take] = self.backend.render_takes(request, progress, token)
+        else:
+            stream = self.backend.render(request, progress, token)
+            if len(stream) != request.variations:
+                raise GenerationFailed(
+                    f"the backend returned {len(stream)} takes instead of {request.variations}"
+                )
+        for k, take in enumerate(stream):
+            yield DrawnFrame(k, len(take.frames) - 1, take.frames, take.seed, take)
 
-    def _next_take(self, stream: Iterator[Take]) -> Take | None:
-        """The next take, None at the end; a backend bug becomes ``GenerationFailed``."""
+    def _next_frame(self, stream: Iterator[DrawnFrame]) -> DrawnFrame | None:
+        """The next drawn frame, None at the end; a backend bug becomes ``GenerationFailed``."""
         try:
             return next(stream)
         except StopIteration:
@@ -545,22 +598,108 @@ class Animator:
             logger.debug("backend failure", exc_info=True)
             raise GenerationFailed(f"the {self.backend.name} backend failed: {error}") from error
 
-    @staticmethod
-    def _encode(
-        export: Any,
-        take: Take,
-        path: Path,
-        options: AnimateOptions,
-        done: list[float],
-        nicer: int = 0,
-    ) -> Path:
-        if nicer > 0:  # Linux: per-thread niceness, inherited by the ffmpeg this thread starts
-            with suppress(AttributeError, OSError):
-                me = threading.get_native_id()
-                os.setpriority(os.PRIO_PROCESS, me, os.getpriority(os.PRIO_PROCESS, me) + nicer)
-        written: Path = export(take.frames, path, options.fps, options.format)
-        done.append(time.perf_counter())
-        return written
+
+class _ExportGate:
+    """``before_export``, called once by the first encoder before it writes anything; its
+    error is kept and raised to every encoder and, between frames, to the drawing thread."""
+
+    def __init__(self, check: Callable[[], None] | None) -> None:
+        self._check = check
+        self._lock = threading.Lock()
+        self._passed = check is None
+        self._failure: BaseException | None = None
+
+    def open(self) -> None:
+        """Return once the check has passed; raise its error if it failed."""
+        with self._lock:
+            if not self._passed and self._failure is None:
+                assert self._check is not None
+                try:
+                    self._check()
+                    self._passed = True
+                except BaseException as error:
+                    self._failure = error
+            if self._failure is not None:
+                raise self._failure
+
+    def raise_failure(self) -> None:
+        """Raise the check's error if it has failed (cheap: no waiting)."""
+        if self._failure is not None:
+            raise self._failure
+
+
+class _Aborted(Exception):
+    """The take being encoded was dropped or the run stopped."""
+
+
+class _Feed:
+    """One take's frames, handed from the drawing thread to its encoder thread as drawn."""
+
+    def __init__(self, frames: Frames) -> None:
+        self.frames = frames
+        self._drawn = -1  # frames 0..drawn are ready
+        self._aborted = False
+        self._changed = threading.Condition()
+
+    def drawn(self, t: int) -> None:
+        with self._changed:
+            self._drawn = t
+            self._changed.notify_all()
+
+    def abort(self) -> None:
+        with self._changed:
+            self._aborted = True
+            self._changed.notify_all()
+
+    def wait_beyond(self, t: int) -> int:
+        """Block until a frame after ``t`` is drawn; return the last drawn frame.
+        Raises ``_Aborted`` once the take is dropped or the run stops."""
+        with self._changed:
+            while self._drawn <= t and not self._aborted:
+                self._changed.wait()
+            if self._aborted:
+                raise _Aborted
+            return self._drawn
+
+
+def _encode_feed(
+    feed: _Feed,
+    path: Path,
+    options: AnimateOptions,
+    gate: _ExportGate,
+    token: CancelToken,
+    done: list[float],
+    nicer: int = 0,
+) -> Path:
+    """Encode ``feed``'s frames to ``path`` as they are drawn (runs on an encoder thread)."""
+    from generation.export import ClipWriter
+
+    gate.open()  # nothing is written before the request is allowed
+    if nicer > 0:  # Linux: per-thread niceness, inherited by the ffmpeg this thread starts
+        with suppress(AttributeError, OSError):
+            me = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, me, os.getpriority(os.PRIO_PROCESS, me) + nicer)
+    frames = feed.frames
+    writer = ClipWriter(path, options.fps, options.format, frames.shape[1:3])
+    try:
+        sent = -1
+        while sent < len(frames) - 1:
+            ready = feed.wait_beyond(sent)
+            token.check()
+            for t in range(sent + 1, ready + 1):
+                writer.write(frames[t])
+            sent = ready
+        written = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    done.append(time.perf_counter())
+    return written
+
+
+def _cancel(futures: list[Future[Any]]) -> None:
+    for future in futures:
+        future.cancel()
 
 
 def _report(

@@ -148,7 +148,7 @@ class Backend(Protocol):
 
 @runtime_checkable
 class StreamingBackend(Backend, Protocol):
-    """A backend that can hand over each take as soon as it is rendered (the warp backend).
+    """A backend that can hand over each take as soon as it is rendered (the sleep backend).
 
     ``render_takes`` yields the same takes as ``render``, in order; the caller encodes and scores
     take k while take k + 1 is drawn. A batched GPU call that returns every take at once has
@@ -158,3 +158,29 @@ class StreamingBackend(Backend, Protocol):
     def render_takes(
         self, request: RenderRequest, progress: ProgressFn, cancel: CancelToken
     ) -> Iterator[Take]: ...
+
+
+@dataclass(frozen=True)
+class DrawnFrame:
+    """Frames ``0..t`` of take ``take`` (0-based) are drawn into ``frames`` (T, H, W, 3).
+
+    A take's frames come in order, and takes one after another; the event of a take's last
+    frame carries the finished ``Take`` in ``done`` (None before).
+    """
+
+    take: int
+    t: int
+    frames: Frames
+    seed: int
+    done: Take | None = None
+
+
+@runtime_checkable
+class FrameStreamingBackend(Backend, Protocol):
+    """A backend that draws takes frame by frame (the warp backend): the caller encodes each
+    frame as soon as it is drawn, so the encoders of every take run while the next frames are
+    drawn. ``draw_frames`` yields one ``DrawnFrame`` per frame; its takes equal ``render``'s."""
+
+    def draw_frames(
+        self, request: RenderRequest, progress: ProgressFn, cancel: CancelToken
+    ) -> Iterator[DrawnFrame]: ...

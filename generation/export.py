@@ -12,7 +12,6 @@ import contextlib
 import re
 import struct
 import subprocess
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -42,99 +41,136 @@ def export_clip(frames: NDArray[np.uint8], path: Path, fps: int, fmt: ClipFormat
     """Encode ``frames`` (T, H, W, 3) RGB uint8 to ``path`` in ``fmt``; return ``path``."""
     if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
         raise GenerationFailed("frames must be a (T, H, W, 3) uint8 array")
-    _, height, width, _ = frames.shape
-    if width % 2 or height % 2:
-        # yuv420p needs even sizes: drop the odd last column/row.
-        frames = frames[:, : height - height % 2, : width - width % 2]
-    if fmt == "mp4":
-        _export_mp4(frames, path, fps)
-    elif fmt == "gif":
-        _export_gif(frames, path, fps)
-    elif fmt == "webp":
-        _export_webp(frames, path, fps)
-    else:
-        raise GenerationFailed(f"unknown clip format {fmt!r}")
-    return path
+    writer = ClipWriter(path, fps, fmt, frames.shape[1:3])
+    try:
+        for frame in frames:
+            writer.write(frame)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
 
 
-def _raw_input(frames: NDArray[np.uint8], fps: int, pix_fmt: str = "rgb24") -> Any:
-    _, height, width, _ = frames.shape
+class ClipWriter:
+    """One clip encoded as its frames come: an ffmpeg process fed on stdin, one frame at a time.
+
+    ``ClipWriter(path, fps, fmt, (height, width))`` starts ffmpeg; ``write(frame)`` sends one
+    (H, W, 3) RGB uint8 frame (odd sizes lose their last column/row: yuv420p needs even ones);
+    ``close()`` waits for ffmpeg, adds the synthetic-content label (GIF comment, WebP XMP; MP4
+    carries it in its metadata) and returns ``path``; ``abort()`` kills ffmpeg and removes the
+    partial file. MP4 frames are converted to planar YUV 4:2:0 by OpenCV here (BT.601, limited
+    range: what ffmpeg's own rgb24 -> yuv420p conversion gives), which saves ffmpeg's slower
+    swscale pass. Raises ``GenerationFailed`` when ffmpeg fails or stops reading.
+    """
+
+    def __init__(self, path: Path, fps: int, fmt: ClipFormat, size: tuple[int, ...]) -> None:
+        if fmt not in ("mp4", "gif", "webp"):
+            raise GenerationFailed(f"unknown clip format {fmt!r}")
+        height, width = int(size[0]), int(size[1])
+        self.path = path
+        self.fmt: ClipFormat = fmt
+        self._height, self._width = height - height % 2, width - width % 2
+        if self._height < 2 or self._width < 2:
+            raise GenerationFailed(f"frames of {width}x{height} are too small to encode")
+        self._broken = False
+        self._process = _start(_stream(path, fps, fmt, self._width, self._height))
+
+    def write(self, frame: NDArray[np.uint8]) -> None:
+        """Send one (H, W, 3) RGB uint8 frame of the size given at construction."""
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise GenerationFailed("a frame must be an (H, W, 3) uint8 array")
+        if self._broken:
+            return  # ffmpeg stopped reading: close() reports why
+        frame = frame[: self._height, : self._width]
+        if self.fmt == "mp4":
+            data = np.asarray(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)
+        else:
+            data = np.ascontiguousarray(frame)
+        try:
+            self._process.stdin.write(data.data)
+        except BrokenPipeError:
+            self._broken = True
+
+    def close(self) -> Path:
+        """Finish the clip; return its path. Raises ``GenerationFailed`` if ffmpeg failed."""
+        process = self._process
+        try:
+            with contextlib.suppress(BrokenPipeError):
+                process.stdin.close()
+            stderr = process.stderr.read()
+            process.wait()
+        except BaseException:
+            self.abort()
+            raise
+        if process.returncode != 0 or self._broken:
+            last = (stderr or b"").decode("utf-8", "replace").strip().splitlines()[-1:] or ["?"]
+            raise GenerationFailed(f"ffmpeg could not write {self.path.name}: {last[0][:200]}")
+        if self.fmt == "gif":
+            self.path.write_bytes(_gif_with_comment(self.path.read_bytes(), SYNTHETIC_STATEMENT))
+        elif self.fmt == "webp":
+            data = _webp_with_xmp(self.path.read_bytes(), _xmp(SYNTHETIC_STATEMENT))
+            self.path.write_bytes(data)
+        return self.path
+
+    def abort(self) -> None:
+        """Stop ffmpeg and remove what it wrote (idempotent)."""
+        process = self._process
+        if process.poll() is None:
+            process.kill()
+        with contextlib.suppress(OSError, ValueError):
+            process.stdin.close()
+        with contextlib.suppress(OSError, ValueError):
+            process.stderr.close()
+        process.wait()
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
+
+
+def _raw_input(fps: int, width: int, height: int, pix_fmt: str) -> Any:
     return ffmpeg.input(
         "pipe:", format="rawvideo", pix_fmt=pix_fmt, s=f"{width}x{height}", framerate=fps
     )
 
 
-def _as_i420(frames: NDArray[np.uint8]) -> Iterator[NDArray[np.uint8]]:
-    """Frames as planar YUV 4:2:0 (BT.601, limited range: what ffmpeg's own rgb24 -> yuv420p
-    conversion gives), converted by OpenCV one at a time; saves ffmpeg's slower swscale pass."""
-    for frame in frames:
-        yield np.asarray(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)
+def _stream(path: Path, fps: int, fmt: ClipFormat, width: int, height: int) -> Any:
+    """The ffmpeg graph that encodes raw frames from stdin into ``path``."""
+    if fmt == "mp4":
+        return _raw_input(fps, width, height, "yuv420p").output(
+            str(path),
+            vcodec="libx264",
+            pix_fmt="yuv420p",
+            preset=MP4_PRESET,
+            crf=MP4_CRF,
+            movflags="+faststart",
+            an=None,
+            map_metadata=-1,
+            threads=1,  # clips are encoded in parallel: one thread each
+            **{
+                "x264-params": "rc-lookahead=10",
+                "metadata:g:0": f"comment={SYNTHETIC_STATEMENT}",
+                "metadata:g:1": f"description={SYNTHETIC_STATEMENT}",
+                "metadata:g:2": "title=AI-generated animation (livingphoto)",
+                "metadata:g:3": "encoder=livingphoto",
+            },
+        )
+    source = _raw_input(fps, width, height, "rgb24")
+    if fmt == "gif":
+        split = source.split()
+        palette = split[0].filter("palettegen", stats_mode="diff", max_colors=256)
+        gif = ffmpeg.filter([split[1], palette], "paletteuse", dither="bayer", bayer_scale=4)
+        return gif.output(str(path), loop=0, format="gif")
+    return source.output(
+        str(path), vcodec="libwebp_anim", loop=0, quality=80, lossless=0, format="webp", an=None
+    )
 
 
-def _run(stream: Any, frames: Iterable[NDArray[np.uint8]], path: Path) -> None:
-    """Run ffmpeg, feeding ``frames`` one by one on stdin (no full-clip copy in memory)."""
-    process = (
+def _start(stream: Any) -> Any:
+    """Start ffmpeg on ``stream`` with stdin and stderr piped."""
+    return (
         stream.global_args("-hide_banner", "-loglevel", "error", "-nostdin")
         .overwrite_output()
         .run_async(cmd=ffmpeg_exe(), pipe_stdin=True, pipe_stderr=True)
     )
-    broken = False
-    try:
-        for frame in frames:
-            try:
-                process.stdin.write(np.ascontiguousarray(frame).data)
-            except BrokenPipeError:
-                broken = True
-                break
-        with contextlib.suppress(BrokenPipeError):
-            process.stdin.close()
-        stderr = process.stderr.read()
-        process.wait()
-    except BaseException:
-        process.kill()
-        process.wait()
-        raise
-    if process.returncode != 0 or broken:
-        last = (stderr or b"").decode("utf-8", "replace").strip().splitlines()[-1:] or ["?"]
-        raise GenerationFailed(f"ffmpeg could not write {path.name}: {last[0][:200]}")
-
-
-def _export_mp4(frames: NDArray[np.uint8], path: Path, fps: int) -> None:
-    stream = _raw_input(frames, fps, pix_fmt="yuv420p").output(
-        str(path),
-        vcodec="libx264",
-        pix_fmt="yuv420p",
-        preset=MP4_PRESET,
-        crf=MP4_CRF,
-        movflags="+faststart",
-        an=None,
-        map_metadata=-1,
-        threads=1,  # clips are encoded in parallel: one thread each
-        **{
-            "x264-params": "rc-lookahead=10",
-            "metadata:g:0": f"comment={SYNTHETIC_STATEMENT}",
-            "metadata:g:1": f"description={SYNTHETIC_STATEMENT}",
-            "metadata:g:2": "title=AI-generated animation (livingphoto)",
-            "metadata:g:3": "encoder=livingphoto",
-        },
-    )
-    _run(stream, _as_i420(frames), path)
-
-
-def _export_gif(frames: NDArray[np.uint8], path: Path, fps: int) -> None:
-    source = _raw_input(frames, fps).split()
-    palette = source[0].filter("palettegen", stats_mode="diff", max_colors=256)
-    gif = ffmpeg.filter([source[1], palette], "paletteuse", dither="bayer", bayer_scale=4)
-    _run(gif.output(str(path), loop=0, format="gif"), frames, path)
-    path.write_bytes(_gif_with_comment(path.read_bytes(), SYNTHETIC_STATEMENT))
-
-
-def _export_webp(frames: NDArray[np.uint8], path: Path, fps: int) -> None:
-    stream = _raw_input(frames, fps).output(
-        str(path), vcodec="libwebp_anim", loop=0, quality=80, lossless=0, format="webp", an=None
-    )
-    _run(stream, frames, path)
-    path.write_bytes(_webp_with_xmp(path.read_bytes(), _xmp(SYNTHETIC_STATEMENT)))
 
 
 def _gif_with_comment(data: bytes, text: str) -> bytes:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import logging
 import math
 import os
 import threading
@@ -29,8 +30,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from generation.backend import FaceBox
+from generation.embedding import CHIP_PX, EmbeddingProcess, EmbeddingUnavailable
 from generation.mesh import MOUTH_CORNERS, FaceMesh, load_mesh
 from livingphoto.errors import GenerationFailed
+
+log = logging.getLogger(__name__)
+
+# dlib's face-recognition network (CC0) in ``models_dir()``.
+RECOGNIZER_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 
 # Detection works on a copy whose long side is at most this many pixels; with one upsampling
 # step dlib's 80-px HOG window then finds faces from about 40 px (in that copy) upwards.
@@ -41,7 +48,6 @@ MIN_FACE_PX = 40
 HOG_MIN_SCORE = 0.3
 # dlib HOG sub-detectors: 0 front, 1 left-looking, 2 right-looking, 3/4 front turned.
 _PROFILE_DETECTORS = frozenset({1, 2})
-CHIP_PX = 150  # the aligned face the embedding network takes
 # Eye centres as fractions of a cat-face box (OpenCV cat cascade boxes).
 CAT_EYE_Y = 0.42
 
@@ -119,13 +125,15 @@ def models_dir() -> Path:
 class FaceModel:
     """Human faces (dlib HOG + 5 landmarks + ResNet embedding) and cat faces (OpenCV cascade)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, embedder: EmbeddingProcess | None = None) -> None:
         """Import dlib and load the HOG detector (a few ms: detection can start at once).
 
         The 5-point predictor and the face mesh (about 80 ms, holding the GIL) load on first use,
         or now with ``load()`` (the CLI runs it beside detection, which releases the GIL); the
         embedding network loads on the first embedding and the cat cascade on the first cat
-        search. Raises ``GenerationFailed`` when dlib or a model file is missing.
+        search. ``embedder`` runs the embedding network in a helper process (``embedding``);
+        without one, or once it fails, embeddings are made here. Raises ``GenerationFailed`` when
+        dlib or a model file is missing.
         """
         try:
             import dlib
@@ -133,7 +141,7 @@ class FaceModel:
             raise GenerationFailed(f"the face library dlib is not installed: {error}") from None
         folder = models_dir()
         self._predictor_path = folder / "shape_predictor_5_face_landmarks.dat"
-        self._recognizer_path = folder / "dlib_face_recognition_resnet_model_v1.dat"
+        self._recognizer_path = folder / RECOGNIZER_FILE
         for path in (self._predictor_path, self._recognizer_path):
             if not path.is_file():
                 raise GenerationFailed(f"the face model file {path.name} is missing")
@@ -143,6 +151,7 @@ class FaceModel:
         self._loading = threading.Lock()  # the models loaded on first use
         self._predictor: Any = None
         self._recognizer: Any = None  # loaded on the first embedding (inspection needs none)
+        self._embedder = embedder
         self._cat: Any = None
         self._mesh: FaceMesh | None = None
         self._mesh_loaded = False
@@ -180,6 +189,11 @@ class FaceModel:
                     raise GenerationFailed("cannot load OpenCV's cat-face cascade")
                 self._cat = cat
             return self._cat
+
+    @property
+    def recognizer_path(self) -> Path:
+        """The embedding network's weights (dlib ``.dat``), e.g. for ``EmbeddingProcess``."""
+        return self._recognizer_path
 
     @property
     def has_mesh(self) -> bool:
@@ -267,18 +281,35 @@ class FaceModel:
     def embed(self, chip: NDArray[np.uint8]) -> NDArray[np.float32]:
         """The 128-d identity embedding (unit length) of an aligned ``chip`` (from ``chip()``).
 
-        The network is loaded on the first call (about 0.2 s; inspection never needs it)."""
-        with self._loading:
-            if self._recognizer is None:
-                self._recognizer = self._dlib.face_recognition_model_v1(str(self._recognizer_path))
-        with self._lock:
-            vector = np.asarray(
-                self._recognizer.compute_face_descriptor(np.ascontiguousarray(chip)),
-                dtype=np.float32,
-            )
+        Made by the helper process when there is one, else here: the network is loaded on the
+        first call (about 70 ms; inspection never needs it) and holds the GIL for about 75 ms."""
+        vector = self._embed_elsewhere(chip)
+        if vector is None:
+            with self._loading:
+                if self._recognizer is None:
+                    self._recognizer = self._dlib.face_recognition_model_v1(
+                        str(self._recognizer_path)
+                    )
+            with self._lock:
+                vector = np.asarray(
+                    self._recognizer.compute_face_descriptor(np.ascontiguousarray(chip)),
+                    dtype=np.float32,
+                )
         norm = float(np.linalg.norm(vector)) or 1.0
         result: NDArray[np.float32] = vector / norm
         return result
+
+    def _embed_elsewhere(self, chip: NDArray[np.uint8]) -> NDArray[np.float32] | None:
+        """The helper process's raw embedding, or None without one (or once it has failed)."""
+        embedder = self._embedder
+        if embedder is None:
+            return None
+        try:
+            return embedder.embed(chip)
+        except EmbeddingUnavailable as error:
+            log.info("embedding in-process from now on: %s", error)
+            self._embedder = None
+            return None
 
     def embedding(self, rgb: NDArray[np.uint8], face: FaceBox) -> NDArray[np.float32]:
         """The 128-d identity embedding (unit length) of ``face`` in ``rgb``."""

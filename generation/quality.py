@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,7 +23,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from generation.backend import FaceBox, Frames
-from generation.faces import CHIP_PX, FaceModel, eye_spacing_ratio
+from generation.embedding import CHIP_PX
+from generation.faces import FaceModel, eye_spacing_ratio
 
 IDENTITY_THRESHOLD = 0.8  # takes below this are flagged (calibration: docs/faces.md)
 # 1 - cosine similarity of embeddings is multiplied by this (same person >= 0.97, another
@@ -183,15 +185,17 @@ class Likeness:
         self._reference_chip = model.chip(still, fitted)
         self._reference_grey = _grey(self._reference_chip)
         self._reference: NDArray[np.float32] | None = None
+        self._reference_lock = threading.Lock()  # takes may be scored on several threads
         self._frames_face = frames_face or face
         self.spacing = eye_spacing_ratio(fitted)
 
     @property
     def reference(self) -> NDArray[np.float32]:
         """The photo's 128-d embedding (unit length), computed once on first use."""
-        if self._reference is None:
-            self._reference = self.model.embed(self._reference_chip)
-        return self._reference
+        with self._reference_lock:
+            if self._reference is None:
+                self._reference = self.model.embed(self._reference_chip)
+            return self._reference
 
     def _look(self, frame: NDArray[np.uint8]) -> _Look:
         """A frame's aligned face: its chip, how much it changed, and the eye-spacing penalty."""

