@@ -263,13 +263,13 @@ def _run_animate(args: argparse.Namespace) -> int:
 
 @contextmanager
 def _embedding_process() -> Iterator[EmbeddingProcess]:
-    """The face-recognition network in a helper process (``generation.embedding``), started on
-    the first embedding and stopped at the end of the run."""
-    from generation.embedding import EmbeddingProcess
-    from generation.faces import RECOGNIZER_FILE, models_dir
+    """The face-recognition network in a helper process (``generation.embedding``), started
+    first thing: its imports and the network's load use the core this process's single-threaded
+    start-up leaves idle, and it is ready by the time takes are scored. Stopped with the run."""
+    from generation.embedding import RECOGNIZER_FILE, EmbeddingProcess, models_dir
 
     with EmbeddingProcess(models_dir() / RECOGNIZER_FILE) as process:
-        yield process
+        yield process.start()
 
 
 def _animate_with(
@@ -311,6 +311,8 @@ def _animate_with(
         sanitized, found.result(), damage.result() if damage is not None else None
     )
     _check_consent(inspection, args.consent)
+    if not inspection.shows_person:
+        embedder.close()  # only a human face is compared with the photo
     checked = loader.submit(lambda: _check_request(args.prompt, inspection, moderation.result()))
     pending.append(checked)
     if args.backend != "warp":

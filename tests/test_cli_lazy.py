@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,21 @@ def test_full_parser_parses_every_command() -> None:
     parser = build_parser()
     assert parser.parse_args(["service", "--port", "0"]).command == "service"
     assert parser.parse_args(["bot", "telegram"]).platform == "telegram"
+
+
+def test_the_command_runs_numpy_with_one_blas_thread() -> None:
+    """numpy's OpenBLAS threads would spin on every core after each call: the entry point asks
+    for one before numpy is imported, unless the operator chose otherwise."""
+    probe = (
+        "import os, sys\n"
+        "sys.argv = ['livingphoto', '--version']\n"
+        "from livingphoto.cli import run\n"
+        "try:\n    run()\nexcept SystemExit:\n    pass\n"
+        "print(os.environ.get('OPENBLAS_NUM_THREADS'), 'numpy' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert ran.stdout.split()[-2:] == ["1", "False"]
+    env["OPENBLAS_NUM_THREADS"] = "4"
+    ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert ran.stdout.split()[-2:] == ["4", "False"]

@@ -7,8 +7,8 @@ import images
 import numpy as np
 import pytest
 
-from generation.embedding import EmbeddingProcess
-from generation.faces import RECOGNIZER_FILE, FaceModel, models_dir
+from generation.embedding import RECOGNIZER_FILE, EmbeddingProcess, models_dir
+from generation.faces import FaceModel
 from moderation.intake import load_image
 
 
