@@ -263,13 +263,12 @@ def _run_animate(args: argparse.Namespace) -> int:
 
 @contextmanager
 def _embedding_process() -> Iterator[EmbeddingProcess]:
-    """The face-recognition network in a helper process (``generation.embedding``), started
-    first thing: its imports and the network's load use the core this process's single-threaded
-    start-up leaves idle, and it is ready by the time takes are scored. Stopped with the run."""
+    """The face-recognition network in a helper process (``generation.embedding``): started on
+    the first embedding a take needs (a face that only moved needs none), stopped with the run."""
     from generation.embedding import RECOGNIZER_FILE, EmbeddingProcess, models_dir
 
     with EmbeddingProcess(models_dir() / RECOGNIZER_FILE) as process:
-        yield process.start()
+        yield process
 
 
 def _animate_with(

@@ -401,6 +401,18 @@ class Animator:
                 score_s.append(time.perf_counter() - began)
                 return result
 
+            def prepare_likeness() -> None:
+                """The likeness scorer of this photo, and (when a helper process makes the
+                embeddings, off this process's GIL) the photo's own embedding: made while take 1
+                is drawn instead of after it."""
+                shape = tuple(framed.image.shape[:2])
+                with likeness_lock:
+                    if shape not in likeness:
+                        likeness[shape] = _likeness(model, framed.image, located, inspection, shape)
+                found = likeness[shape]
+                if found is not None and model.embeds_elsewhere:
+                    found.prepare()
+
             def start_encoder(frames: Frames) -> _Feed:
                 nonlocal encode_start
                 k = len(takes)
@@ -438,6 +450,7 @@ class Animator:
                 dropped.append(fault)
                 warnings.append(f"variation {produced} (seed {take.seed}) was dropped: {fault}")
 
+            scorer.submit(prepare_likeness)
             events = self._frame_stream(request, render_progress, token)
             produced = 0  # takes the backend made, dropped ones included
             dropped: list[str] = []

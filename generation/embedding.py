@@ -5,8 +5,8 @@ on one core per aligned face. In ``animate`` that stalls every other Python thre
 draws frames, the ones that feed the encoders) while the cores sit idle. ``EmbeddingProcess``
 runs the same network, with the same weights and the same call, in a child Python process that
 reads aligned chips on stdin and writes embeddings on stdout; the calling thread waits on a pipe
-with the GIL released. The CLI starts the child first thing, so that its imports and the network's
-load use the core that its own single-threaded start-up leaves idle.
+with the GIL released. The child starts on the first embedding (``start()`` starts it earlier), so
+a run whose faces never need one pays nothing.
 
     with EmbeddingProcess(model_file) as embedder:
         model = FaceModel(embedder=embedder)

@@ -183,6 +183,11 @@ class FaceModel:
             return self._cat
 
     @property
+    def embeds_elsewhere(self) -> bool:
+        """Whether embeddings are made by a running helper process (off this process's GIL)."""
+        return self._embedder is not None and self._embedder.running
+
+    @property
     def recognizer_path(self) -> Path:
         """The embedding network's weights (dlib ``.dat``), e.g. for ``EmbeddingProcess``."""
         return self._recognizer_path

@@ -38,6 +38,15 @@ SPACING_WEIGHT = 5.0
 # Measured on a clean portrait: the same person blinking, tilting, breathing 2-4, smiling 4-7;
 # a 30 % blend toward another person 9. Grainy scans change more as they move (up to 15).
 SAME_CHIP_LEVELS = 4.0
+# A changed face that is only the photo's face moved is not embedded either: what is left after
+# warping the photo's chip onto the frame's by dense optical flow (mean grey levels, eyes left
+# out) stays under RESIDUAL_LEVELS and 95 % of the flow under MAX_FLOW_PX (chip pixels). Measured
+# (docs/faces.md): the warp backend's blink, smile, tilt, nod, look on a clean and a grainy
+# portrait leave 0.35-1.3 levels and 1-3.9 px (a big smile: embedded), a 30 % blend toward
+# another person 7.2 levels; eyes pushed 10 % apart move the flow 3.5 px (embedded).
+RESIDUAL_LEVELS = 3.0
+MAX_FLOW_PX = 3.0
+FLOW_BLUR = 1.0  # Gaussian sigma (chip pixels) before the flow: film grain is not motion
 # A sampled frame under this is looked at again a moment later (see ``Likeness.identity``).
 RECHECK_BELOW = 0.9
 FACE_PX = 120  # likeness works on the face at this width (the embedding chip is 150 px)
@@ -184,6 +193,9 @@ class Likeness:
         fitted = model.landmarks(still, local)
         self._reference_chip = model.chip(still, fitted)
         self._reference_grey = _grey(self._reference_chip)
+        self._reference_smooth = np.asarray(
+            cv2.GaussianBlur(self._reference_grey, (0, 0), FLOW_BLUR), dtype=np.float32
+        )
         self._reference: NDArray[np.float32] | None = None
         self._reference_lock = threading.Lock()  # takes may be scored on several threads
         self._frames_face = frames_face or face
@@ -197,22 +209,31 @@ class Likeness:
                 self._reference = self.model.embed(self._reference_chip)
             return self._reference
 
+    def prepare(self) -> None:
+        """Make the photo's embedding now (e.g. while the first take is drawn)."""
+        _ = self.reference
+
     def _look(self, frame: NDArray[np.uint8]) -> _Look:
         """A frame's aligned face: its chip, how much it changed, and the eye-spacing penalty."""
         local, box = _face_crop(frame, self._frames_face)
         fitted = self.model.landmarks(local, box)
         chip = self.model.chip(local, fitted)
-        change = float(np.abs(_grey(chip) - self._reference_grey)[_CHIP_INNER].mean())
+        grey = _grey(chip)
+        change = float(np.abs(grey - self._reference_grey)[_CHIP_INNER].mean())
+        distinct = False
+        if change >= SAME_CHIP_LEVELS:
+            residual, flow = _deformation(self._reference_smooth, grey)
+            distinct = residual >= RESIDUAL_LEVELS or flow >= MAX_FLOW_PX
         penalty = 0.0
         spacing = eye_spacing_ratio(fitted)
         if spacing is not None and self.spacing:
             drift = abs(spacing / self.spacing - 1.0)
             penalty = SPACING_WEIGHT * max(0.0, drift - SPACING_TOLERANCE)
-        return _Look(chip, change, penalty)
+        return _Look(chip, change, distinct, penalty)
 
     def _value(self, look: _Look, embed: bool) -> float:
         value = 1.0 - look.penalty
-        if embed and look.change >= SAME_CHIP_LEVELS:
+        if embed and look.distinct:
             similarity = float(np.dot(self.model.embed(look.chip), self.reference))
             value -= SIMILARITY_GAIN * (1.0 - similarity)
         return float(min(1.0, max(0.0, value)))
@@ -238,7 +259,8 @@ class Likeness:
         stretch = (count - 1) / self.samples
         picks = sorted({min(count - 1, 1 + int((k + 0.5) * stretch)) for k in range(self.samples)})
         looks = {t: self._look(frames[t]) for t in picks}
-        most_changed = sorted(picks, key=lambda t: looks[t].change, reverse=True)
+        distinct = [t for t in picks if looks[t].distinct]
+        most_changed = sorted(distinct, key=lambda t: looks[t].change, reverse=True)
         embedded = set(most_changed[: self.embeddings])
         offset = max(1, round(count / 12))
         worst = 1.0
@@ -256,7 +278,31 @@ class Likeness:
 class _Look:
     chip: NDArray[np.uint8]  # (CHIP_PX, CHIP_PX, 3) aligned face
     change: float  # mean |grey - photo's| over the inner face without the eyes, 8-bit levels
+    distinct: bool  # changed beyond the photo's face moved: the embedding decides
     penalty: float  # eye-spacing penalty (0 = the photo's spacing)
+
+
+_CHIP_Y, _CHIP_X = np.mgrid[0:CHIP_PX, 0:CHIP_PX].astype(np.float32)
+
+
+def _deformation(reference: NDArray[np.float32], grey: NDArray[np.float32]) -> tuple[float, float]:
+    """How far a chip's face is from the photo's face moved: ``(residual, flow)``.
+
+    ``reference`` is the photo's chip in grey, blurred by ``FLOW_BLUR``; ``grey`` the frame's
+    (both (CHIP_PX, CHIP_PX) float32, 8-bit levels). Dense optical flow (Farnebäck, OpenCV)
+    from the frame's chip to the photo's warps the photo's chip onto the frame's; ``residual``
+    is the mean absolute difference left (grey levels, inner face without the eyes) and
+    ``flow`` the 95th percentile of the flow's length there (chip pixels)."""
+    smooth = np.asarray(cv2.GaussianBlur(grey, (0, 0), FLOW_BLUR), dtype=np.float32)
+    frame8 = np.clip(smooth + 0.5, 0, 255).astype(np.uint8)
+    photo8 = np.clip(reference + 0.5, 0, 255).astype(np.uint8)
+    raw = cv2.calcOpticalFlowFarneback(frame8, photo8, None, 0.5, 3, 15, 3, 5, 1.2, 0)  # type: ignore[call-overload]
+    flow = np.asarray(raw, dtype=np.float32)
+    maps = (_CHIP_X + flow[..., 0], _CHIP_Y + flow[..., 1])
+    warped = np.asarray(cv2.remap(reference, *maps, cv2.INTER_LINEAR), dtype=np.float32)
+    residual = float(np.abs(warped - smooth)[_CHIP_INNER].mean())
+    length = np.hypot(flow[..., 0], flow[..., 1])[_CHIP_INNER]
+    return residual, float(np.percentile(length, 95))
 
 
 def _grey(chip: NDArray[np.uint8]) -> NDArray[np.float32]:

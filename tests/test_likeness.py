@@ -93,3 +93,24 @@ def test_likeness_rejects_an_empty_budget() -> None:
     shot = portrait(model)
     with pytest.raises(ValueError, match="at least 1"):
         Likeness(model, shot.image, shot.face, embeddings=0)
+
+
+def test_a_grainy_scan_that_only_moves_needs_no_embedding() -> None:
+    """A grainy old portrait (Grace Hopper) changes by many grey levels as the warp moves it;
+    once the optical flow has aligned the photo's face, nothing is left: it is not embedded
+    and it is the same face."""
+    model = CountingModel()
+    shot = portrait(model, "grace_hopper.jpg")
+    frames = same_person(shot)
+    value = Likeness(model, shot.image, shot.face, samples=8).identity(frames)
+    assert value > 0.95
+    assert model.embedded == 0
+
+
+def test_a_blend_is_embedded_although_the_grain_is_aligned() -> None:
+    """The flow cannot turn one face into another: a 30 % blend is still embedded and scored."""
+    model = CountingModel()
+    source, rungs = ladder(model)
+    value = Likeness(model, source.image, source.face).identity(rungs["blend-30"])
+    assert model.embedded >= 2  # the photo and the blended frame
+    assert value < 0.97
