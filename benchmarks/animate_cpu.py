@@ -357,6 +357,7 @@ def main() -> int:
     parser.add_argument("--photo", type=Path, default=ROOT / "examples" / "astronaut.jpg")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
+    args.photo = args.photo.resolve()  # the command runs in another folder
     image = source_image(args.photo)
     data_dir = Path(tempfile.mkdtemp(prefix="lp-bench-data-"))
     try:
