@@ -30,6 +30,7 @@ ClipFormat = Literal["mp4", "gif", "webp"]
 SYNTHETIC_STATEMENT = SYNTHETIC_LABEL
 MP4_PRESET = "veryfast"
 MP4_CRF = 20
+PIPE_BYTES = 1 << 20  # the most /proc/sys/fs/pipe-max-size allows by default
 
 
 def ffmpeg_exe() -> str:
@@ -74,6 +75,8 @@ class ClipWriter:
             raise GenerationFailed(f"frames of {width}x{height} are too small to encode")
         self._broken = False
         self._process = _start(_stream(path, fps, fmt, self._width, self._height))
+        pixels = self._width * self._height
+        _widen_pipe(self._process.stdin, pixels * 3 // 2 if fmt == "mp4" else pixels * 3)
 
     def write(self, frame: NDArray[np.uint8]) -> None:
         """Send one (H, W, 3) RGB uint8 frame of the size given at construction."""
@@ -124,6 +127,18 @@ class ClipWriter:
         process.wait()
         with contextlib.suppress(OSError):
             self.path.unlink(missing_ok=True)
+
+
+def _widen_pipe(stream: Any, wanted: int) -> None:
+    """Let the pipe to ffmpeg hold a whole frame (Linux; up to the 1 MiB an unprivileged
+    process may ask for): one write per frame instead of one per 64 KiB, and fewer thread
+    switches between the feeding thread and ffmpeg. Elsewhere, or when refused: as it is."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, min(wanted, PIPE_BYTES))
+    except (ImportError, AttributeError, OSError, ValueError):
+        pass
 
 
 def _raw_input(fps: int, width: int, height: int, pix_fmt: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +85,19 @@ def test_bad_frames_and_missing_clips(tmp_path: Path) -> None:
     (tmp_path / "junk.mp4").write_bytes(b"not a video")
     with pytest.raises(GenerationFailed):
         read_frames(tmp_path / "junk.mp4")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="F_SETPIPE_SZ is Linux's")
+def test_the_pipe_to_ffmpeg_holds_a_whole_frame(tmp_path: Path) -> None:
+    """On Linux the pipe is widened to a frame (up to 1 MiB): one write per frame."""
+    import fcntl
+
+    from generation.export import PIPE_BYTES, ClipWriter
+
+    writer = ClipWriter(tmp_path / "wide.mp4", 12, "mp4", (240, 320))
+    try:
+        size = fcntl.fcntl(writer._process.stdin.fileno(), fcntl.F_GETPIPE_SZ)
+    finally:
+        writer.abort()
+    assert 320 * 240 * 3 // 2 <= size <= PIPE_BYTES
+    assert not (tmp_path / "wide.mp4").exists()  # abort removes the partial clip
