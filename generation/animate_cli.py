@@ -19,7 +19,6 @@ import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -28,6 +27,7 @@ from livingphoto.errors import ConsentRequired, GenerationFailed, LivingPhotoErr
 if TYPE_CHECKING:
     from generation.animator import Inspection
     from generation.embedding import EmbeddingProcess
+    from moderation.cli_check import CheckProcess
 
 logger = logging.getLogger(__name__)
 
@@ -131,51 +131,24 @@ def _check_consent(inspection: Inspection, consent: bool) -> None:
         )
 
 
-@dataclass(frozen=True)
-class _ModerationParts:
-    """What the gate loads once: settings, the prompt policy and the NSFW model."""
+def _moderated(
+    prompt: str, inspection: Inspection, check: CheckProcess, data_dir: Path
+) -> Callable[[], None]:
+    """Send this request to the moderation process and return the wait for its verdict (the
+    animator calls it before writing anything). Without a verdict from the process, the same
+    check runs here: a request is never let through unchecked. Raises ``PolicyRefusal``."""
+    from moderation.cli_check import CheckUnavailable, CliModeration
 
-    settings: Any  # moderation.config.ModerationSettings
-    policy: Any  # moderation.policy.PromptPolicy
-    detector: Any  # moderation.nsfw.NsfwDetector
+    check.submit(prompt, inspection.image.rgb)
 
+    def verdict() -> None:
+        try:
+            check.verdict()
+        except CheckUnavailable as error:
+            logger.info("%s: checking in this process", error)
+            CliModeration.load().check(prompt, inspection.image.rgb, data_dir)
 
-def _load_moderation() -> _ModerationParts:
-    """Settings, prompt policy and NSFW model (about 0.5 s of imports and loading: the CLI runs
-    this in a background thread beside decoding, face detection and the first take's warp)."""
-    from livingphoto.settings import Settings
-    from moderation.nsfw import load_detector
-    from moderation.policy import PromptPolicy
-
-    settings = Settings.from_env().moderation
-    policy = PromptPolicy.from_settings(settings)
-    detector = load_detector(settings.nsfw_detector, quick_start=True)  # one photo to score
-    return _ModerationParts(settings, policy, detector)
-
-
-def _check_request(prompt: str, inspection: Inspection, parts: _ModerationParts) -> None:
-    """Moderation before anything is written: the one place the CLI asks "may we animate this?".
-
-    ``--consent`` is the operator's attestation for this one photo, so it is checked per run
-    (``_check_consent``) rather than looked up in the consent ledger. The prompt policy, the NSFW
-    check of the photo and the audit log are the moderation gate's, as in the service; decisions
-    are kept in the CLI's data directory (``LIVINGPHOTO_DATA_DIR`` or
-    ``~/.local/state/livingphoto``). Raises ``PolicyRefusal``.
-    """
-    from moderation.gate import ModerationRequest, Moderator
-    from moderation.requester import Requester
-
-    with Moderator.open(
-        parts.settings, cli_data_dir(), detector=parts.detector, policy=parts.policy
-    ) as moderator:
-        moderator.check_request(
-            ModerationRequest(
-                requester=Requester("cli", "operator"),
-                prompt=prompt,
-                image=inspection.image.rgb,
-                shows_person=False,  # consent was checked above, for this photo
-            )
-        )
+    return verdict
 
 
 def cli_data_dir() -> Path:
@@ -239,22 +212,27 @@ def run_animate(args: argparse.Namespace) -> int:
 def _run_animate(args: argparse.Namespace) -> int:
     """Start-up pays only for the work at hand, and each model loads while something else runs.
 
-    In time order: the prompt is parsed and the photo decoded; dlib's HOG detector (a few ms)
-    starts searching for faces on a loader thread, which releases the GIL, while another loads
-    the landmark models and a third runs the old-scan check; meanwhile the main thread imports
-    the animation code. The prompt policy and the NSFW model load next, and the moderation check
-    runs while the first take is drawn. Nothing is written before it passes (``before_export``).
+    In time order: the prompt is parsed; the moderation process starts (it imports and loads
+    the prompt policy and the NSFW model on the core this process leaves idle, see
+    ``moderation.cli_check``); the photo is decoded; dlib's HOG detector (a few ms) searches
+    for faces on a loader thread, which releases the GIL, while another loads the landmark
+    models and a third runs the old-scan check, and the main thread imports the animation code.
+    Once consent is settled the request goes to the moderation process, whose verdict is
+    awaited before anything is written (``before_export``), while the first take is drawn.
     """
     from generation.motion import parse_motion
+    from moderation.cli_check import CheckProcess
 
     parse_motion(args.prompt)  # bad prompts fail before any decoding
+    data_dir = cli_data_dir()
     with (
+        CheckProcess(data_dir).start() as check,
         _embedding_process() as embedder,
         ThreadPoolExecutor(max_workers=3, thread_name_prefix="lp-load") as loader,
     ):
         pending: list[Future[Any]] = []
         try:
-            return _animate_with(args, loader, pending, embedder)
+            return _animate_with(args, loader, pending, embedder, check, data_dir)
         finally:
             # An early error must not wait for work it will never use.
             for future in pending:
@@ -276,6 +254,8 @@ def _animate_with(
     loader: ThreadPoolExecutor,
     pending: list[Future[Any]],
     embedder: EmbeddingProcess,
+    check: CheckProcess,
+    data_dir: Path,
 ) -> int:
     from moderation.intake import load_image_file
 
@@ -288,8 +268,7 @@ def _animate_with(
     pending.append(loader.submit(model.load))
     found = loader.submit(find_subject, model, sanitized.rgb, args.face)
     damage = loader.submit(analyse, sanitized.rgb) if args.restore == "auto" else None
-    moderation = loader.submit(_load_moderation)
-    pending.extend(future for future in (found, damage, moderation) if future is not None)
+    pending.extend(future for future in (found, damage) if future is not None)
 
     from generation.animator import AnimateOptions, Animator, Inspection
     from generation.backends import make_backend
@@ -312,10 +291,9 @@ def _animate_with(
     _check_consent(inspection, args.consent)
     if not inspection.shows_person:
         embedder.close()  # only a human face is compared with the photo
-    checked = loader.submit(lambda: _check_request(args.prompt, inspection, moderation.result()))
-    pending.append(checked)
+    allowed = _moderated(args.prompt, inspection, check, data_dir)
     if args.backend != "warp":
-        checked.result()  # model weights load only once the request is allowed
+        allowed()  # model weights load only once the request is allowed
     animator.setup()
     bar = ProgressBar(sys.stderr, enabled=sys.stderr.isatty() and not args.json)
     try:
@@ -326,7 +304,7 @@ def _animate_with(
             args.out,
             progress=bar,
             inspection=inspection,
-            before_export=checked.result,
+            before_export=allowed,
         )
     finally:
         bar.close()

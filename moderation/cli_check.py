@@ -1,0 +1,240 @@
+"""The CLI's moderation check (prompt policy, NSFW check of the photo, audit), in-process or in a
+helper process that loads it beside the CLI's own start-up.
+
+``livingphoto animate`` checks one request per run, and what that check needs (the moderation
+package, onnxruntime, the prompt policy, the NSFW model: about 0.25 s of one core) would compete
+with the photo's decoding, face detection and first frames for the GIL. ``CheckProcess`` runs
+the same ``CliModeration`` in a child Python process started first thing, on the core the CLI's
+single-threaded start-up leaves idle:
+
+    with CheckProcess(data_dir).start() as check:   # the child imports and loads at once
+        ...                                          # decode the photo, find its face
+        check.submit(prompt, rgb)                    # the decoded pixels, never the file again
+        check.verdict()                              # returns when allowed; raises the refusal
+
+Protocol (both ends here): the parent writes one JSON line ``{"prompt", "height", "width"}`` and
+then ``height * width * 3`` bytes (RGB, uint8, row-major); the child answers one JSON line,
+``{"allowed": true}`` or ``{"error": <LivingPhotoError class name>, "message", "category",
+"rule", "suggestion", "retry_after_s"}``, and exits. When the child cannot answer (it failed to
+start, died, or wrote something else) ``verdict`` raises ``CheckUnavailable``; the caller then
+runs ``CliModeration`` in-process, so a request is never let through unchecked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from livingphoto.errors import (
+    ConsentRequired,
+    LivingPhotoError,
+    PolicyRefusal,
+    RateLimited,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from moderation.config import ModerationSettings
+    from moderation.nsfw import NsfwDetector
+    from moderation.policy import PromptPolicy
+
+MAX_ANSWER_BYTES = 64 * 1024
+
+
+class CheckUnavailable(RuntimeError):
+    """The helper process gave no verdict (not started, gone, or an unreadable answer)."""
+
+
+@dataclass(frozen=True)
+class CliModeration:
+    """What the CLI's check loads once: settings, the prompt policy and the NSFW model."""
+
+    settings: ModerationSettings
+    policy: PromptPolicy
+    detector: NsfwDetector
+
+    @classmethod
+    def load(cls) -> CliModeration:
+        """Moderation settings from the environment (and ``.env``), the prompt policy and the
+        NSFW model built for one photo (``quick_start``). Raises ``UsageError`` on bad settings."""
+        import os
+
+        from livingphoto.env import load_environ
+        from moderation.config import ModerationSettings
+        from moderation.nsfw import load_detector
+        from moderation.policy import PromptPolicy
+
+        settings = ModerationSettings.from_env(load_environ(os.environ, None))
+        policy = PromptPolicy.from_settings(settings)
+        return cls(settings, policy, load_detector(settings.nsfw_detector, quick_start=True))
+
+    def check(self, prompt: str, image: NDArray[np.uint8], data_dir: Path) -> None:
+        """The moderation gate on this request, as the service runs it (prompt policy, NSFW
+        check of the photo, audit log in ``data_dir``). ``--consent`` is the operator's
+        attestation for this one photo and is checked by the CLI itself, not looked up in the
+        consent ledger. Raises ``PolicyRefusal`` (or ``UsageError``, ``RateLimited``)."""
+        from moderation.gate import ModerationRequest, Moderator
+        from moderation.requester import Requester
+
+        with Moderator.open(
+            self.settings, data_dir, detector=self.detector, policy=self.policy
+        ) as moderator:
+            moderator.check_request(
+                ModerationRequest(
+                    requester=Requester("cli", "operator"),
+                    prompt=prompt,
+                    image=image,
+                    shows_person=False,  # consent was checked by the CLI, for this photo
+                )
+            )
+
+
+class CheckProcess:
+    """``CliModeration`` in a child process (see the module docstring). One request per child."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._process: subprocess.Popen[bytes] | None = None
+        self._submitted = False
+
+    def start(self) -> CheckProcess:
+        """Start the child, which imports and loads at once; returns ``self``. A failure to
+        start shows later, as ``CheckUnavailable`` from ``verdict``."""
+        with contextlib.suppress(OSError):
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "moderation.cli_check", str(self.data_dir)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        return self
+
+    def submit(self, prompt: str, image: NDArray[np.uint8]) -> None:
+        """Send the request: the prompt and the decoded photo, (H, W, 3) RGB uint8."""
+        import numpy as np
+
+        process = self._process
+        if process is None or process.stdin is None or self._submitted:
+            return
+        self._submitted = True
+        pixels = np.ascontiguousarray(image, dtype=np.uint8)
+        height, width = pixels.shape[:2]
+        header = json.dumps({"prompt": prompt, "height": height, "width": width})
+        try:
+            process.stdin.write(header.encode("utf-8") + b"\n")
+            process.stdin.write(pixels.data)
+            process.stdin.close()
+        except (OSError, ValueError):
+            pass  # the child is gone: verdict() says so
+
+    def verdict(self) -> None:
+        """Wait for the child's answer: return when the request is allowed, raise its refusal.
+
+        Raises ``CheckUnavailable`` when there is no answer to trust."""
+        process = self._process
+        if process is None or not self._submitted or process.stdout is None:
+            raise CheckUnavailable("the moderation process did not start")
+        try:
+            answer = process.stdout.read(MAX_ANSWER_BYTES)
+            process.wait()
+        except (OSError, ValueError) as error:
+            raise CheckUnavailable(f"the moderation process failed: {error}") from None
+        try:
+            reply: Any = json.loads(answer.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise CheckUnavailable(
+                f"the moderation process gave no verdict (exit {process.returncode})"
+            ) from None
+        if not isinstance(reply, dict):
+            raise CheckUnavailable("the moderation process gave no verdict")
+        if reply.get("allowed") is True:
+            return
+        raise _error_from(reply)
+
+    def close(self) -> None:
+        """Stop the child if it is still running (idempotent)."""
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    stream.close()
+
+    def __enter__(self) -> CheckProcess:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _error_to(error: LivingPhotoError) -> dict[str, Any]:
+    return {
+        "error": type(error).__name__,
+        "message": str(error),
+        "category": getattr(error, "category", ""),
+        "rule": getattr(error, "rule", ""),
+        "suggestion": getattr(error, "suggestion", ""),
+        "retry_after_s": getattr(error, "retry_after_s", 0.0),
+    }
+
+
+def _error_from(reply: dict[str, Any]) -> LivingPhotoError | CheckUnavailable:
+    """The refusal the child reported; anything unknown is ``CheckUnavailable``."""
+    kind, message = reply.get("error"), str(reply.get("message", ""))
+    if kind == "PolicyRefusal":
+        return PolicyRefusal(
+            str(reply.get("category", "")),
+            message,
+            rule=str(reply.get("rule", "")),
+            suggestion=str(reply.get("suggestion", "")),
+        )
+    if kind == "RateLimited":
+        return RateLimited(message, float(reply.get("retry_after_s", 0.0)))
+    if kind == "UsageError":
+        return UsageError(message)
+    if kind == "ConsentRequired":
+        return ConsentRequired(message)
+    return CheckUnavailable(f"the moderation process failed: {message or kind}")
+
+
+def serve(data_dir: str) -> int:
+    """The child: load the check, read one request, answer it (exit code 0 once answered)."""
+    import numpy as np
+
+    stdout = sys.stdout
+    try:
+        moderation = CliModeration.load()
+        header = json.loads(sys.stdin.buffer.readline().decode("utf-8"))
+        height, width = int(header["height"]), int(header["width"])
+        data = sys.stdin.buffer.read(height * width * 3)
+        if len(data) != height * width * 3:
+            return 1  # the parent went away
+        image = np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
+        moderation.check(str(header["prompt"]), image, Path(data_dir))
+    except LivingPhotoError as error:
+        stdout.write(json.dumps(_error_to(error)) + "\n")
+        return 0
+    stdout.write(json.dumps({"allowed": True}) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(serve(sys.argv[1]))
