@@ -26,6 +26,7 @@ import contextlib
 import json
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -104,7 +105,7 @@ class CheckProcess:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self._process: subprocess.Popen[bytes] | None = None
-        self._submitted = False
+        self._writer: threading.Thread | None = None
 
     def start(self) -> CheckProcess:
         """Start the child, which imports and loads at once; returns ``self``. A failure to
@@ -119,30 +120,37 @@ class CheckProcess:
         return self
 
     def submit(self, prompt: str, image: NDArray[np.uint8]) -> None:
-        """Send the request: the prompt and the decoded photo, (H, W, 3) RGB uint8."""
+        """Send the request: the prompt and the decoded photo, (H, W, 3) RGB uint8. The pixels
+        are written by a thread of their own: the child reads them only once it has loaded."""
         import numpy as np
 
         process = self._process
-        if process is None or process.stdin is None or self._submitted:
+        if process is None or process.stdin is None or self._writer is not None:
             return
-        self._submitted = True
         pixels = np.ascontiguousarray(image, dtype=np.uint8)
         height, width = pixels.shape[:2]
         header = json.dumps({"prompt": prompt, "height": height, "width": width})
-        try:
-            process.stdin.write(header.encode("utf-8") + b"\n")
-            process.stdin.write(pixels.data)
-            process.stdin.close()
-        except (OSError, ValueError):
-            pass  # the child is gone: verdict() says so
+        stdin = process.stdin
+
+        def write() -> None:
+            try:
+                stdin.write(header.encode("utf-8") + b"\n")
+                stdin.write(pixels.data)
+                stdin.close()
+            except (OSError, ValueError):
+                pass  # the child is gone: verdict() says so
+
+        self._writer = threading.Thread(target=write, name="lp-moderation-send", daemon=True)
+        self._writer.start()
 
     def verdict(self) -> None:
         """Wait for the child's answer: return when the request is allowed, raise its refusal.
 
         Raises ``CheckUnavailable`` when there is no answer to trust."""
         process = self._process
-        if process is None or not self._submitted or process.stdout is None:
+        if process is None or self._writer is None or process.stdout is None:
             raise CheckUnavailable("the moderation process did not start")
+        self._writer.join()
         try:
             answer = process.stdout.read(MAX_ANSWER_BYTES)
             process.wait()
@@ -168,6 +176,8 @@ class CheckProcess:
         if process.poll() is None:
             process.kill()
         process.wait()
+        if self._writer is not None:
+            self._writer.join()  # the child is gone: its write ends
         for stream in (process.stdin, process.stdout):
             if stream is not None:
                 with contextlib.suppress(OSError, ValueError):
