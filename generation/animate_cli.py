@@ -266,9 +266,11 @@ def _animate_with(
     from generation.subject import find_subject
 
     model = FaceModel(embedder=embedder)
-    pending.append(loader.submit(model.load))
+    # Detection first: dlib's HOG releases the GIL at once, and the old-scan check and the
+    # landmark models' load (which holds the GIL for ~70 ms) then run beside it, not before it.
     found = loader.submit(find_subject, model, sanitized.rgb, args.face)
     damage = loader.submit(analyse, sanitized.rgb) if args.restore == "auto" else None
+    pending.append(loader.submit(model.load))
     pending.extend(future for future in (found, damage) if future is not None)
 
     from generation.animator import AnimateOptions, Animator, Inspection
