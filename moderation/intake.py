@@ -229,21 +229,24 @@ def open_first_frame(
         warnings.simplefilter("always")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            with Image.open(io.BytesIO(data), formats=[_DECODERS[kind]]) as im:
-                width, height = im.size
-                if width * height > max_pixels:
-                    raise UsageError(
-                        f"the photo has too many pixels ({width}x{height}); "
-                        f"the limit is {max_pixels / 1e6:.0f} megapixels"
-                    )
-                _check_shape(width, height)
-                frames = int(getattr(im, "n_frames", 1))
-                if frames > 1:
-                    im.seek(0)
-                    what = "a burst or sequence" if kind == "HEIC" else "animated"
-                    notes.append(f"the photo is {what} ({frames} frames); the first frame was used")
-                im.load()
-                oriented = ImageOps.exif_transpose(im)  # a loaded copy
+            # Not closed here: a closed image loses its pixels, and the data is in memory anyway.
+            im = Image.open(io.BytesIO(data), formats=[_DECODERS[kind]])
+            width, height = im.size
+            if width * height > max_pixels:
+                raise UsageError(
+                    f"the photo has too many pixels ({width}x{height}); "
+                    f"the limit is {max_pixels / 1e6:.0f} megapixels"
+                )
+            _check_shape(width, height)
+            frames = int(getattr(im, "n_frames", 1))
+            if frames > 1:
+                im.seek(0)
+                what = "a burst or sequence" if kind == "HEIC" else "animated"
+                notes.append(f"the photo is {what} ({frames} frames); the first frame was used")
+            im.load()
+            # Turned as its EXIF orientation says, in place: no copy of a photo that is upright.
+            ImageOps.exif_transpose(im, in_place=True)
+            oriented = im
         except UsageError:
             raise
         except (Image.DecompressionBombWarning, Image.DecompressionBombError):
@@ -343,7 +346,8 @@ def _to_rgb(im: Image.Image) -> NDArray[np.uint8]:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         white.alpha_composite(rgba)
         return np.asarray(white.convert("RGB"), dtype=np.uint8).copy()
-    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    rgb = im if mode == "RGB" else im.convert("RGB")  # converting an RGB image only copies it
+    return np.array(rgb, dtype=np.uint8)
 
 
 def _short(error: BaseException) -> str:
