@@ -138,16 +138,17 @@ def _moderated(
     """Send this request to the moderation process and return the wait for its verdict (the
     animator calls it before writing anything). Without a verdict from the process, the same
     check runs here: a request is never let through unchecked. Raises ``PolicyRefusal``."""
-    from moderation.cli_check import CheckUnavailable, CliModeration
+    from moderation.cli_check import CheckUnavailable, CliModeration, moderation_copy
 
-    check.submit(prompt, inspection.image.rgb)
+    photo = moderation_copy(inspection.image.rgb)
+    check.submit(prompt, photo)
 
     def verdict() -> None:
         try:
             check.verdict()
         except CheckUnavailable as error:
             logger.info("%s: checking in this process", error)
-            CliModeration.load().check(prompt, inspection.image.rgb, data_dir)
+            CliModeration.load().check(prompt, photo, data_dir)
 
     return verdict
 

@@ -49,6 +49,23 @@ if TYPE_CHECKING:
     from moderation.policy import PromptPolicy
 
 MAX_ANSWER_BYTES = 64 * 1024
+# The photo the check sees is at most this long: the NSFW model looks at 224 px of it, and a
+# phone photo (12-48 MP) would otherwise cross the pipe and be resized in full.
+CHECK_LONG_SIDE = 1024
+
+
+def moderation_copy(image: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """``image`` (H, W, 3 RGB uint8) as the check sees it: itself, or a copy at most
+    ``CHECK_LONG_SIDE`` pixels long (area interpolation) when it is bigger."""
+    import cv2
+    import numpy as np
+
+    height, width = image.shape[:2]
+    scale = CHECK_LONG_SIDE / max(height, width)
+    if scale >= 1.0:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
 
 class CheckUnavailable(RuntimeError):

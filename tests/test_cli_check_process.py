@@ -65,3 +65,14 @@ def test_a_process_that_died_gives_no_verdict(tmp_path: Path, photo: NDArray[np.
 def test_an_unknown_answer_is_no_verdict() -> None:
     assert isinstance(_error_from({"error": "SomethingElse", "message": "?"}), CheckUnavailable)
     assert isinstance(_error_from({}), CheckUnavailable)
+
+
+def test_a_big_photo_is_checked_on_a_copy_at_most_1024_px_long() -> None:
+    from moderation.cli_check import CHECK_LONG_SIDE, moderation_copy
+
+    small = np.zeros((300, 200, 3), dtype=np.uint8)
+    assert moderation_copy(small) is small
+    big = np.full((3000, 4000, 3), 200, dtype=np.uint8)
+    copy = moderation_copy(big)
+    assert copy.shape == (768, CHECK_LONG_SIDE, 3) and copy.dtype == np.uint8
+    assert int(copy[100, 100, 0]) == 200
