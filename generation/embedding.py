@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from livingphoto.errors import GenerationFailed
+from livingphoto.helper_process import start_helper, stop_helper
 
 if TYPE_CHECKING:  # numpy is imported where it is used: ``start`` runs before the caller's imports
     import numpy as np
@@ -89,12 +90,7 @@ class EmbeddingProcess:
             raise EmbeddingUnavailable("the embedding process has stopped")
         if self._process is None:
             try:
-                self._process = subprocess.Popen(
-                    [sys.executable, "-m", "generation.embedding", str(self.model_file)],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL,
-                )
+                self._process = start_helper("generation.embedding", str(self.model_file))
             except OSError as error:
                 self._failed = True
                 raise EmbeddingUnavailable(f"cannot start the embedding process: {error}") from None
@@ -131,16 +127,7 @@ class EmbeddingProcess:
 
     def close(self) -> None:
         """Stop the child (it keeps nothing worth waiting for; idempotent)."""
-        process = self._process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        for stream in (process.stdin, process.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
+        stop_helper(self._process)
 
     def __enter__(self) -> EmbeddingProcess:
         return self

@@ -39,6 +39,7 @@ from livingphoto.errors import (
     RateLimited,
     UsageError,
 )
+from livingphoto.helper_process import start_helper, stop_helper
 
 if TYPE_CHECKING:
     import numpy as np
@@ -128,12 +129,7 @@ class CheckProcess:
         """Start the child, which imports and loads at once; returns ``self``. A failure to
         start shows later, as ``CheckUnavailable`` from ``verdict``."""
         with contextlib.suppress(OSError):
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "moderation.cli_check", str(self.data_dir)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-            )
+            self._process = start_helper("moderation.cli_check", str(self.data_dir))
         return self
 
     def submit(self, prompt: str, image: NDArray[np.uint8]) -> None:
@@ -187,18 +183,9 @@ class CheckProcess:
 
     def close(self) -> None:
         """Stop the child if it is still running (idempotent)."""
-        process = self._process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+        stop_helper(self._process)
         if self._writer is not None:
-            self._writer.join()  # the child is gone: its write ends
-        for stream in (process.stdin, process.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError, ValueError):
-                    stream.close()
+            self._writer.join()  # the child is gone: its write has ended
 
     def __enter__(self) -> CheckProcess:
         return self
