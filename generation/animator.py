@@ -374,8 +374,8 @@ class Animator:
         gate = _ExportGate(before_export)
         # Each frame is encoded (one ffmpeg per take, fed from an encoder thread) as soon as it
         # is drawn, so every take's encoder runs while later frames are drawn here; once a take
-        # is complete it is scored (one thread, in take order) and a reporter thread hands it
-        # to on_take when its clip is written.
+        # is complete it is scored (on one of SCORERS threads) and a reporter thread hands it
+        # to on_take, in take order, when its clip is written.
         with (
             ThreadPoolExecutor(max_workers=min(3, options.variations)) as encoders,
             ThreadPoolExecutor(max_workers=SCORERS) as scorer,
