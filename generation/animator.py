@@ -53,6 +53,7 @@ from generation.preprocess import Framed
 from generation.quality import Likeness, Scores
 from generation.restore import DamageReport, RestoreMode, restore_working
 from generation.subject import Subject, SubjectKind, choose, find_subject, salient_centre
+from livingphoto.atomic import write_atomically
 from livingphoto.errors import GenerationFailed, LivingPhotoError, UsageError
 
 if TYPE_CHECKING:
@@ -144,6 +145,7 @@ class AnimateResult:
             "restored": bool(self.restoration.get("restored", False)),
             **({"restoration": self.restoration["restoration"]} if self.restoration else {}),
             "subject": self.subject,
+            **({"contact_sheet": str(self.contact_sheet)} if self.contact_sheet else {}),
         }
 
 
@@ -571,7 +573,9 @@ class Animator:
             subject=inspection.subject_json(),
         )
         try:
-            (out_dir / "summary.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+            write_atomically(
+                out_dir / "summary.json", (json.dumps(result.to_json(), indent=2) + "\n").encode()
+            )
         except OSError as error:
             raise GenerationFailed(
                 f"could not write summary.json: {error.strerror or error}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from generation.backend import Frames
 from generation.quality import Scores
+from livingphoto.atomic import write_atomically
 
 THUMB_HEIGHT = 160
 LABEL_WIDTH = 150
@@ -99,5 +101,7 @@ def write_contact_sheet(rows: Sequence[SheetRow], path: Path, frames_per_row: in
             sheet.paste(Image.fromarray(thumb[:, :thumb_w]), (left, top))
             label = f"frame {frame_index}" + (" (blink)" if frame_index == row.blink_peak else "")
             draw.text((left + 2, top + THUMB_HEIGHT + 1), label, fill=TEXT, font=font)
-    sheet.save(path, format="PNG", optimize=False, compress_level=1)
+    png = io.BytesIO()
+    sheet.save(png, format="PNG", optimize=False, compress_level=1)
+    write_atomically(path, png.getvalue())  # a run stopped half-way leaves no truncated sheet
     return path

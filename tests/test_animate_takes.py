@@ -123,3 +123,22 @@ def test_a_cancel_while_drawing_stops_the_encoders(tmp_path: Path) -> None:
         )
     assert (1, 2) in drawn and (2, 0) not in drawn
     assert not list((tmp_path / "out").glob("variation-2*"))  # the unfinished take's clip
+
+
+def test_the_json_names_the_contact_sheet_and_no_partial_file_is_left(tmp_path: Path) -> None:
+    result = Animator(make_backend("warp")).animate(
+        ASTRONAUT.read_bytes(), "subtle blink", SMALL, tmp_path / "out"
+    )
+    report = result.to_json()
+    assert report["contact_sheet"] == str(tmp_path / "out" / "contact-sheet.png")
+    assert not list((tmp_path / "out").glob(".*.part"))  # written whole, then renamed
+
+
+def test_an_atomic_write_that_fails_leaves_neither_file(tmp_path: Path) -> None:
+    from livingphoto.atomic import write_atomically
+
+    target = tmp_path / "folder-not-file"
+    target.mkdir()
+    with pytest.raises(OSError):
+        write_atomically(target, b"data")  # cannot replace a directory with a file
+    assert target.is_dir() and not list(tmp_path.glob(".*.part"))
