@@ -279,19 +279,52 @@ class Animator:
         ``inspection`` (from ``inspect``) skips a second intake/detection of the same bytes.
         ``on_take`` is called with each ``FinishedTake`` the moment its clip is encoded and
         scored (take 1 first; with a streaming backend, while later takes are still rendered).
-        ``before_export`` is called once the first take is rendered and before any clip is
-        written; whatever it raises aborts the run (the CLI finishes moderation there).
+        ``before_export`` is called before the first clip is written; whatever it raises
+        aborts the run (the CLI finishes moderation there). An output folder this run created
+        is removed again when the run fails before writing anything into it.
         """
+        token = cancel or CancelToken()
+        _check_options(options)
+        self.setup()
+        created = _prepare_out_dir(out_dir)
+        try:
+            return self._animate_into(
+                image_bytes,
+                prompt,
+                options,
+                out_dir,
+                progress,
+                token,
+                inspection=inspection,
+                on_take=on_take,
+                before_export=before_export,
+            )
+        except BaseException:
+            if created:
+                with suppress(OSError):
+                    out_dir.rmdir()  # only when empty
+            raise
+
+    def _animate_into(
+        self,
+        image_bytes: bytes,
+        prompt: str,
+        options: AnimateOptions,
+        out_dir: Path,
+        progress: ProgressFn,
+        token: CancelToken,
+        *,
+        inspection: Inspection | None,
+        on_take: TakeFn | None,
+        before_export: Callable[[], None] | None,
+    ) -> AnimateResult:
+        """``animate`` once the options are checked and ``out_dir`` exists."""
         from generation.contact_sheet import write_contact_sheet
         from generation.frame_check import clip_fault
         from generation.motion import parse_motion
         from generation.preprocess import frame_subject
         from generation.quality import rank, score
 
-        token = cancel or CancelToken()
-        _check_options(options)
-        self.setup()
-        _prepare_out_dir(out_dir)
         timings: dict[str, float] = {}
         started = time.perf_counter()
         spec = parse_motion(prompt)
@@ -817,8 +850,10 @@ def _scale_animal(face: FaceBox | None, framed: Framed) -> FaceBox | None:
     return face.scaled(sx, sy, -x0 * sx, -y0 * sy)
 
 
-def _prepare_out_dir(out_dir: Path) -> None:
-    """Create ``out_dir`` (before any work, so a bad ``--out`` fails fast)."""
+def _prepare_out_dir(out_dir: Path) -> bool:
+    """Create ``out_dir`` (before any work, so a bad ``--out`` fails fast); True when this
+    call created it."""
+    existed = out_dir.exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -827,6 +862,7 @@ def _prepare_out_dir(out_dir: Path) -> None:
         ) from None
     if not out_dir.is_dir():
         raise UsageError(f"the output folder {out_dir} is not a folder")
+    return not existed
 
 
 def _check_options(options: AnimateOptions) -> None:

@@ -52,7 +52,21 @@ def test_a_refusal_before_export_writes_no_clip(tmp_path: Path) -> None:
             before_export=refuse,
         )
     assert not reported
-    assert not list((tmp_path / "out").glob("variation-*"))
+    assert not (tmp_path / "out").exists()  # the folder this run made is gone again
+
+
+def test_a_failed_run_keeps_a_folder_that_was_there(tmp_path: Path) -> None:
+    kept = tmp_path / "mine"
+    kept.mkdir()
+
+    def refuse() -> None:
+        raise PolicyRefusal("sexual content", "not allowed")
+
+    with pytest.raises(PolicyRefusal):
+        Animator(make_backend("warp")).animate(
+            ASTRONAUT.read_bytes(), "subtle blink", SMALL, kept, before_export=refuse
+        )
+    assert kept.is_dir()
 
 
 class FlatMiddleTake:
