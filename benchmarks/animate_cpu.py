@@ -76,7 +76,7 @@ if what == "policy":
 elif what == "nsfw":
     from moderation.nsfw import load_detector
     imported = time.perf_counter()
-    load_detector("")
+    load_detector("", quick_start=True)  # as the CLI's moderation process builds it
 else:
     from generation.faces import FaceModel
     imported = time.perf_counter()
@@ -444,7 +444,7 @@ def main() -> int:
     print(f"| service/bot packages imported | {', '.join(stack) or 'none'} |")
     for what, label in (
         ("policy", "prompt policy load"),
-        ("nsfw", "NSFW model load"),
+        ("nsfw", "NSFW model load, quick start (moderation process)"),
         ("faces", "face detector load"),
     ):
         print(f"| {label} (alone) | {loads[what]:.3f} s |")
