@@ -511,7 +511,10 @@ def _check_store_and_media(cluster: Cluster, tracker: Tracker, result: SoakResul
         f"{len(problems)} job directories wrong {problems[:3]}, "
         f"{len(wrong_clips)} jobs with a wrong clip count",
     )
-    result.checks["no orphaned media"] = (not orphans, f"{len(orphans)} directories without a job")
+    result.checks["no orphaned media"] = (
+        not orphans,
+        f"{len(orphans)} directories without a job {orphans[:3]}",
+    )
 
 
 def _check_logs(cluster: Cluster, result: SoakResult) -> None:

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from generation.service.jobs import check_job_id
+from generation.service.jobs import check_job_id, is_job_id
 
 INPUT_NAME = "input.png"
 
@@ -63,6 +63,12 @@ class MediaStore:
         if not path.is_relative_to(self.root):
             raise ValueError(f"path outside the media directory: {relative!r}")
         return path
+
+    def job_ids(self) -> set[str]:
+        """Names of the job directories on disk (entries not named like a job id are ignored)."""
+        if not self.root.is_dir():
+            return set()
+        return {entry.name for entry in self.root.iterdir() if is_job_id(entry.name)}
 
     def write_input(self, job_id: str, png: bytes) -> str:
         """Store the sanitised photo atomically; returns its path relative to the data dir."""

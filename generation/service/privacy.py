@@ -67,7 +67,8 @@ class Privacy:
         }
 
     def sweep(self, now: float | None = None) -> int:
-        """Delete media older than the retention period; returns how many jobs were swept."""
+        """Delete media older than the retention period, then orphaned media; returns how many
+        jobs' media were deleted (both kinds)."""
         cutoff = (time.time() if now is None else now) - self._retention_s
         expired = self._store.expired(cutoff)
         if expired:
@@ -75,7 +76,25 @@ class Privacy:
             counts = {"jobs": len(expired), "media_files": files, "media_bytes": size}
             self._guard.record_deletion(None, "retention", counts)
             log.info("retention: deleted the media of %d job(s)", len(expired))
-        return len(expired)
+        return len(expired) + self.sweep_orphans()
+
+    def sweep_orphans(self) -> int:
+        """Delete job directories that no job keeps: a service killed between storing a photo
+        and recording its job, or a worker that wrote into a job forgotten meanwhile. Runs
+        synchronously on the event loop, so no submission of this service is half done (a photo
+        is stored and its job recorded with no ``await`` between); one service owns a data dir.
+        Returns how many directories were deleted."""
+        orphans = sorted(self._media.job_ids() - self._store.keeping_media())
+        if not orphans:
+            return 0
+        files = size = 0
+        for job_id in orphans:
+            removed = self._media.delete_job(job_id)
+            files, size = files + removed.files, size + removed.bytes
+        counts = {"jobs": len(orphans), "media_files": files, "media_bytes": size}
+        self._guard.record_deletion(None, "orphaned", counts)
+        log.warning("deleted %d orphaned media director(ies) that no job keeps", len(orphans))
+        return len(orphans)
 
     async def run_sweeper(self, period_s: float) -> None:
         while True:

@@ -171,8 +171,10 @@ class Scheduler:
         )
         try:
             self.store.insert(job)
-        except sqlite3.IntegrityError:
-            self.media.delete_job(job.id)
+        except BaseException as error:
+            self.media.delete_job(job.id)  # a photo no job records must not stay on disk
+            if not isinstance(error, sqlite3.IntegrityError):
+                raise
             existing = self.store.by_idempotency_key(sub.requester, sub.idempotency_key or "")
             if existing is None:
                 raise

@@ -309,6 +309,11 @@ class JobStore:
         ).fetchall()
         return [_job(row) for row in rows]
 
+    def keeping_media(self) -> set[str]:
+        """Ids of the jobs whose media is kept (not yet deleted by retention, revoke or refusal)."""
+        rows = self._db.execute("SELECT id FROM jobs WHERE media_deleted = 0").fetchall()
+        return {row[0] for row in rows}
+
     def add_moderation_time(self, job_id: str, seconds: float) -> None:
         self._db.execute(
             "UPDATE jobs SET moderation_s = moderation_s + ? WHERE id = ?", (seconds, job_id)
