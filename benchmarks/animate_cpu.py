@@ -9,7 +9,8 @@ entry point, ``animate PHOTO PROMPT --consent`` with the defaults (3 takes x 3 s
 512 px, warp backend). Its wall time is divided by the **floor** measured in the same run, right
 before it: the least work that output needs on this machine, i.e. three libx264 ``veryfast``
 encodes (the command's own settings: CRF 20, one thread each, yuv420p input) of 72 frames each,
-run in parallel, the 216 frames made on the fly by ``cv2.remap`` of the same 512 px photo. Each
+run in parallel, the 216 frames made on the fly by ``cv2.remap`` of the same 512 px picture the
+command's frames show (the photo framed as ``--crop auto`` frames it: ``source_image``). Each
 run pairs one floor with one command; the table shows medians over the runs and the median of the
 per-run ratios (absolute times on shared machines move by 2x from day to day; the ratio does not).
 
@@ -103,14 +104,20 @@ def bench_env(data_dir: Path) -> dict[str, str]:
 
 
 def source_image(photo: Path) -> NDArray[np.uint8]:
-    bgr = cv2.imread(str(photo), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise SystemExit(f"cannot read {photo}")
-    height, width = bgr.shape[:2]
-    scale = SIZE / max(height, width)
-    size = (round(width * scale) // 2 * 2, round(height * scale) // 2 * 2)
-    rgb = cv2.cvtColor(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-    return np.ascontiguousarray(rgb, dtype=np.uint8)
+    """The picture the command's frames show: the photo framed as ``animate`` frames it by
+    default (``--crop auto``: head and shoulders of the largest face, else the whole photo), long
+    side ``SIZE``, by the project's own intake, detection and framing. The floor encodes that
+    picture, so it pays what the same frames cost x264 (a 12 MP phone photo shrunk whole to
+    512 px is mostly smooth background and encodes in two thirds of the time its face crop
+    takes)."""
+    from generation.faces import FaceModel
+    from generation.preprocess import frame_subject
+    from generation.subject import find_subject
+    from moderation.intake import load_image_file
+
+    rgb = load_image_file(photo).rgb
+    subject = find_subject(FaceModel(), rgb)
+    return frame_subject(rgb, subject.animatable, crop="auto", size=SIZE).image
 
 
 def _floor_take(image: NDArray[np.uint8], take: int, out: Path) -> None:

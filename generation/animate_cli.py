@@ -26,6 +26,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 from livingphoto.errors import ConsentRequired, GenerationFailed, LivingPhotoError, UsageError
 
 if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
     from generation.animator import Inspection
     from generation.embedding import EmbeddingProcess
     from moderation.cli_check import CheckProcess
@@ -133,14 +136,14 @@ def _check_consent(inspection: Inspection, consent: bool) -> None:
 
 
 def _moderated(
-    prompt: str, inspection: Inspection, check: CheckProcess, data_dir: Path
+    prompt: str, photo: NDArray[np.uint8], check: CheckProcess, data_dir: Path
 ) -> Callable[[], None]:
-    """Send this request to the moderation process and return the wait for its verdict (the
-    animator calls it before writing anything). Without a verdict from the process, the same
-    check runs here: a request is never let through unchecked. Raises ``PolicyRefusal``."""
-    from moderation.cli_check import CheckUnavailable, CliModeration, moderation_copy
+    """Send this request (``photo``: ``moderation_copy`` of the picture) to the moderation
+    process and return the wait for its verdict (the animator calls it before writing
+    anything). Without a verdict from the process, the same check runs here: a request is never
+    let through unchecked. Raises ``PolicyRefusal``."""
+    from moderation.cli_check import CheckUnavailable, CliModeration
 
-    photo = moderation_copy(inspection.image.rgb)
     check.submit(prompt, photo)
 
     def verdict() -> None:
@@ -259,20 +262,27 @@ def _animate_with(
     check: CheckProcess,
     data_dir: Path,
 ) -> int:
+    from moderation.cli_check import moderation_copy
     from moderation.intake import load_image_file
 
-    sanitized = load_image_file(args.photo)
+    # The photo decodes on a loader thread (OpenCV and Pillow release the GIL) while this one
+    # imports the face code and builds the detector: a 12 MP phone photo takes ~0.1 s.
+    decoded = loader.submit(load_image_file, args.photo)
+    pending.append(decoded)
     from generation.faces import FaceModel
     from generation.restore import analyse
     from generation.subject import find_subject
 
     model = FaceModel(embedder=embedder)
+    sanitized = decoded.result()
     # Detection first: dlib's HOG releases the GIL at once, and the old-scan check and the
     # landmark models' load (which holds the GIL for ~70 ms) then run beside it, not before it.
     found = loader.submit(find_subject, model, sanitized.rgb, args.face)
     damage = loader.submit(analyse, sanitized.rgb) if args.restore == "auto" else None
     pending.append(loader.submit(model.load))
-    pending.extend(future for future in (found, damage) if future is not None)
+    # The moderation process's copy (a resize of a big photo) is ready once consent is settled.
+    photo_copy = loader.submit(moderation_copy, sanitized.rgb)
+    pending.extend(future for future in (found, damage, photo_copy) if future is not None)
 
     from generation.animator import AnimateOptions, Animator, Inspection
     from generation.backends import make_backend
@@ -299,7 +309,7 @@ def _animate_with(
     _check_consent(inspection, args.consent)
     if not inspection.shows_person:
         embedder.close()  # only a human face is compared with the photo
-    allowed = _moderated(args.prompt, inspection, check, data_dir)
+    allowed = _moderated(args.prompt, photo_copy.result(), check, data_dir)
     if args.backend != "warp":
         allowed()  # model weights load only once the request is allowed
     animator.setup()

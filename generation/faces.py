@@ -38,6 +38,7 @@ from generation.embedding import (
 )
 from generation.mesh import MOUTH_CORNERS, FaceMesh, load_mesh
 from livingphoto.errors import GenerationFailed
+from livingphoto.resample import shrink
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ class FaceModel:
         work = rgb
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            work = np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+            work = shrink(rgb, size)
         work = np.ascontiguousarray(work)
         with self._lock:
             rects, scores, kinds = self._detector.run(work, 1, 0.0)
@@ -318,10 +319,10 @@ class FaceModel:
         """Cat faces (OpenCV's extended frontal cat-face cascade), left to right."""
         height, width = rgb.shape[:2]
         scale = min(1.0, 480 / max(height, width))
-        grey = np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
+        small = rgb
         if scale < 1.0:
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            grey = np.asarray(cv2.resize(grey, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+            small = shrink(rgb, (max(1, round(width * scale)), max(1, round(height * scale))))
+        grey = np.asarray(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
         grey = np.asarray(cv2.equalizeHist(grey), dtype=np.uint8)
         side = max(24, int(0.1 * min(grey.shape[:2])))
         hits = self._cat_cascade().detectMultiScale(

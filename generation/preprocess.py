@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from generation.backend import FaceBox
+from livingphoto.resample import shrink
 
 CropMode = Literal["auto", "none"]
 
@@ -74,12 +75,17 @@ def frame_subject(
     out_w, out_h = even_size(x1 - x0, y1 - y0, size)
     scale_x = out_w / (x1 - x0)
     scale_y = out_h / (y1 - y0)
-    shrinking = scale_x < 1.0
-    resized = cv2.resize(
-        region,
-        (out_w, out_h),
-        interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC,
-    )
+    if out_w <= region.shape[1] and out_h <= region.shape[0]:
+        resized = shrink(region, (out_w, out_h))
+    else:
+        resized = np.asarray(
+            cv2.resize(
+                region,
+                (out_w, out_h),
+                interpolation=cv2.INTER_AREA if scale_x < 1.0 else cv2.INTER_CUBIC,
+            ),
+            dtype=np.uint8,
+        )
     moved: FaceBox | None = None
     if face is not None:
         moved = FaceBox(

@@ -60,6 +60,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from livingphoto.resample import shrink
+
 if TYPE_CHECKING:
     from generation.backend import FaceBox
     from generation.faces import FaceModel
@@ -571,8 +573,7 @@ def _shrink(rgb: Image, side: int) -> Image:
     factor = side / max(height, width)
     if factor >= 1.0:
         return rgb
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    return np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    return shrink(rgb, (max(1, round(width * factor)), max(1, round(height * factor))))
 
 
 def _full_masks(work: Image, grain: GrainEstimate) -> tuple[_Masks, Image]:

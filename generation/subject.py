@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from generation.backend import FaceBox, SubjectKind
 from generation.faces import MIN_FACE_PX, FaceModel
 from livingphoto.errors import UsageError
+from livingphoto.resample import halve_towards
 
 __all__ = ["Subject", "SubjectKind", "choose", "find_subject", "salient_centre"]
 
@@ -102,7 +103,7 @@ def salient_centre(rgb: NDArray[np.uint8]) -> tuple[float, float]:
     """The centre (x, y, source pixels) of the most salient region (spectral residual saliency,
     Hou & Zhang 2007, on a 64-px copy), pulled a little towards the picture's centre."""
     height, width = rgb.shape[:2]
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    grey = cv2.cvtColor(halve_towards(rgb, (64, 64)), cv2.COLOR_RGB2GRAY).astype(np.float32)
     small = np.asarray(cv2.resize(grey, (64, 64), interpolation=cv2.INTER_AREA), dtype=np.float32)
     spectrum = np.fft.fft2(small)
     log_amp = np.log(np.abs(spectrum) + 1e-6).astype(np.float32)

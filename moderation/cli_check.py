@@ -58,15 +58,13 @@ CHECK_LONG_SIDE = 1024
 def moderation_copy(image: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """``image`` (H, W, 3 RGB uint8) as the check sees it: itself, or a copy at most
     ``CHECK_LONG_SIDE`` pixels long (area interpolation) when it is bigger."""
-    import cv2
-    import numpy as np
+    from livingphoto.resample import shrink
 
     height, width = image.shape[:2]
     scale = CHECK_LONG_SIDE / max(height, width)
     if scale >= 1.0:
         return image
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    return shrink(image, (max(1, round(width * scale)), max(1, round(height * scale))))
 
 
 class CheckUnavailable(RuntimeError):

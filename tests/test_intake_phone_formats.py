@@ -21,7 +21,16 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from livingphoto.errors import UsageError
-from moderation.intake import SUPPORTED, load_image, load_image_file, sniff_format
+from moderation.intake import (
+    DEFAULT_MAX_PIXELS,
+    SUPPORTED,
+    decode_jpeg,
+    load_image,
+    load_image_file,
+    open_first_frame,
+    sniff_format,
+    to_rgb,
+)
 from moderation.isolated_decode import decode_in_child
 
 DATA = Path(__file__).parent / "data"
@@ -195,3 +204,76 @@ def test_mangled_phone_photos_never_escape_as_other_errors(
         assert "\n" not in str(error)
     else:
         assert result.rgb.dtype == np.uint8 and result.rgb.shape[2] == 3
+
+
+# -- the quick JPEG path: OpenCV's decoder, Pillow's pixels -----------------------------------
+
+
+def _pillow_decode(data: bytes) -> np.ndarray:
+    """What Pillow alone makes of ``data`` (``open_first_frame`` and ``to_rgb``)."""
+    image, _, _ = open_first_frame(data, "JPEG", DEFAULT_MAX_PIXELS)
+    return to_rgb(image, "JPEG")
+
+
+def _jpeg(orientation: int = 1, mode: str = "RGB", **params: object) -> bytes:
+    picture = images.portrait_rgb(240, 168).convert(mode)  # stored landscape, not square
+    exif = Image.Exif()
+    if orientation != 1:
+        exif[0x0112] = orientation
+    return images.encode(picture, "JPEG", quality=88, exif=exif.tobytes(), **params)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_quick_jpeg_path_gives_pillows_pixels_in_every_orientation(
+    orientation: int, mode: str
+) -> None:
+    data = _jpeg(orientation, mode)
+    quick = decode_jpeg(data, DEFAULT_MAX_PIXELS)
+    assert quick is not None
+    rgb, stored, notes = quick
+    assert stored == (240, 168) and notes == []
+    expected = _pillow_decode(data)
+    assert rgb.shape == expected.shape and rgb.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(rgb, expected)
+    assert load_image(data).rgb.shape == expected.shape
+
+
+def test_quick_jpeg_path_reads_progressive_and_full_chroma_jpegs() -> None:
+    for data in (_jpeg(6, progressive=True), _jpeg(3, subsampling=0)):
+        quick = decode_jpeg(data, DEFAULT_MAX_PIXELS)
+        assert quick is not None
+        np.testing.assert_array_equal(quick[0], _pillow_decode(data))
+
+
+def test_jpegs_the_quick_path_leaves_to_pillow_still_decode_or_are_refused() -> None:
+    with_video = _jpeg(6) + b"\x00\x00\x00\x18ftypmp42" + bytes(64)  # a motion photo's tail
+    cmyk = images.cmyk_jpeg()
+    for data in (with_video, cmyk):
+        assert decode_jpeg(data, DEFAULT_MAX_PIXELS) is None
+        assert load_image(data).rgb.dtype == np.uint8
+    assert load_image(with_video).rgb.shape == (240, 168, 3)  # turned upright all the same
+    assert decode_jpeg(_jpeg(), max_pixels=1000) is None
+    with pytest.raises(UsageError, match="too many pixels"):
+        load_image(_jpeg(), max_pixels=1000)
+    assert decode_jpeg(images.truncated_jpeg(), DEFAULT_MAX_PIXELS) is None
+    with pytest.raises(UsageError, match="truncated"):
+        load_image(images.truncated_jpeg())
+
+
+@given(start=st.integers(2, 400), length=st.integers(1, 40), fill=st.integers(0, 255))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_a_damaged_jpeg_decodes_as_pillow_decodes_it_or_is_one_line(
+    start: int, length: int, fill: int
+) -> None:
+    damaged = bytearray(_jpeg(6))
+    damaged[start : start + length] = bytes([fill]) * length
+    quick = decode_jpeg(bytes(damaged), DEFAULT_MAX_PIXELS)
+    try:
+        result = load_image(bytes(damaged))
+    except UsageError as error:
+        assert quick is None and "\n" not in str(error)
+        return
+    if quick is not None:
+        np.testing.assert_array_equal(quick[0], result.rgb)
+        np.testing.assert_array_equal(quick[0], _pillow_decode(bytes(damaged)))
