@@ -224,6 +224,7 @@ def decode_pixels(
 # ``ImageOps.exif_transpose`` does: 2 mirror, 3 rotate 180, 4 flip, 5 transpose,
 # 6 rotate 90 clockwise, 7 transverse, 8 rotate 90 anticlockwise.
 _EXIF_ORIENTATION = 0x0112
+_TURNS = frozenset(range(2, 9))
 
 
 def decode_jpeg(
@@ -233,17 +234,23 @@ def decode_jpeg(
     OpenCV straight into an array, then turned upright as its EXIF orientation says:
     (RGB pixels, stored (width, height), notes), or None for anything else.
 
-    The header and EXIF are read by Pillow, the pixels by OpenCV's libjpeg-turbo with the
-    settings Pillow uses, so the pixels are Pillow's own (``tests/test_intake_phone_formats.py``
-    compares them for every orientation). What it saves is Pillow's copy of the picture into a
-    packed buffer and then into numpy: about 0.15 s for a 12 MP phone photo, more than the
-    decoding itself. None (CMYK, several pictures, data after the end marker, a damaged or
-    oversized file, a failed decode) sends the caller to ``open_first_frame``, which decodes
-    the rest and words every refusal."""
+    Pillow reads the header and EXIF (and rewrites the EXIF as ``ImageOps.exif_transpose`` does
+    when it turns a photo, so damaged metadata is noted alike) and checks the compressed data:
+    it decodes the file at 1/8 scale (every coefficient is still read, so a broken data stream
+    fails as it does at full size). OpenCV's libjpeg-turbo decodes the pixels with the settings
+    Pillow uses, so they are Pillow's own (``tests/test_intake_phone_formats.py`` compares them
+    for every orientation); OpenCV alone would accept a damaged stream as grey blocks. What
+    this saves is Pillow's full-size decode and its copy of the picture into a packed buffer
+    and then into numpy: about 0.07 s for a 12 MP phone photo. None (CMYK, several pictures,
+    data after the end marker, a damaged or oversized file, a failed decode) sends the caller
+    to ``open_first_frame``, which decodes the rest and words every refusal. One difference
+    remains: for a damaged stream that Pillow still decodes (silently), OpenCV's libjpeg
+    prints its warning (e.g. "Corrupt JPEG data: premature end of data segment") on stderr."""
     if not data.endswith(b"\xff\xd9"):
         return None  # truncated, or trailing data (a motion photo's video): Pillow's way
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             image = Image.open(io.BytesIO(data), formats=[_DECODERS["JPEG"]])
             width, height = image.size
@@ -253,8 +260,14 @@ def decode_jpeg(
                 or width * height > max_pixels
             ):
                 return None
-            orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
-        except Exception:  # a damaged header: Pillow's way words it
+            exif = image.getexif()
+            orientation = exif.get(_EXIF_ORIENTATION, 1)
+            if orientation in _TURNS:
+                del exif[_EXIF_ORIENTATION]
+                exif.tobytes()  # what exif_transpose does: loads (and warns about) sub-IFDs
+            image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
+            image.load()
+        except Exception:  # damaged, or a decompression bomb: Pillow's way words it
             return None
     short, long = min(width, height), max(width, height)
     if short < MIN_SHORT_SIDE or long / short > MAX_ASPECT:

@@ -277,3 +277,55 @@ def test_a_damaged_jpeg_decodes_as_pillow_decodes_it_or_is_one_line(
     if quick is not None:
         np.testing.assert_array_equal(quick[0], result.rgb)
         np.testing.assert_array_equal(quick[0], _pillow_decode(bytes(damaged)))
+
+
+def _scan_start(data: bytes) -> int:
+    sos = data.index(b"\xff\xda")
+    return sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
+
+
+def _exif(*entries: tuple[int, int, int, bytes]) -> bytes:
+    """A little-endian EXIF block with these IFD0 entries (tag, type, count, value)."""
+    tiff = b"II*\x00" + (8).to_bytes(4, "little") + len(entries).to_bytes(2, "little")
+    for tag, kind, count, value in entries:
+        tiff += tag.to_bytes(2, "little") + kind.to_bytes(2, "little")
+        tiff += count.to_bytes(4, "little") + value
+    return b"Exif\x00\x00" + tiff + bytes(4)
+
+
+def test_a_broken_data_stream_is_refused_as_pillow_refuses_it() -> None:
+    # OpenCV alone decodes these as grey blocks; Pillow refuses them, and so must we.
+    noisy = images.encode(
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (480, 640, 3), np.uint8)),
+        "JPEG",
+        quality=90,
+    )
+    start = _scan_start(noisy)
+    for damaged in (
+        noisy[: start + 5000] + b"\xff" + noisy[start + 5001 :],  # a stray 0xFF in the scan
+        noisy[:-2] + b"\xff\x4f\x00\xff\xd9",  # a marker before the end
+    ):
+        assert decode_jpeg(damaged, DEFAULT_MAX_PIXELS) is None
+        with pytest.raises(UsageError, match="could not be decoded as JPEG"):
+            load_image(damaged)
+
+
+@pytest.mark.parametrize("pointer", [(0x8825, 0), (0x8769, 0x7FFFFF)])
+def test_damaged_metadata_is_noted_when_the_photo_is_turned(pointer: tuple[int, int]) -> None:
+    tag, offset = pointer  # a GPS pointer of 0, an Exif pointer past the end
+    exif = _exif(
+        (0x0112, 3, 1, (6).to_bytes(2, "little") + bytes(2)),
+        (tag, 4, 1, offset.to_bytes(4, "little")),
+    )
+    data = images.encode(images.portrait_rgb(240, 168), "JPEG", quality=88, exif=exif)
+    quick = decode_jpeg(data, DEFAULT_MAX_PIXELS)
+    assert quick is not None
+    assert quick[2] == ["the photo's metadata was damaged and has been ignored"]
+    assert load_image(data).rgb.shape == (240, 168, 3)
+
+
+def test_a_decompression_bomb_is_refused_even_under_a_raised_pixel_limit() -> None:
+    data = images.encode(Image.new("L", (10_000, 9_000), 128), "JPEG", quality=50)
+    assert decode_jpeg(data, max_pixels=100_000_000) is None
+    with pytest.raises(UsageError, match="decompression bomb"):
+        load_image(data, max_pixels=100_000_000)
