@@ -9,7 +9,7 @@ on one path shared by every backend (``generation.animator``).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -102,6 +102,54 @@ class FaceBox:
     def to_json(self) -> list[int]:
         """``[x, y, w, h]`` in pixels."""
         return [int(self.x), int(self.y), int(self.w), int(self.h)]
+
+    def to_record(self) -> dict[str, Any]:
+        """Every field, JSON-ready (points as ``[x, y]``): what ``from_record`` reads back."""
+
+        def point(p: tuple[float, float] | None) -> list[float] | None:
+            return None if p is None else [float(p[0]), float(p[1])]
+
+        return {
+            "box": self.to_json(),
+            "left_eye": point(self.left_eye),
+            "right_eye": point(self.right_eye),
+            "nose": point(self.nose),
+            "landmarks": [[float(x), float(y)] for x, y in self.landmarks],
+            "mesh": [[float(x), float(y)] for x, y in self.mesh],
+            "frontal": bool(self.frontal),
+            "score": float(self.score),
+        }
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any]) -> FaceBox:
+        """The box ``to_record`` wrote; ``ValueError`` (or ``KeyError``/``TypeError``) when
+        ``data`` is not one."""
+
+        def point(p: Any) -> tuple[float, float] | None:
+            if p is None:
+                return None
+            x, y = p
+            return (float(x), float(y))
+
+        def points(items: Any) -> tuple[tuple[float, float], ...]:
+            return tuple((float(x), float(y)) for x, y in items)
+
+        x, y, w, h = (int(v) for v in data["box"])
+        if w <= 0 or h <= 0:
+            raise ValueError(f"a face box needs a positive size, got {w}x{h}")
+        return cls(
+            x=x,
+            y=y,
+            w=w,
+            h=h,
+            left_eye=point(data.get("left_eye")),
+            right_eye=point(data.get("right_eye")),
+            nose=point(data.get("nose")),
+            landmarks=points(data.get("landmarks", ())),
+            mesh=points(data.get("mesh", ())),
+            frontal=bool(data.get("frontal", True)),
+            score=float(data.get("score", 0.0)),
+        )
 
 
 @dataclass(frozen=True)

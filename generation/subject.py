@@ -9,8 +9,9 @@ faces too small to animate feature by feature. It never makes a face up: no dete
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast, get_args
 
 import cv2
 import numpy as np
@@ -22,6 +23,8 @@ from livingphoto.errors import UsageError
 from livingphoto.resample import halve_towards
 
 __all__ = ["Subject", "SubjectKind", "choose", "find_subject", "salient_centre"]
+
+_KINDS = frozenset(get_args(SubjectKind))
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,34 @@ class Subject:
             "faces": [f.to_json() for f in self.faces],
             "chosen": self.chosen,
         }
+
+    def to_record(self) -> dict[str, Any]:
+        """Everything (each face's landmarks too), JSON-ready: what ``from_record`` reads back.
+        The service hands it to the worker with the job, so the photo is searched once."""
+        return {
+            "kind": self.kind,
+            "faces": [f.to_record() for f in self.faces],
+            "chosen": self.chosen,
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any]) -> Subject:
+        """The subject ``to_record`` wrote; ``ValueError`` (or ``KeyError``/``TypeError``) when
+        ``data`` is not one."""
+        kind = str(data["kind"])
+        if kind not in _KINDS:
+            raise ValueError(f"unknown subject kind {kind!r}")
+        faces = tuple(FaceBox.from_record(f) for f in data["faces"])
+        chosen = data.get("chosen")
+        if chosen is not None and not 0 <= int(chosen) < len(faces):
+            raise ValueError(f"chosen face {chosen} out of range for {len(faces)} faces")
+        return cls(
+            kind=cast(SubjectKind, kind),
+            faces=faces,
+            chosen=None if chosen is None else int(chosen),
+            warnings=tuple(str(w) for w in data.get("warnings", ())),
+        )
 
 
 def find_subject(model: FaceModel, rgb: NDArray[np.uint8], face: int | None = None) -> Subject:

@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from images import EXAMPLES, astronaut_bytes, text_as_jpg
-from servicekit import RunningService, files_under, job_request, running_service, submit
+from servicekit import (
+    RunningService,
+    files_under,
+    job_request,
+    running_service,
+    submit,
+    wait_for,
+)
+
+from generation.faces import FaceModel
+from generation.service.execute import JobRunner
+from generation.service.inspect_route import (
+    REMEMBER_PHOTOS,
+    REMEMBER_S,
+    SubjectService,
+    photo_digest,
+)
+from generation.service.jobs import JobTicket
+from generation.subject import Subject, find_subject
+from livingphoto.errors import UsageError
+from moderation.intake import load_image
 
 CAT = (EXAMPLES / "chelsea.jpg").read_bytes()
 
@@ -80,3 +102,96 @@ async def test_job_face_choice_is_checked(tmp_path: Path) -> None:
         for bad in (-1, "0", 1.5, True, 64):
             status, body, _ = await submit(http, svc, job_request(face=bad), astronaut_bytes())
             assert status == 400 and "face" in body["message"], (bad, body)
+
+
+async def test_a_photo_is_searched_once_from_inspection_to_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bot inspects the photo, then submits it: the submission reuses what the inspection
+    # found, and the worker gets the faces (landmarks too) with the job.
+    searches: list[int] = []
+    real_find_faces = FaceModel.find_faces
+
+    def counted(model: FaceModel, rgb: Any) -> Any:
+        searches.append(rgb.shape[0])
+        return real_find_faces(model, rgb)
+
+    monkeypatch.setattr(FaceModel, "find_faces", counted)
+    tickets: list[JobTicket] = []
+    real_inspection = JobRunner._inspection
+
+    def seen(runner: JobRunner, ticket: JobTicket, photo: bytes) -> Any:
+        tickets.append(ticket)
+        return real_inspection(runner, ticket, photo)
+
+    monkeypatch.setattr(JobRunner, "_inspection", seen)
+    async with (
+        running_service(tmp_path, backend="warp") as svc,
+        svc.session() as http,
+    ):
+        status, body = await inspect(http, svc, astronaut_bytes())
+        assert status == 200 and body["subject"]["kind"] == "face"
+        request = job_request(variations=1, seconds=1.0, size=128)
+        status, job, _ = await submit(http, svc, request, astronaut_bytes())
+        assert status == 202, job
+        done = await wait_for(http, svc, job["job_id"], within_s=60)
+        assert done["state"] == "done", done
+    assert searches == [512]  # the inspection's search only
+    assert len(tickets) == 1 and tickets[0].subject is not None
+    sent = Subject.from_record(tickets[0].subject)
+    assert sent.kind == "face" and len(sent.faces[0].landmarks) == 5
+    assert sent.faces[0].to_json() == body["subject"]["faces"][0]
+
+
+async def test_what_an_inspection_found_is_remembered_briefly_and_for_few_photos(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    searches: list[int] = []
+    real_find_faces = FaceModel.find_faces
+
+    def counted(model: FaceModel, rgb: Any) -> Any:
+        searches.append(1)
+        return real_find_faces(model, rgb)
+
+    monkeypatch.setattr(FaceModel, "find_faces", counted)
+    now = [0.0]
+    service = SubjectService(20_000_000, 40_000_000, clock=lambda: now[0])
+    try:
+        photo = astronaut_bytes()
+        rgb = load_image(photo).rgb
+        await service.inspect(photo)
+        assert len(searches) == 1
+        assert (await service.describe(rgb, photo=photo)).kind == "face"
+        assert len(searches) == 1  # remembered
+        with pytest.raises(UsageError, match="out of range"):
+            await service.describe(rgb, face=3, photo=photo)
+        await service.describe(rgb, photo=photo + b"\x00")  # other bytes: searched
+        assert len(searches) == 2
+        now[0] = REMEMBER_S + 1.0
+        await service.describe(rgb, photo=photo)  # forgotten after REMEMBER_S
+        assert len(searches) == 3
+        await service.inspect(photo)
+        for k in range(REMEMBER_PHOTOS):  # the oldest is forgotten first
+            service._remember(photo_digest(bytes([k])), Subject("none", (), None))
+        await service.describe(rgb, photo=photo)
+        assert len(searches) == 5
+    finally:
+        service.close()
+
+
+def test_a_subject_record_round_trips_and_bad_ones_are_refused() -> None:
+    model = FaceModel()
+    rgb = load_image(astronaut_bytes()).rgb
+    subject = find_subject(model, rgb)
+    record = json.loads(json.dumps(subject.to_record()))
+    assert Subject.from_record(record) == subject
+    for bad in (
+        {**record, "kind": "robot"},
+        {**record, "chosen": 5},
+        {**record, "faces": [{"box": [1, 2, 0, 4]}]},
+        {**record, "faces": [{"box": [1, 2]}]},
+        {"faces": []},
+        {**record, "faces": [{"box": [1, 2, 3, 4], "left_eye": "x"}]},
+    ):
+        with pytest.raises((KeyError, TypeError, ValueError)):
+            Subject.from_record(bad)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 
-from generation.animator import AnimateOptions, Animator, FinishedTake, TakeFn
+from generation.animator import AnimateOptions, Animator, FinishedTake, Inspection, TakeFn
 from generation.backend import Backend, CancelToken
 from generation.service.jobs import (
     EventKind,
@@ -27,7 +27,9 @@ from generation.service.jobs import (
     WorkerEvent,
 )
 from generation.service.media import MediaStore
+from generation.subject import Subject
 from livingphoto.errors import Cancelled, LivingPhotoError
+from moderation.intake import load_image
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,23 @@ class JobRunner:
 
     def setup(self) -> None:
         self._animator.setup()
+
+    def _inspection(self, ticket: JobTicket, photo: bytes) -> Inspection | None:
+        """The photo with the subject the service found when it accepted the job, or None (the
+        animator then searches the photo itself) when the ticket carries none or a bad one."""
+        if ticket.subject is None:
+            return None
+        try:
+            subject = Subject.from_record(ticket.subject)
+        except (KeyError, TypeError, ValueError) as error:
+            log.warning("ignored the job's subject (%s): searching the photo", error)
+            return None
+        image = load_image(
+            photo,
+            max_bytes=self._animator.max_image_bytes,
+            max_pixels=self._animator.max_image_pixels,
+        )
+        return Inspection.of(image, subject)
 
     def run_blocking(
         self,
@@ -89,7 +108,14 @@ class JobRunner:
 
         try:
             result = self._animator.animate(
-                photo, ticket.prompt, options, run_dir, progress, cancel, on_take=report
+                photo,
+                ticket.prompt,
+                options,
+                run_dir,
+                progress,
+                cancel,
+                on_take=report,
+                inspection=self._inspection(ticket, photo),
             )
         except BaseException:
             self.media.delete_run(run_dir)

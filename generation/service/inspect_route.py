@@ -4,6 +4,9 @@ Multipart with one part ``image``. Answers 200 ``{"subject": {"kind": "face"|"an
 "faces": [[x, y, w, h], ...], "chosen": k|null}, "warnings": [...]}`` (boxes in the photo's pixels
 after EXIF orientation, left to right; ``chosen`` is the largest), 400 for an unusable image,
 413 past the photo size limit. Nothing is stored: the photo lives in memory for this request only.
+What was found (boxes and landmarks, no pixels) is remembered for ``REMEMBER_S`` under a digest of
+the photo's bytes, because a bot inspects a photo right before it submits it: the submission then
+decides consent without searching the photo again, and the worker gets the faces with the job.
 
 ``register(app)`` adds the route and the lifecycle that loads the face model once, in a thread
 (so start-up is not held up by it); detection runs in a small thread pool of its own.
@@ -12,6 +15,10 @@ after EXIF orientation, left to right; ``chosen`` is the largest), 400 for an un
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -23,20 +30,35 @@ from numpy.typing import NDArray
 from generation.faces import FaceModel
 from generation.service.errors import PayloadTooLarge
 from generation.service.multipart import megabytes, read_part
-from generation.subject import Subject, find_subject
+from generation.subject import Subject, choose, find_subject
 from livingphoto.errors import UsageError
 from livingphoto.settings import Settings
 from moderation.intake import load_image
 
+REMEMBER_S = 600.0  # how long an inspected photo's subject is remembered
+REMEMBER_PHOTOS = 64  # at most this many (the oldest is forgotten first)
+
+
+def photo_digest(photo: bytes) -> bytes:
+    """The key a photo's subject is remembered under (BLAKE2b-128 of its bytes)."""
+    return hashlib.blake2b(photo, digest_size=16).digest()
+
 
 class SubjectService:
-    """The face model behind ``/v1/inspect`` and the service's consent decision (loaded once)."""
+    """The face model behind ``/v1/inspect`` and the service's consent decision (loaded once).
 
-    def __init__(self, max_bytes: int, max_pixels: int, threads: int = 1) -> None:
+    Its state (the model, the remembered subjects) is touched only on the event loop thread;
+    detection runs in its own small pool."""
+
+    def __init__(
+        self, max_bytes: int, max_pixels: int, threads: int = 1, clock: Any = time.monotonic
+    ) -> None:
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="inspect")
         self._model: asyncio.Future[FaceModel] | None = None
+        self._clock = clock
+        self._seen: OrderedDict[bytes, tuple[float, Subject]] = OrderedDict()
 
     async def model(self) -> FaceModel:
         """The face model, loaded on first use in the pool (later callers wait for it)."""
@@ -48,24 +70,47 @@ class SubjectService:
         """Decode ``photo`` (``moderation.intake`` limits; ``UsageError`` when unusable) and
         describe its subject: ``{"subject": {...}, "warnings": [...]}``."""
         model = await self.model()
-        return await asyncio.get_running_loop().run_in_executor(
+        answer, subject = await asyncio.get_running_loop().run_in_executor(
             self._executor, self._inspect, model, photo
         )
+        self._remember(photo_digest(photo), subject)
+        return answer
 
-    async def describe(self, rgb: NDArray[np.uint8], face: int | None = None) -> Subject:
-        """The subject of an already decoded photo (``UsageError`` if ``face`` is out of range)."""
+    async def describe(
+        self, rgb: NDArray[np.uint8], face: int | None = None, photo: bytes | None = None
+    ) -> Subject:
+        """The subject of an already decoded photo (``UsageError`` if ``face`` is out of range).
+        ``photo``: the bytes ``rgb`` was decoded from, to reuse what ``inspect`` found."""
+        if photo is not None:
+            seen = self._recall(photo_digest(photo))
+            if seen is not None:
+                return choose(dataclasses.replace(seen, chosen=None), face)
         model = await self.model()
         return await asyncio.get_running_loop().run_in_executor(
             self._executor, find_subject, model, rgb, face
         )
 
-    def _inspect(self, model: FaceModel, photo: bytes) -> dict[str, Any]:
+    def _inspect(self, model: FaceModel, photo: bytes) -> tuple[dict[str, Any], Subject]:
         image = load_image(photo, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
         subject = find_subject(model, image.rgb)
-        return {
+        answer = {
             "subject": subject.to_json(),
             "warnings": list(dict.fromkeys([*image.warnings, *subject.warnings])),
         }
+        return answer, subject
+
+    def _remember(self, key: bytes, subject: Subject) -> None:
+        self._seen[key] = (self._clock() + REMEMBER_S, subject)
+        self._seen.move_to_end(key)
+        while len(self._seen) > REMEMBER_PHOTOS:
+            self._seen.popitem(last=False)
+
+    def _recall(self, key: bytes) -> Subject | None:
+        now = self._clock()
+        while self._seen and next(iter(self._seen.values()))[0] <= now:
+            self._seen.popitem(last=False)  # expired (entries are in order of expiry)
+        entry = self._seen.get(key)
+        return None if entry is None else entry[1]
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

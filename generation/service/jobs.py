@@ -105,24 +105,32 @@ class JobTicket:
     options: RenderOptions
     input_path: str
     timeout_s: float
+    # What the photo shows (``Subject.to_record``), found when the job was accepted; None when
+    # unknown (the worker then searches the photo itself).
+    subject: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "job_id": self.job_id,
             "prompt": self.prompt,
             "options": self.options.to_json(),
             "input_path": self.input_path,
             "timeout_s": self.timeout_s,
         }
+        if self.subject is not None:
+            data["subject"] = self.subject
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobTicket:
+        subject = data.get("subject")
         return cls(
             job_id=check_job_id(str(data["job_id"])),
             prompt=str(data["prompt"]),
             options=RenderOptions.from_json(dict(data["options"])),
             input_path=str(data["input_path"]),
             timeout_s=float(data["timeout_s"]),
+            subject=dict(subject) if isinstance(subject, dict) else None,
         )
 
 

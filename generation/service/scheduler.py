@@ -49,6 +49,7 @@ from generation.service.queue import JobQueue, QueueUnavailable, TransportNotice
 from generation.service.store import JobRecord, JobStore
 from generation.service.submission import Submission
 from generation.service.tasks import reraise_if_cancelling, stop_tasks
+from generation.subject import Subject
 from livingphoto.errors import ConsentRequired, PolicyRefusal, RateLimited, UsageError
 from moderation.config import ModerationSettings
 from moderation.intake import load_image
@@ -101,6 +102,9 @@ class Scheduler:
         self._background: set[asyncio.Task[None]] = set()
         self._resend: set[str] = set()  # handed-over jobs the transport lost, to send again
         self._completing: dict[str, str] = {}  # job id -> run dir whose clips are checked
+        # What the photo of a job accepted by this process shows (found at submission, so the
+        # worker need not search it again); kept until the job is final.
+        self._subjects: dict[str, Subject] = {}
 
     @classmethod
     @asynccontextmanager
@@ -147,9 +151,11 @@ class Scheduler:
         prompt = sub.prompt if sub.prompt is not None else parent.prompt if parent else ""
         rgb, png = await asyncio.to_thread(self._intake, source, image_bytes is not None)
         shows_person = True
+        subject: Subject | None = None
         if self.subjects is not None:
             face = sub.face if sub.face is not None else parent.options.face if parent else None
-            shows_person = (await self.subjects.describe(rgb, face)).kind == "face"
+            subject = await self.subjects.describe(rgb, face, photo=source)
+            shows_person = subject.kind == "face"
         moderation_started = time.perf_counter()
         try:
             await self.guard.check_request(
@@ -180,6 +186,8 @@ class Scheduler:
                 raise
             return Accepted(existing, created=False)
         self.metrics.submitted += 1
+        if subject is not None:
+            self._subjects[job.id] = subject  # goes to the worker with the job
         log.info("job accepted", extra={"job_id": job.id})
         self._positions = None
         try:
@@ -341,12 +349,14 @@ class Scheduler:
                     self._notify_waiting()
 
     def _ticket(self, job: JobRecord) -> JobTicket:
+        subject = self._subjects.get(job.id)
         return JobTicket(
             job_id=job.id,
             prompt=job.prompt,
             options=job.options,
             input_path=job.input_path,
             timeout_s=self.settings.job_timeout_s,
+            subject=None if subject is None else subject.to_record(),
         )
 
     async def _tick(self) -> None:
@@ -519,6 +529,7 @@ class Scheduler:
         self._settle(job_id)
 
     def _settle(self, job_id: str) -> None:
+        self._subjects.pop(job_id, None)
         self._outstanding.discard(job_id)
         self._resend.discard(job_id)
         self._cancel_requested.discard(job_id)
@@ -653,6 +664,7 @@ class Scheduler:
 
     def forget_live(self, job_id: str) -> None:
         """Drop in-memory state of a deleted job and wake its watchers."""
+        self._subjects.pop(job_id, None)
         self._live.pop(job_id, None)
         self._takes.pop(job_id, None)
         self._outstanding.discard(job_id)
