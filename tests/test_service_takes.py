@@ -3,13 +3,25 @@ checked (``event: take`` on the job's stream; listed in ``GET /v1/jobs/{id}`` wh
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
-from servicekit import get_job, job_request, make_photo, running_service, sse_stream, submit
+import pytest
+from servicekit import (
+    get_job,
+    job_request,
+    make_photo,
+    running_service,
+    sse_stream,
+    submit,
+    wait_for,
+)
 
+from generation.service.guard import Guard
 from generation.service.jobs import EventKind, TakeRecord, WorkerEvent
+from livingphoto.errors import PolicyRefusal, UsageError
 
 
 def _is_mp4(data: bytes) -> bool:
@@ -86,3 +98,75 @@ def test_take_events_cross_redis_as_flat_fields() -> None:
     assert (
         WorkerEvent.from_fields(WorkerEvent("b" * 32, EventKind.PROGRESS).to_fields()).take is None
     )
+
+
+class _ScriptedClipCheck:
+    """Stands in for ``Guard.check_clips``: records each call's clips and budget; a clip named
+    in ``refuse`` is refused, one named in ``unreadable`` cannot be read once."""
+
+    def __init__(self, refuse: str = "", unreadable: str = "") -> None:
+        self.calls: list[tuple[list[str], int]] = []
+        self.refuse = refuse
+        self.unreadable = unreadable
+
+    async def __call__(self, clips: list[Path], requester: Any, budget: int = 8) -> None:
+        names = [clip.name for clip in clips]
+        self.calls.append((names, budget))
+        await asyncio.sleep(0.05)
+        if self.unreadable in names:
+            self.unreadable = ""
+            raise UsageError("the clip could not be read")
+        if self.refuse in names:
+            raise PolicyRefusal("nsfw", "the output looks explicit")
+
+
+async def _run_three_takes(tmp_path: Path, check: _ScriptedClipCheck) -> dict[str, Any]:
+    async with (
+        running_service(tmp_path, sleep_seconds=0.6, workers=1) as svc,
+        svc.session() as http,
+    ):
+        status, job, _ = await submit(http, svc, job_request(variations=3), make_photo())
+        assert status == 202, job
+        return await wait_for(http, svc, job["job_id"], within_s=20)
+
+
+async def test_each_take_is_checked_once_as_it_arrives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    check = _ScriptedClipCheck()
+    monkeypatch.setattr(Guard, "check_clips", check)
+    done = await _run_three_takes(tmp_path, check)
+    assert done["state"] == "done"
+    # One call per take with its share of the frame budget; the final check repeats none.
+    assert sorted(check.calls) == [([f"variation-{k}.mp4"], 2) for k in (1, 2, 3)]
+
+
+async def test_a_take_refused_by_its_check_refuses_the_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    check = _ScriptedClipCheck(refuse="variation-2.mp4")
+    monkeypatch.setattr(Guard, "check_clips", check)
+    done = await _run_three_takes(tmp_path, check)
+    assert done["state"] == "refused" and done["variations"] == []
+    assert len(check.calls) == 3
+
+
+async def test_a_take_whose_check_could_not_read_it_is_checked_again_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    check = _ScriptedClipCheck(unreadable="variation-1.mp4")
+    monkeypatch.setattr(Guard, "check_clips", check)
+    done = await _run_three_takes(tmp_path, check)
+    assert done["state"] == "done"
+    assert [names for names, _ in check.calls].count(["variation-1.mp4"]) == 2
+
+
+async def test_a_check_that_breaks_fails_the_job_instead_of_leaving_it_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(guard: Guard, clips: list[Path], requester: Any, budget: int = 8) -> None:
+        raise RuntimeError("the classifier crashed")
+
+    monkeypatch.setattr(Guard, "check_clips", broken)
+    done = await _run_three_takes(tmp_path, _ScriptedClipCheck())
+    assert done["state"] == "failed" and "checking the output failed" in done["error"]

@@ -102,6 +102,8 @@ class Scheduler:
         self._background: set[asyncio.Task[None]] = set()
         self._resend: set[str] = set()  # handed-over jobs the transport lost, to send again
         self._completing: dict[str, str] = {}  # job id -> run dir whose clips are checked
+        # job id -> take path -> the check of that take's clip, started when the take arrived
+        self._take_checks: dict[str, dict[str, asyncio.Task[None]]] = {}
         # What the photo of a job accepted by this process shows (found at submission, so the
         # worker need not search it again); kept until the job is final.
         self._subjects: dict[str, Subject] = {}
@@ -435,11 +437,19 @@ class Scheduler:
                 self.store.mark_running(job.id, event.delivery, time.time())
             if event.kind is EventKind.STARTED:
                 self._takes.pop(job.id, None)  # a new attempt makes new takes
+                self._take_checks.pop(job.id, None)
             self._live[job.id] = (event.progress, event.stage or event.kind.value)
             self._notify(job.id)
         elif event.kind is EventKind.TAKE:
             if event.take is not None:
-                task = asyncio.create_task(self._publish_take(job, event.take))
+                budget = max(1, JOB_FRAME_BUDGET // max(1, job.options.variations))
+                clip = self.media.resolve(event.take.path)
+                check = asyncio.create_task(self.guard.check_clips([clip], job.requester, budget))
+                check.add_done_callback(_observed)
+                self._background.add(check)
+                check.add_done_callback(self._background.discard)
+                self._take_checks.setdefault(job.id, {})[event.take.path] = check
+                task = asyncio.create_task(self._publish_take(job, event.take, check))
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
         elif event.kind is EventKind.DONE:
@@ -460,15 +470,17 @@ class Scheduler:
             with suppress(ValueError):
                 self.media.delete_run(self.media.resolve(event.result.run_dir))
 
-    async def _publish_take(self, job: JobRecord, take: TakeRecord) -> None:
-        """Check one finished take's frames (its share of the job's frame budget) and list it
-        in the job view; a take that fails the check stays unlisted (the final check of the
-        whole job refuses it)."""
-        budget = max(1, JOB_FRAME_BUDGET // max(1, job.options.variations))
+    async def _publish_take(
+        self, job: JobRecord, take: TakeRecord, check: asyncio.Task[None]
+    ) -> None:
+        """List one finished take in the job view once ``check`` (its frames, its share of the
+        job's frame budget) passed; a take that fails it stays unlisted (the final check of
+        the whole job awaits the same check and refuses the job)."""
         checked_at = time.perf_counter()
         try:
-            await self.guard.check_clips([self.media.resolve(take.path)], job.requester, budget)
-        except (PolicyRefusal, UsageError, ValueError):
+            await asyncio.shield(check)
+        except Exception:  # refused, unreadable or broken: the final check deals with it
+            reraise_if_cancelling()
             return
         finally:
             self.store.add_moderation_time(job.id, round(time.perf_counter() - checked_at, 4))
@@ -485,6 +497,11 @@ class Scheduler:
     async def _complete(self, job: JobRecord, event: WorkerEvent) -> None:
         try:
             await self._check_and_record(job, event)
+        except Exception:
+            reraise_if_cancelling()
+            # A job is never left running: a check that broke fails it, with the cause logged.
+            log.exception("checking the output failed", extra={"job_id": job.id})
+            self._finish(job.id, JobState.FAILED, "checking the output failed")
         finally:
             self._completing.pop(job.id, None)
 
@@ -497,12 +514,19 @@ class Scheduler:
             self.media.delete_job(job.id)
             self._finish(job.id, JobState.CANCELLED, "cancelled: the media was deleted")
             return
-        checked = {t.path for t in self._takes.get(job.id, {}).values()}
-        clips = [self.media.resolve(v.path) for v in result.variations if v.path not in checked]
+        # A take checked (or being checked) as it arrived is not checked twice: its check is
+        # awaited, and only a check that could not read the clip is made again here.
+        takes = self._take_checks.get(job.id, {})
+        clips = [self.media.resolve(v.path) for v in result.variations if v.path not in takes]
         self._live[job.id] = (1.0, "checking output")
         self._notify(job.id)
         checked_at = time.perf_counter()
         try:
+            for path, check in list(takes.items()):
+                try:
+                    await asyncio.shield(check)
+                except (UsageError, ValueError):
+                    clips.append(self.media.resolve(path))
             if clips:
                 await self.guard.check_clips(clips, job.requester)
         except PolicyRefusal as refusal:
@@ -530,6 +554,7 @@ class Scheduler:
 
     def _settle(self, job_id: str) -> None:
         self._subjects.pop(job_id, None)
+        self._take_checks.pop(job_id, None)
         self._outstanding.discard(job_id)
         self._resend.discard(job_id)
         self._cancel_requested.discard(job_id)
@@ -665,6 +690,7 @@ class Scheduler:
     def forget_live(self, job_id: str) -> None:
         """Drop in-memory state of a deleted job and wake its watchers."""
         self._subjects.pop(job_id, None)
+        self._take_checks.pop(job_id, None)
         self._live.pop(job_id, None)
         self._takes.pop(job_id, None)
         self._outstanding.discard(job_id)
@@ -672,3 +698,10 @@ class Scheduler:
         self._cancel_requested.discard(job_id)
         self._positions = None
         self._notify(job_id)
+
+
+def _observed(check: asyncio.Task[None]) -> None:
+    """Mark a take check's outcome as seen (its awaiters handle it; a job settled before
+    awaiting it must not log "exception was never retrieved")."""
+    if not check.cancelled():
+        check.exception()
