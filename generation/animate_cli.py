@@ -235,6 +235,9 @@ def _run_animate(args: argparse.Namespace) -> int:
         _embedding_process() as embedder,
         ThreadPoolExecutor(max_workers=3, thread_name_prefix="lp-load") as loader,
     ):
+        from livingphoto.memory import reuse_freed_memory
+
+        reuse_freed_memory()  # one job, then exit: keep freed frames' memory for the next take
         pending: list[Future[Any]] = []
         try:
             return _animate_with(args, loader, pending, embedder, check, data_dir)
