@@ -21,6 +21,7 @@ Everything a user uploads passes through here first (CLI, service, bots). The ru
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from livingphoto.errors import UsageError
+from livingphoto.stderr_capture import captured_stderr
 
 if TYPE_CHECKING:  # numpy is imported where pixels are made: the HEIC child never needs it
     import numpy as np
@@ -224,6 +226,18 @@ def decode_pixels(
 # ``ImageOps.exif_transpose`` does: 2 mirror, 3 rotate 180, 4 flip, 5 transpose,
 # 6 rotate 90 clockwise, 7 transverse, 8 rotate 90 anticlockwise.
 _EXIF_ORIENTATION = 0x0112
+# libjpeg(-turbo)'s warnings (jerror.h, JWRN_*), which OpenCV lets it print on stderr.
+_LIBJPEG_WARNING = re.compile(
+    r"(Corrupt JPEG data|Premature end of JPEG file|Inconsistent progression sequence"
+    r"|Invalid SOS parameters|Unknown Adobe color transform|Warning: unknown JFIF revision"
+    r"|Application transferred too)"
+)
+
+
+def _is_libjpeg_warning(line: str) -> bool:
+    return _LIBJPEG_WARNING.match(line) is not None
+
+
 _TURNS = frozenset(range(2, 9))
 
 
@@ -243,9 +257,9 @@ def decode_jpeg(
     this saves is Pillow's full-size decode and its copy of the picture into a packed buffer
     and then into numpy: about 0.07 s for a 12 MP phone photo. None (CMYK, several pictures,
     data after the end marker, a damaged or oversized file, a failed decode) sends the caller
-    to ``open_first_frame``, which decodes the rest and words every refusal. One difference
-    remains: for a damaged stream that Pillow still decodes (silently), OpenCV's libjpeg
-    prints its warning (e.g. "Corrupt JPEG data: premature end of data segment") on stderr."""
+    to ``open_first_frame``, which decodes the rest and words every refusal. So does a stream
+    that OpenCV's libjpeg warns about ("Corrupt JPEG data: ..."): the warning is caught
+    (``livingphoto.stderr_capture``), never shown, and Pillow decodes that photo as before."""
     if not data.endswith(b"\xff\xd9"):
         return None  # truncated, or trailing data (a motion photo's video): Pillow's way
     with warnings.catch_warnings(record=True) as caught:
@@ -277,7 +291,13 @@ def decode_jpeg(
 
     grey = image.mode == "L"
     flags = cv2.IMREAD_IGNORE_ORIENTATION | (cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
-    stored = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    try:
+        with captured_stderr(_is_libjpeg_warning) as complaints:
+            stored = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    except OSError:  # stderr cannot be redirected: Pillow's way
+        return None
+    if complaints.lines:
+        return None  # a damaged stream libjpeg warned about: Pillow's way decodes it silently
     if stored is None or stored.shape[:2] != (height, width):
         return None
     rgb = cv2.cvtColor(stored, cv2.COLOR_GRAY2RGB if grey else cv2.COLOR_BGR2RGB)

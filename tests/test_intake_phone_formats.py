@@ -329,3 +329,17 @@ def test_a_decompression_bomb_is_refused_even_under_a_raised_pixel_limit() -> No
     assert decode_jpeg(data, max_pixels=100_000_000) is None
     with pytest.raises(UsageError, match="decompression bomb"):
         load_image(data, max_pixels=100_000_000)
+
+
+def test_a_stream_libjpeg_warns_about_decodes_as_before_and_quietly(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # Cut short and closed with an end marker: Pillow decodes it silently (grey at the bottom);
+    # OpenCV's libjpeg would print "Corrupt JPEG data: premature end of data segment".
+    whole = _jpeg(6)
+    damaged = whole[: len(whole) * 6 // 10] + b"\xff\xd9"
+    capfd.readouterr()
+    assert decode_jpeg(damaged, DEFAULT_MAX_PIXELS) is None
+    result = load_image(damaged)
+    np.testing.assert_array_equal(result.rgb, _pillow_decode(damaged))
+    assert capfd.readouterr().err == ""

@@ -198,3 +198,20 @@ async def test_a_redis_job_survives_kill_9_of_the_service(tmp_path: Path) -> Non
                 await asyncio.to_thread(second.stop)
     finally:
         await delete_redis_prefix(REDIS_URL, prefix)
+
+
+async def test_a_running_job_is_cancelled_promptly_whatever_the_lease(tmp_path: Path) -> None:
+    # The claim is renewed every third of the lease (5 s here), but a cancel request is looked
+    # for every CANCEL_POLL_S: a 3 s job cancelled after it started ends cancelled, not done.
+    async with (
+        running_service(tmp_path, queue=REDIS_URL, sleep_seconds=3.0, lease_s=15.0) as svc,
+        running_worker(svc.settings),
+        svc.session() as http,
+    ):
+        status, job, _ = await submit(http, svc, job_request(), make_photo())
+        assert status == 202, job
+        await wait_for(http, svc, job["job_id"], frozenset({"running"}), within_s=10)
+        async with http.delete(f"{svc.url}/v1/jobs/{job['job_id']}") as response:
+            assert response.status == 202
+        done = await wait_for(http, svc, job["job_id"], within_s=10)
+        assert done["state"] == "cancelled", done

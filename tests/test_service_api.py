@@ -481,6 +481,11 @@ async def test_a_restart_deletes_media_that_no_job_keeps(tmp_path: Path) -> None
     orphan.mkdir()
     (orphan / "input.png").write_bytes(make_photo())
     (media / "README.txt").write_text("not a job directory")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("not ours")
+    (media / ("cd" * 16)).symlink_to(elsewhere)  # named like a job, but a link: left alone
+    (media / ("ef" * 16)).write_text("a file named like a job: left alone")
     async with running_service(tmp_path, sleep_seconds=0.05) as svc, svc.session() as http:
         for _ in range(100):
             if not orphan.exists():
@@ -489,6 +494,8 @@ async def test_a_restart_deletes_media_that_no_job_keeps(tmp_path: Path) -> None
         assert not orphan.exists()
         assert (media / kept["job_id"] / "input.png").is_file()
         assert (media / "README.txt").is_file()
+        assert (elsewhere / "keep.txt").is_file() and (media / ("cd" * 16)).is_symlink()
+        assert (media / ("ef" * 16)).is_file()
         async with http.get(f"{svc.url}/v1/jobs/{kept['job_id']}/variations/1") as response:
             assert response.status == 200
         assert svc.app is not None

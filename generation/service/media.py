@@ -74,10 +74,15 @@ class MediaStore:
         return path
 
     def job_ids(self) -> set[str]:
-        """Names of the job directories on disk (entries not named like a job id are ignored)."""
+        """Names of the job directories on disk: real directories named like a job id (files,
+        symbolic links and other names are not ours and are ignored)."""
         if not self.root.is_dir():
             return set()
-        return {entry.name for entry in self.root.iterdir() if is_job_id(entry.name)}
+        return {
+            entry.name
+            for entry in self.root.iterdir()
+            if is_job_id(entry.name) and entry.is_dir() and not entry.is_symlink()
+        }
 
     def write_input(self, job_id: str, png: bytes) -> str:
         """Store the sanitised photo atomically; returns its path relative to the data dir."""

@@ -46,6 +46,8 @@ from livingphoto.errors import UsageError
 
 log = logging.getLogger(__name__)
 
+CANCEL_POLL_S = 0.5  # how often a running job's cancel request is looked for
+
 
 def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -234,18 +236,24 @@ class RedisWorker:
     async def _heartbeat(
         self, entry_id: str, job_id: str, token: CancelToken, stop: asyncio.Event
     ) -> None:
-        """Renew the claim (resets idle time), and turn cancel requests into the token."""
+        """Renew the claim every third of the lease (resets idle time), and turn cancel
+        requests into the token, looked for every ``CANCEL_POLL_S`` (a short job is cancelled
+        while it still runs, as with the embedded queue)."""
+        renew_s = self._lease_s / 3
+        next_renewal = time.monotonic() + renew_s
         while True:
-            await asyncio.sleep(self._lease_s / 3)
+            await asyncio.sleep(min(CANCEL_POLL_S, renew_s))
             reraise_if_cancelling()
             if stop.is_set():
                 token.cancel()
             try:
                 if await self._client.exists(self._keys.cancel(job_id)):
                     token.cancel()
-                await self._client.xclaim(
-                    self._keys.jobs, GROUP, self.consumer, 0, [entry_id], justid=True
-                )
+                if time.monotonic() >= next_renewal:
+                    next_renewal = time.monotonic() + renew_s
+                    await self._client.xclaim(
+                        self._keys.jobs, GROUP, self.consumer, 0, [entry_id], justid=True
+                    )
                 self._reachable()
             except (RedisError, OSError) as error:
                 reraise_if_cancelling()
