@@ -236,9 +236,12 @@ class Animator:
         self._detector: FaceModel | None = face_detector
         self._ready = False
 
-    def setup(self) -> None:
-        """Load the face detector and the backend (once per process; idempotent)."""
-        self._faces()
+    def setup(self, everything: bool = False) -> None:
+        """Load the face detector and the backend (once per process; idempotent). With
+        ``everything`` (a long-running worker), every face model too (``FaceModel.load``)."""
+        faces = self._faces()
+        if everything:
+            faces.load(everything=True)
         if not self._ready:
             self.backend.setup()
             self._ready = True

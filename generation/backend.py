@@ -75,8 +75,12 @@ class FaceBox:
     mesh: tuple[tuple[float, float], ...] = ()
     # False for a face seen in profile (the detector's side-view models found it).
     frontal: bool = True
-    # The detector's confidence (dlib HOG margin; 0.0 when not measured).
+    # The detector's confidence (dlib HOG margin, or the second detector's probability; 0.0
+    # when not measured).
     score: float = 0.0
+    # What found it: "hog" (dlib), "blazeface" (the second detector, when HOG found no face:
+    # generation.blazeface), "cat-cascade" (OpenCV's cat faces).
+    detector: str = "hog"
 
     def scaled(self, sx: float, sy: float, dx: float = 0.0, dy: float = 0.0) -> FaceBox:
         """This box in another image: every coordinate ``(x, y)`` becomes
@@ -97,6 +101,7 @@ class FaceBox:
             mesh=tuple((p[0] * sx + dx, p[1] * sy + dy) for p in self.mesh),
             frontal=self.frontal,
             score=self.score,
+            detector=self.detector,
         )
 
     def to_json(self) -> list[int]:
@@ -118,6 +123,7 @@ class FaceBox:
             "mesh": [[float(x), float(y)] for x, y in self.mesh],
             "frontal": bool(self.frontal),
             "score": float(self.score),
+            "detector": self.detector,
         }
 
     @classmethod
@@ -149,6 +155,7 @@ class FaceBox:
             mesh=points(data.get("mesh", ())),
             frontal=bool(data.get("frontal", True)),
             score=float(data.get("score", 0.0)),
+            detector=str(data.get("detector", "hog")),
         )
 
 

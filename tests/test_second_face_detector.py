@@ -1,0 +1,86 @@
+"""The second face detector (BlazeFace): a person HOG misses is still a person (consent asked),
+animated without a blink; it finds no face where there is none, and its absence is harmless."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import cv2
+import images
+import numpy as np
+import pytest
+from test_animate_cli import animate, assert_one_line_error
+
+from generation import blazeface
+from generation.faces import FaceModel
+from generation.subject import Subject, find_subject
+
+
+def _photo(name: str) -> np.ndarray:
+    bgr = cv2.imread(str(images.EXAMPLES / name))
+    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+
+ASTRONAUT = _photo("astronaut.jpg")
+# The same portrait stretched and squashed: dlib's HOG finds no face in either.
+DISTORTED = {
+    "stretched": cv2.resize(ASTRONAUT, (1280, 512), interpolation=cv2.INTER_CUBIC),
+    "squashed": cv2.resize(ASTRONAUT, (512, 1400), interpolation=cv2.INTER_CUBIC),
+}
+
+
+@pytest.fixture(scope="module")
+def model() -> FaceModel:
+    return FaceModel()
+
+
+@pytest.mark.parametrize("name", sorted(DISTORTED))
+def test_a_face_hog_misses_is_found_by_the_second_detector(model: FaceModel, name: str) -> None:
+    picture = DISTORTED[name]
+    height, width = picture.shape[:2]
+    subject = find_subject(model, picture)
+    assert subject.kind == "face" and len(subject.faces) == 1
+    face = subject.faces[0]
+    assert face.detector == "blazeface" and not face.frontal and 0.6 <= face.score <= 1.0
+    assert len(face.landmarks) == 5
+    # The face of the portrait (x 175-266, y 76-167 of 512 x 512), scaled like the picture:
+    # the box overlaps it.
+    sx, sy = width / 512, height / 512
+    assert face.x < 266 * sx and face.x + face.w > 175 * sx
+    assert face.y < 167 * sy and face.y + face.h > 76 * sy
+    assert any("second face detector" in w and "no blink" in w for w in subject.warnings)
+    assert Subject.from_record(json.loads(json.dumps(subject.to_record()))) == subject
+
+
+def test_hog_faces_are_kept_and_nothing_is_found_where_there_is_no_face(
+    model: FaceModel,
+) -> None:
+    portrait = find_subject(model, ASTRONAUT)
+    assert [f.detector for f in portrait.faces] == ["hog"] and portrait.faces[0].frontal
+    gradient = np.dstack([np.tile(np.linspace(0, 255, 512), (512, 1))] * 3).astype(np.uint8)
+    noise = np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    for picture in (_photo("chelsea.jpg"), gradient, noise):
+        assert find_subject(model, picture).kind != "face"
+
+
+def test_without_the_second_detector_a_missed_face_stays_missed(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(blazeface, "model_path", lambda name: None)
+    with caplog.at_level(logging.WARNING):
+        subject = find_subject(FaceModel(), DISTORTED["stretched"])
+    assert subject.kind == "none"
+    assert any("second face detector is unavailable" in r.message for r in caplog.records)
+
+
+def test_a_person_only_the_second_detector_finds_needs_consent(tmp_path: Path) -> None:
+    photo = tmp_path / "stretched.jpg"
+    cv2.imwrite(str(photo), cv2.cvtColor(DISTORTED["stretched"], cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    line = assert_one_line_error(
+        animate(photo, "subtle blink", "--variations", "1", "--seconds", "1", "--out", out),
+        code=3,
+    )
+    assert "--consent" in line
