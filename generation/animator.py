@@ -825,8 +825,13 @@ def _likeness(
     inspection: Inspection,
     shape: tuple[int, ...],
 ) -> Likeness | None:
-    """The likeness scorer for takes of ``shape`` (H, W), or None without a usable human face."""
-    if face is None or inspection.kind != "face":
+    """The likeness scorer for takes of ``shape`` (H, W), or None without a usable human face
+    (none, an animal, or a face only the second detector found: dlib's landmarks, fitted in a
+    box of another detector's making, do not align its chips well enough to compare)."""
+    chosen = inspection.face
+    if face is None or chosen is None or inspection.kind != "face":
+        return None
+    if chosen.detector == "blazeface":
         return None
     reference = still
     if tuple(still.shape[:2]) != tuple(shape[:2]):

@@ -123,7 +123,7 @@ def choose(subject: Subject, face: int | None) -> Subject:
     elif picked.detector == "blazeface":
         warnings.append(
             "the face was found only by the second face detector (an unusual shape, angle or "
-            "light): no blink; head and body motion only"
+            "light): no blink and no likeness score; head and body motion only"
         )
     elif not picked.frontal:
         warnings.append(

@@ -95,3 +95,21 @@ def test_a_person_only_the_second_detector_finds_needs_consent(tmp_path: Path) -
         code=3,
     )
     assert "--consent" in line
+
+
+def test_such_a_face_is_animated_without_a_blink_or_a_likeness_score(tmp_path: Path) -> None:
+    # dlib's landmarks in another detector's box align its chips poorly: compared, the
+    # cameraman's takes scored 0.75-0.80 and were flagged though he does not change.
+    photo = tmp_path / "camera.png"
+    cv2.imwrite(str(photo), skdata.camera())
+    done = animate(
+        photo, "subtle blink, slight head tilt", "--consent", "--json", "--variations", "2",
+        "--seconds", "1", "--size", "256", "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["subject"]["kind"] == "face"
+    assert any("no blink and no likeness score" in w for w in result["warnings"])
+    assert not any("changes the face" in w for w in result["warnings"])
+    for variation in result["variations"]:
+        assert variation["scores"]["identity"] == 1.0 and not variation["flagged"]
