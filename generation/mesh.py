@@ -150,25 +150,31 @@ def load_mesh() -> FaceMesh | None:
         )
         return None
     try:
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+        return FaceMesh(tflite_interpreter(path))
     except ImportError:
         log.warning(
             "dense face landmarks unavailable (the ai-edge-litert runtime is not installed); "
             "using 5 points"
         )
         return None
-    try:
-        # Without the default XNNPACK delegate: it prints an INFO line to stderr (the CLI's
-        # errors are one line) and saves only ~2 ms per face.
-        interpreter = Interpreter(
-            model_content=path.read_bytes(),
-            num_threads=1,
-            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-        )
-        return FaceMesh(interpreter)
     except (OSError, RuntimeError, ValueError) as error:
         log.warning("dense face landmarks unavailable (%s); using 5 points", error)
         return None
+
+
+def tflite_interpreter(path: Path) -> Any:
+    """A one-thread ``ai-edge-litert`` interpreter for the model file at ``path``. Raises
+    ``ImportError`` without the runtime, ``OSError``/``RuntimeError``/``ValueError`` for a file
+    it cannot read or run."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    # Without the default XNNPACK delegate: it prints an INFO line to stderr (the CLI's errors
+    # are one line) and saves only ~2 ms per call.
+    return Interpreter(
+        model_content=path.read_bytes(),
+        num_threads=1,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
 
 
 def mesh_points(face: FaceBox, indices: tuple[int, ...]) -> NDArray[np.float32] | None:
