@@ -155,13 +155,15 @@ class FaceModel:
     def load(self, everything: bool = False) -> FaceModel:
         """Load the landmark models (5-point predictor, face mesh) now rather than on first use;
         with ``everything``, also the models a photo without a HOG face needs (the second
-        detector, the cat cascade): a long-running worker loads them once at start, so its
+        detector, the cat cascade), each run once on a blank picture of the size detection
+        works at: a long-running worker pays every first-use allocation at start, so its
         memory stays flat afterwards. Idempotent and thread-safe. Returns ``self``."""
         self._landmarker()
         self._face_mesh()
         if everything:
-            self._second_detector()
-            self._cat_cascade()
+            blank = np.zeros((DETECT_LONG_SIDE * 3 // 4, DETECT_LONG_SIDE, 3), dtype=np.uint8)
+            self.find_faces(blank)  # HOG, then the second detector
+            self.find_cats(blank)
         return self
 
     def _landmarker(self) -> Any:
