@@ -55,6 +55,34 @@ def test_a_face_hog_misses_is_found_by_the_second_detector(model: FaceModel, nam
     assert Subject.from_record(json.loads(json.dumps(subject.to_record()))) == subject
 
 
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_a_sideways_or_upside_down_face_is_found_where_it_is(model: FaceModel, turns: int) -> None:
+    picture = np.ascontiguousarray(np.rot90(_photo("grace_hopper.jpg"), turns))
+    subject = find_subject(model, picture)
+    assert subject.kind == "face"
+    # Where the upright face (HOG's box) lands in the turned picture: the box overlaps it.
+    upright = find_subject(model, _photo("grace_hopper.jpg")).faces[0]
+    height, width = _photo("grace_hopper.jpg").shape[:2]
+    corners = np.array(
+        [[upright.x, upright.y], [upright.x + upright.w, upright.y + upright.h]], dtype=float
+    )
+    for _ in range(turns):  # np.rot90 turns anticlockwise: (x, y) -> (y, W - x)
+        corners = np.stack([corners[:, 1], width - corners[:, 0]], axis=1)
+        width, height = height, width
+    x0, y0 = corners.min(axis=0)
+    x1, y1 = corners.max(axis=0)
+    assert any(f.x < x1 and f.x + f.w > x0 and f.y < y1 and f.y + f.h > y0 for f in subject.faces)
+
+
+def test_unturning_maps_a_box_back_to_the_photo() -> None:
+    photo = np.zeros((5, 8), dtype=np.uint8)
+    photo[1, 6] = 1  # the pixel (x 6, y 1)
+    for turns in range(4):
+        y, x = np.argwhere(np.rot90(photo, turns) == 1)[0]
+        box = np.array([x, y, x + 1, y + 1], dtype=np.float32)
+        assert blazeface._unturn(box, turns, 8, 5).tolist() == [6.0, 1.0, 7.0, 2.0]
+
+
 def test_the_cameraman_in_profile_is_a_person(model: FaceModel) -> None:
     # scikit-image's "camera": a man looking into a camera, his face in profile; HOG misses it.
     picture = np.ascontiguousarray(np.dstack([skdata.camera()] * 3))
@@ -70,7 +98,15 @@ def test_hog_faces_are_kept_and_nothing_is_found_where_there_is_no_face(
     assert [f.detector for f in portrait.faces] == ["hog"] and portrait.faces[0].frontal
     gradient = np.dstack([np.tile(np.linspace(0, 255, 512), (512, 1))] * 3).astype(np.uint8)
     noise = np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8)
-    things = [skdata.coffee(), skdata.rocket(), skdata.coins(), skdata.brick(), skdata.moon()]
+    things = [
+        skdata.coffee(),
+        skdata.rocket(),
+        skdata.coins(),
+        skdata.brick(),
+        skdata.moon(),
+        skdata.hubble_deep_field(),
+        skdata.horse().astype(np.uint8) * 255,
+    ]
     for picture in (_photo("chelsea.jpg"), gradient, noise, *things):
         rgb = picture if picture.ndim == 3 else np.dstack([picture] * 3)
         assert find_subject(model, np.ascontiguousarray(rgb)).kind != "face"
