@@ -25,11 +25,10 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from livingphoto.errors import GenerationFailed
-from livingphoto.helper_process import start_helper, stop_helper
+from livingphoto.helper_process import ClosedOnExit, start_helper, stop_helper
 
 if TYPE_CHECKING:  # numpy is imported where it is used: ``start`` runs before the caller's imports
     import numpy as np
@@ -58,7 +57,7 @@ class EmbeddingUnavailable(RuntimeError):
     """The helper process cannot embed (not started, gone, or a broken answer)."""
 
 
-class EmbeddingProcess:
+class EmbeddingProcess(ClosedOnExit):
     """A child process running dlib's face-recognition network (see the module docstring).
 
     The child starts with ``start()`` or on the first ``embed`` and loads the network at once.
@@ -128,17 +127,6 @@ class EmbeddingProcess:
     def close(self) -> None:
         """Stop the child (it keeps nothing worth waiting for; idempotent)."""
         stop_helper(self._process)
-
-    def __enter__(self) -> EmbeddingProcess:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def serve(model_file: str) -> int:

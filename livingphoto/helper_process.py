@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
+from types import TracebackType
+from typing import Self
 
 
 def start_helper(module: str, *args: str) -> subprocess.Popen[bytes]:
@@ -36,3 +38,22 @@ def stop_helper(process: subprocess.Popen[bytes] | None) -> None:
         if stream is not None:
             with contextlib.suppress(OSError, ValueError):
                 stream.close()
+
+
+class ClosedOnExit:
+    """``with`` for a helper's handle: the block's end calls ``close()`` (which subclasses
+    define: idempotent, never raising for a child that is already gone)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()

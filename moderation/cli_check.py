@@ -29,7 +29,6 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from livingphoto.errors import (
@@ -39,7 +38,7 @@ from livingphoto.errors import (
     RateLimited,
     UsageError,
 )
-from livingphoto.helper_process import start_helper, stop_helper
+from livingphoto.helper_process import ClosedOnExit, start_helper, stop_helper
 
 if TYPE_CHECKING:
     import numpy as np
@@ -115,7 +114,7 @@ class CliModeration:
             )
 
 
-class CheckProcess:
+class CheckProcess(ClosedOnExit):
     """``CliModeration`` in a child process (see the module docstring). One request per child."""
 
     def __init__(self, data_dir: Path) -> None:
@@ -184,17 +183,6 @@ class CheckProcess:
         stop_helper(self._process)
         if self._writer is not None:
             self._writer.join()  # the child is gone: its write has ended
-
-    def __enter__(self) -> CheckProcess:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _error_to(error: LivingPhotoError) -> dict[str, Any]:
