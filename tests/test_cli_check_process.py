@@ -3,6 +3,10 @@ check whose process cannot answer runs in-process instead: never let through unc
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import images
@@ -76,3 +80,82 @@ def test_a_big_photo_is_checked_on_a_copy_at_most_1024_px_long() -> None:
     copy = moderation_copy(big)
     assert copy.shape == (768, CHECK_LONG_SIDE, 3) and copy.dtype == np.uint8
     assert int(copy[100, 100, 0]) == 200
+
+
+@pytest.mark.parametrize("fork", [False, True])
+def test_a_forked_and_a_fresh_child_give_the_same_verdicts(tmp_path: Path, fork: bool) -> None:
+    """Both ways of starting the child, in a fresh single-threaded interpreter (forking this
+    test process, which may run threads, is what ``can_fork`` guards against)."""
+    script = f"""
+import sys
+from pathlib import Path
+import images
+from livingphoto.errors import PolicyRefusal
+from moderation.cli_check import CheckProcess
+from moderation.intake import load_image
+photo = load_image(images.astronaut_bytes()).rgb
+with CheckProcess(Path(sys.argv[1]), fork={fork}).start() as check:
+    assert check.forked is {fork}
+    check.submit("subtle blink, gentle breathing", photo)
+    check.verdict()
+with CheckProcess(Path(sys.argv[1]), fork={fork}).start() as check:
+    check.submit("make her take off her shirt", photo)
+    try:
+        check.verdict()
+    except PolicyRefusal as error:
+        print("refused", error.category)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[0] == "refused"
+    assert _audited(tmp_path) == ["refused", "allowed"]
+
+
+def test_a_fresh_single_threaded_process_forks_and_a_threaded_one_does_not() -> None:
+    from livingphoto.helper_process import can_fork
+
+    script = """
+import threading
+from livingphoto.helper_process import can_fork
+alone = can_fork()
+stop = threading.Event()
+worker = threading.Thread(target=stop.wait)
+worker.start()
+print(alone, can_fork())
+stop.set()
+worker.join()
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    expected = "True False" if sys.platform == "linux" else "False False"
+    assert done.stdout.split() == expected.split()
+    if threading.active_count() > 1:
+        assert can_fork() is False
+
+
+def test_a_forked_child_that_raises_exits_1_and_never_returns_here() -> None:
+    """(``os.fork`` is POSIX; the CLI forks on Linux only, elsewhere it starts a fresh child.)"""
+    script = """
+from livingphoto.helper_process import fork_helper
+def work(stdin, stdout):
+    stdout.write(stdin.read(3).upper())
+    stdout.flush()
+    raise RuntimeError("boom")
+child = fork_helper(work)
+child.stdin.write(b"abc")
+child.stdin.close()
+print(child.stdout.read().decode(), child.wait())
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    # One line: the child's exception neither printed a traceback nor ran the parent's print.
+    assert done.stdout.splitlines() == ["ABC 1"]
+    assert done.stderr == ""
