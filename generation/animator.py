@@ -326,7 +326,7 @@ class Animator:
         from generation.frame_check import clip_fault
         from generation.motion import parse_motion
         from generation.preprocess import frame_subject
-        from generation.quality import rank, score
+        from generation.quality import TakeScorer, rank
 
         timings: dict[str, float] = {}
         started = time.perf_counter()
@@ -413,10 +413,11 @@ class Animator:
         encode_start = time.perf_counter()
         render_s = 0.0
         gate = _ExportGate(before_export)
-        # Each frame is encoded (one ffmpeg per take, fed from an encoder thread) as soon as it
-        # is drawn, so every take's encoder runs while later frames are drawn here; once a take
-        # is complete it is scored (on one of SCORERS threads) and a reporter thread hands it
-        # to on_take, in take order, when its clip is written.
+        # Each frame is encoded (one ffmpeg per take, fed from an encoder thread) and scored
+        # (``TakeScorer``, on one of SCORERS threads) as soon as it is drawn, so every take's
+        # encoder and scorer run while later frames are drawn here and its scores are ready
+        # moments after its last frame; a reporter thread hands each take to on_take, in take
+        # order, when its clip is written.
         with (
             ThreadPoolExecutor(max_workers=min(3, options.variations)) as encoders,
             ThreadPoolExecutor(max_workers=SCORERS) as scorer,
@@ -431,15 +432,28 @@ class Animator:
 
             likeness_lock = threading.Lock()
 
-            def score_take(frames: Frames) -> Scores:
-                """Scores of one take; runs on a scorer thread."""
+            def score_take(take_feed: _Feed) -> Scores:
+                """Scores of one take, worked out as its frames are drawn; runs on a scorer
+                thread. Raises ``_Aborted`` when the take is dropped or the run stops."""
                 began = time.perf_counter()
+                frames = take_feed.frames
                 shape = tuple(frames.shape[1:3])
                 with likeness_lock:  # one Likeness (and photo embedding) per frame size
                     if shape not in likeness:
                         likeness[shape] = _likeness(model, framed.image, located, inspection, shape)
-                result = score(frames, likeness[shape])
-                score_s.append(time.perf_counter() - began)
+                take_scorer = TakeScorer(frames, likeness[shape])
+                busy = time.perf_counter() - began
+                added = -1
+                while added < len(frames) - 1:
+                    ready = take_feed.wait_beyond(added)
+                    mark = time.perf_counter()
+                    for t in range(added + 1, ready + 1):
+                        take_scorer.add(t)
+                    added = ready
+                    busy += time.perf_counter() - mark
+                mark = time.perf_counter()
+                result = take_scorer.result()
+                score_s.append(busy + time.perf_counter() - mark)
                 return result
 
             def prepare_likeness() -> None:
@@ -477,6 +491,7 @@ class Animator:
                         TAKE_NICENESS_STEP * k if on_take is not None else 0,
                     )
                 )
+                scored.append(scorer.submit(score_take, started))
                 return started
 
             def drop(take: Take, fault: str) -> None:
@@ -487,6 +502,7 @@ class Animator:
                     if not encodes[-1].cancel():
                         wait(encodes[-1:])
                     encodes.pop()
+                    scored.pop().cancel()  # a running scorer stops at the abort
                     feed = None
                 dropped.append(fault)
                 warnings.append(f"variation {produced} (seed {take.seed}) was dropped: {fault}")
@@ -533,14 +549,12 @@ class Animator:
                     feed = None
                     k = len(takes)
                     takes.append(take)
-                    # A backend may return another size (e.g. sides divisible by 32): follow it.
-                    scored.append(scorer.submit(score_take, take.frames))
                     reports.append(
                         reporter.submit(
                             _report, on_take, k + 1, take.seed, encodes[k], scored[k], token
                         )
                     )
-                    # Once encoded and scored, a take keeps only its contact-sheet frames.
+                    # Once encoded and scored, a take keeps only its contact-sheet thumbnails.
                     reporter.submit(_thin_take, takes, k, thinned, encodes[k], scored[k])
             except BaseException:
                 if feed is not None:

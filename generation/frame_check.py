@@ -28,8 +28,9 @@ from livingphoto.errors import GenerationFailed
 FLAT_LEVELS = 2.0
 # Fraction of flat frames from which a clip counts as failed.
 FLAT_FRACTION = 0.25
-# Frames are sampled on this grid step for the flatness check (speed; a flat frame stays flat).
-_STRIDE = 4
+# Frames are sampled on this grid step for the flatness check: a flat frame stays flat, and a
+# 512 px frame still gives ~3000 pixels (4 ms a take instead of 12 at a step of 4).
+_STRIDE = 8
 
 
 def clip_fault(frames: NDArray[Any]) -> str | None:

@@ -76,19 +76,30 @@ class Scores:
         }
 
 
+def _small_size(height: int, width: int, side: int = SMALL_SIDE) -> tuple[int, int]:
+    """(width, height) of the small luma copy of a ``height`` x ``width`` frame."""
+    scale = side / max(height, width)
+    return max(8, round(width * scale)), max(8, round(height * scale))
+
+
+def _luma_into(frame: NDArray[np.uint8], out: NDArray[np.float32]) -> None:
+    """The small luma copy of one RGB ``frame`` into ``out`` (h, w) float32."""
+    size = (out.shape[1], out.shape[0])
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    # Halve with pyrDown (Gaussian, ~6x cheaper than INTER_AREA) while still twice too big.
+    while grey.shape[0] >= 2 * size[1] and grey.shape[1] >= 2 * size[0]:
+        grey = cv2.pyrDown(grey)
+    if grey.shape[:2] != (size[1], size[0]):
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    out[...] = grey
+
+
 def _small_luma(frames: Frames, side: int = SMALL_SIDE) -> NDArray[np.float32]:
     _, height, width, _ = frames.shape
-    scale = side / max(height, width)
-    size = (max(8, round(width * scale)), max(8, round(height * scale)))
+    size = _small_size(height, width, side)
     out = np.empty((frames.shape[0], size[1], size[0]), dtype=np.float32)
     for t, frame in enumerate(frames):
-        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        # Halve with pyrDown (Gaussian, ~6x cheaper than INTER_AREA) while still twice too big.
-        while grey.shape[0] >= 2 * size[1] and grey.shape[1] >= 2 * size[0]:
-            grey = cv2.pyrDown(grey)
-        if grey.shape[:2] != (size[1], size[0]):
-            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-        out[t] = grey
+        _luma_into(frame, out[t])
     return out
 
 
@@ -110,7 +121,9 @@ def _loop_seam(luma: NDArray[np.float32]) -> float:
     raw or decoded.
     """
     blurred = np.stack([cv2.GaussianBlur(frame, (0, 0), SEAM_BLUR) for frame in luma])
-    steps = np.abs(np.diff(blurred, axis=0)).mean(axis=(1, 2))
+    step = blurred[1:] - blurred[:-1]
+    np.abs(step, out=step)
+    steps = step.reshape(len(step), -1).mean(axis=1)
     # np.quantile(x, 0.5) is np.median(x) without its first-use import of numpy.ma (~20 ms).
     typical = float(np.quantile(steps, 0.5))
     seam = float(np.abs(blurred[-1] - blurred[0]).mean())
@@ -141,18 +154,31 @@ def motion_amount(frames: Frames, samples: int = 6) -> float:
 
 
 def _motion(luma: NDArray[np.float32], samples: int = 6) -> float:
-    grey = np.clip(luma + 0.5, 0, 255).astype(np.uint8)
-    count, _, width = grey.shape
+    first = _grey8(luma[0])
+    values = [_flow_p95(first, _grey8(luma[t])) for t in _motion_picks(len(luma), samples)]
+    return 100.0 * float(np.mean(values)) / float(luma.shape[2])
+
+
+def _motion_picks(count: int, samples: int = 6) -> list[int]:
+    """The frames whose flow from frame 0 ``motion`` averages."""
     picks = np.unique(np.linspace(1, count - 1, num=min(samples, count - 1)).astype(int))
-    values = []
-    for t in picks:
-        flow = np.asarray(
-            cv2.calcOpticalFlowFarneback(grey[0], grey[t], None, 0.5, 3, 13, 3, 5, 1.1, 0),  # type: ignore[call-overload]
-            dtype=np.float32,
-        )
-        magnitude = np.hypot(flow[..., 0], flow[..., 1])
-        values.append(float(np.percentile(magnitude, 95)))
-    return 100.0 * float(np.mean(values)) / float(width)
+    return [int(t) for t in picks]
+
+
+def _grey8(luma: NDArray[np.float32]) -> NDArray[np.uint8]:
+    return np.clip(luma + 0.5, 0, 255).astype(np.uint8)
+
+
+def _flow_p95(first: NDArray[np.uint8], other: NDArray[np.uint8]) -> float:
+    """95th percentile of the optical-flow length from ``first`` to ``other`` (pixels); 0 for
+    an identical frame (a loop's closing frame), whose flow is not computed."""
+    if np.array_equal(first, other):
+        return 0.0
+    flow = np.asarray(
+        cv2.calcOpticalFlowFarneback(first, other, None, 0.5, 3, 13, 3, 5, 1.1, 0),  # type: ignore[call-overload]
+        dtype=np.float32,
+    )
+    return float(np.percentile(np.hypot(flow[..., 0], flow[..., 1]), 95))
 
 
 class Likeness:
@@ -254,12 +280,28 @@ class Likeness:
         ``RECHECK_BELOW`` is checked again ``1/12`` of the clip later (earlier at the end) and the
         better of the two counts: a blink lasts about 0.3 s and passes, a changed face stays
         changed."""
+        if len(frames) < 2:
+            return 1.0
+        return self.identity_of(frames, {t: self._look(frames[t]) for t in self.picks(len(frames))})
+
+    def picks(self, count: int) -> list[int]:
+        """The frames ``identity`` looks at in a take of ``count`` frames (none under 2)."""
+        if count < 2:
+            return []
+        stretch = (count - 1) / self.samples
+        return sorted({min(count - 1, 1 + int((k + 0.5) * stretch)) for k in range(self.samples)})
+
+    def look(self, frame: NDArray[np.uint8]) -> _Look:
+        """What ``identity`` needs of one picked frame (see ``picks``), made as it is drawn."""
+        return self._look(frame)
+
+    def identity_of(self, frames: Frames, looks: dict[int, _Look]) -> float:
+        """``identity`` from the ``looks`` of the picked frames (``frames`` is read again
+        for the re-checks)."""
         count = len(frames)
         if count < 2:
             return 1.0
-        stretch = (count - 1) / self.samples
-        picks = sorted({min(count - 1, 1 + int((k + 0.5) * stretch)) for k in range(self.samples)})
-        looks = {t: self._look(frames[t]) for t in picks}
+        picks = self.picks(count)
         distinct = [t for t in picks if looks[t].distinct]
         most_changed = sorted(distinct, key=lambda t: looks[t].change, reverse=True)
         embedded = set(most_changed[: self.embeddings])
@@ -349,18 +391,73 @@ def _face_crop(image: NDArray[np.uint8], face: FaceBox) -> tuple[NDArray[np.uint
 
 
 def score(frames: Frames, likeness: Likeness | None) -> Scores:
-    """All four scores of one take (the small luma copy is computed once and shared).
+    """All four scores of one take (T, H, W, 3) RGB uint8.
 
     ``likeness`` is None when the photo has no usable face: identity is then 1.0 (nothing to
     drift from)."""
-    luma = _small_luma(frames)
-    few = len(frames) < 3
-    return Scores(
-        identity=1.0 if likeness is None else likeness.identity(frames),
-        loop_seam=0.0 if few else _loop_seam(luma),
-        flicker=0.0 if few else _flicker(luma),
-        motion=0.0 if len(frames) < 2 else _motion(luma),
-    )
+    scorer = TakeScorer(frames, likeness)
+    for t in range(len(frames)):
+        scorer.add(t)
+    return scorer.result()
+
+
+class TakeScorer:
+    """``score`` of one take, worked out frame by frame while the take is drawn, so that the
+    scores are ready moments after its last frame: each frame's small luma copy (shared by the
+    seam, flicker and motion scores), the flows of the frames ``motion`` samples and the looks
+    of the frames ``Likeness`` samples are made as each frame arrives; ``result`` adds the rest
+    (seam, flicker, the embeddings and re-checks). Not thread-safe: one thread feeds it.
+    """
+
+    def __init__(self, frames: Frames, likeness: Likeness | None, samples: int = 6) -> None:
+        """``frames`` (T, H, W, 3) RGB uint8, filled in order; ``add(t)`` once frame ``t`` is."""
+        count, height, width = frames.shape[:3]
+        size = _small_size(height, width)
+        self.frames = frames
+        self.likeness = likeness
+        self._luma = np.empty((count, size[1], size[0]), dtype=np.float32)
+        self._next = 0
+        self._first: NDArray[np.uint8] | None = None
+        self._flow_picks = set(_motion_picks(count, samples)) if count >= 2 else set()
+        self._flows: list[float] = []
+        self._look_picks = set(likeness.picks(count)) if likeness is not None else set()
+        self._looks: dict[int, _Look] = {}
+
+    def add(self, t: int) -> None:
+        """Take in frame ``t`` (the next one: frames come in order, each once)."""
+        if t != self._next:
+            raise ValueError(f"frame {t} came before frame {self._next}")
+        self._next += 1
+        _luma_into(self.frames[t], self._luma[t])
+        if t == 0:
+            self._first = _grey8(self._luma[0])
+        elif t in self._flow_picks:
+            assert self._first is not None
+            self._flows.append(_flow_p95(self._first, _grey8(self._luma[t])))
+        if t in self._look_picks:
+            assert self.likeness is not None
+            self._looks[t] = self.likeness.look(self.frames[t])
+
+    def result(self) -> Scores:
+        """The four scores, once every frame has been added."""
+        count = len(self.frames)
+        if self._next != count:
+            raise ValueError(f"only {self._next} of {count} frames were added")
+        few = count < 3
+        return Scores(
+            identity=(
+                1.0
+                if self.likeness is None
+                else self.likeness.identity_of(self.frames, self._looks)
+            ),
+            loop_seam=0.0 if few else _loop_seam(self._luma),
+            flicker=0.0 if few else _flicker(self._luma),
+            motion=(
+                0.0
+                if count < 2
+                else 100.0 * float(np.mean(self._flows)) / float(self._luma.shape[2])
+            ),
+        )
 
 
 def combined(scores: Scores) -> float:

@@ -26,17 +26,17 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import BinaryIO, Protocol, Self
+from typing import IO, BinaryIO, Protocol, Self
 
 
 class Helper(Protocol):
     """What the CLI uses of a child process (``subprocess.Popen`` or ``ForkedHelper``)."""
 
     @property
-    def stdin(self) -> BinaryIO | None: ...
+    def stdin(self) -> IO[bytes] | None: ...
 
     @property
-    def stdout(self) -> BinaryIO | None: ...
+    def stdout(self) -> IO[bytes] | None: ...
 
     @property
     def returncode(self) -> int | None: ...

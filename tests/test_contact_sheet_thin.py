@@ -7,7 +7,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from generation.contact_sheet import SheetRow, pick_frames, thin_for_sheet, write_contact_sheet
+from generation.contact_sheet import (
+    THUMB_HEIGHT,
+    SheetRow,
+    _thumb,
+    pick_frames,
+    thin_for_sheet,
+    write_contact_sheet,
+)
 from generation.quality import Scores
 
 
@@ -17,8 +24,8 @@ def test_a_thinned_take_draws_the_same_sheet_as_the_full_take(tmp_path: Path) ->
     scores = Scores(identity=0.99, loop_seam=0.0, flicker=0.02, motion=0.3)
     picks, kept = thin_for_sheet(frames, blink_peak=37)
     assert picks == tuple(pick_frames(72, 6, 37)) and 37 in picks
-    assert kept.shape == (len(picks), 64, 48, 3)
-    assert all(np.array_equal(kept[i], frames[p]) for i, p in enumerate(picks))
+    assert kept.shape == (len(picks), THUMB_HEIGHT, 120, 3)  # thumbnails, made as it is thinned
+    assert all(np.array_equal(kept[i], _thumb(frames[p])) for i, p in enumerate(picks))
     full = write_contact_sheet(
         [SheetRow(1, frames, scores, rank=1, blink_peak=37)], tmp_path / "full.png"
     )

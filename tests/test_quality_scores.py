@@ -18,6 +18,7 @@ from generation.preprocess import frame_subject
 from generation.quality import (
     Likeness,
     Scores,
+    TakeScorer,
     flicker,
     loop_seam,
     motion_amount,
@@ -128,3 +129,34 @@ def test_rank_prefers_identity_and_motion_and_flags_drift() -> None:
 
 def test_identity_without_face_is_neutral(clip: Clip) -> None:
     assert score(clip.frames, None).identity == 1.0
+
+
+def test_scores_made_frame_by_frame_equal_the_scores_of_the_whole_take(clip: Clip) -> None:
+    """``TakeScorer`` (fed as frames are drawn, as ``animate`` does) and ``score`` agree, and
+    each part equals the standalone score functions."""
+    frames = clip.frames
+    scorer = TakeScorer(frames, clip.likeness)
+    for t in range(len(frames)):
+        scorer.add(t)
+    fed = scorer.result()
+    whole = score(frames, clip.likeness)
+    assert fed == whole
+    assert fed.identity == pytest.approx(clip.likeness.identity(frames))
+    assert fed.loop_seam == pytest.approx(loop_seam(frames))
+    assert fed.flicker == pytest.approx(flicker(frames))
+    assert fed.motion == pytest.approx(motion_amount(frames))
+
+
+def test_frames_reach_the_take_scorer_in_order_and_all_of_them(clip: Clip) -> None:
+    scorer = TakeScorer(clip.frames, None)
+    with pytest.raises(ValueError, match="frame 1 came before frame 0"):
+        scorer.add(1)
+    scorer.add(0)
+    with pytest.raises(ValueError, match="only 1 of"):
+        scorer.result()
+
+
+def test_a_closed_loops_last_frame_adds_no_motion(clip: Clip) -> None:
+    """The closing frame equals frame 0: its flow is zero, not Farnebäck's numerical noise."""
+    still = np.repeat(clip.frames[:1], 4, axis=0)
+    assert motion_amount(still) == 0.0
