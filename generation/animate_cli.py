@@ -217,9 +217,9 @@ def run_animate(args: argparse.Namespace) -> int:
 def _run_animate(args: argparse.Namespace) -> int:
     """Start-up pays only for the work at hand, and each model loads while something else runs.
 
-    In time order: the prompt is parsed; the moderation process starts (it imports and loads
+    In time order: the moderation process starts (forked where it can be: it imports and loads
     the prompt policy and the NSFW model on the core this process leaves idle, see
-    ``moderation.cli_check``); the photo is decoded; dlib's HOG detector (a few ms) searches
+    ``moderation.cli_check``); the prompt is parsed; the photo is decoded; dlib's HOG detector (a few ms) searches
     for faces on a loader thread, which releases the GIL, while another loads the landmark
     models and a third runs the old-scan check, and the main thread imports the animation code.
     Once consent is settled the request goes to the moderation process, whose verdict is
@@ -229,28 +229,35 @@ def _run_animate(args: argparse.Namespace) -> int:
     # passes over them (~80 of them, ~10 ms) are skipped until the imports are done.
     gc.disable()
     try:
-        from generation.motion import parse_motion
         from moderation.cli_check import CheckProcess
 
-        parse_motion(args.prompt)  # bad prompts fail before any decoding
         data_dir = cli_data_dir()
-        with (
-            CheckProcess(data_dir).start() as check,
-            _embedding_process() as embedder,
-            ThreadPoolExecutor(max_workers=3, thread_name_prefix="lp-load") as loader,
-        ):
-            from livingphoto.memory import reuse_freed_memory
+        # The moderation process starts first: until then this process's start-up runs alone.
+        with CheckProcess(data_dir).start() as check:
+            from generation.motion import parse_motion
 
-            reuse_freed_memory()  # one job, then exit: keep freed frames' memory for the next take
-            pending: list[Future[Any]] = []
-            try:
-                return _animate_with(args, loader, pending, embedder, check, data_dir)
-            finally:
-                # An early error must not wait for work it will never use.
-                for future in pending:
-                    future.cancel()
+            parse_motion(args.prompt)  # bad prompts fail before any decoding
+            return _start_animating(args, check, data_dir)
     finally:
         gc.enable()  # here too when start-up failed (e.g. a run inside a test process)
+
+
+def _start_animating(args: argparse.Namespace, check: CheckProcess, data_dir: Path) -> int:
+    """``_run_animate`` once the moderation process runs and the prompt is known to parse."""
+    with (
+        _embedding_process() as embedder,
+        ThreadPoolExecutor(max_workers=3, thread_name_prefix="lp-load") as loader,
+    ):
+        from livingphoto.memory import reuse_freed_memory
+
+        reuse_freed_memory()  # one job, then exit: keep freed frames' memory for the next take
+        pending: list[Future[Any]] = []
+        try:
+            return _animate_with(args, loader, pending, embedder, check, data_dir)
+        finally:
+            # An early error must not wait for work it will never use.
+            for future in pending:
+                future.cancel()
 
 
 @contextmanager

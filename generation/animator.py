@@ -157,6 +157,9 @@ logger = logging.getLogger(__name__)
 MAX_VARIATIONS = 8
 # With on_take, take k (0-based) is encoded this much * k nicer: take 1 reaches users first.
 TAKE_NICENESS_STEP = 3
+# With on_take, take 1 is encoded on this many threads: its encoder is behind the drawing by
+# a few dozen frames when take 1 is drawn, and take 2 is drawn only once it is done.
+FIRST_TAKE_THREADS = 2
 # Takes scored at once: scoring is mostly OpenCV and the face model (GIL released, or in the
 # embedding process), so a second scorer keeps up with takes drawn faster than one scores them.
 SCORERS = 2
@@ -487,8 +490,10 @@ class Animator:
                         gate,
                         token,
                         encode_done,
-                        # Someone awaits each take: let take 1's encoder win the CPU.
+                        # Someone awaits each take: let take 1's encoder win the CPU, and
+                        # use a second core for it while take 2 waits for it (see above).
                         TAKE_NICENESS_STEP * k if on_take is not None else 0,
+                        FIRST_TAKE_THREADS if on_take is not None and k == 0 else 1,
                     )
                 )
                 scored.append(scorer.submit(score_take, started))
@@ -740,8 +745,10 @@ def _encode_feed(
     token: CancelToken,
     done: list[float],
     nicer: int = 0,
+    threads: int = 1,
 ) -> Path:
-    """Encode ``feed``'s frames to ``path`` as they are drawn (runs on an encoder thread)."""
+    """Encode ``feed``'s frames to ``path`` as they are drawn (runs on an encoder thread), with
+    ``threads`` x264 threads."""
     from generation.export import ClipWriter
 
     gate.open()  # nothing is written before the request is allowed
@@ -750,7 +757,7 @@ def _encode_feed(
             me = threading.get_native_id()
             os.setpriority(os.PRIO_PROCESS, me, os.getpriority(os.PRIO_PROCESS, me) + nicer)
     frames = feed.frames
-    writer = ClipWriter(path, options.fps, options.format, frames.shape[1:3])
+    writer = ClipWriter(path, options.fps, options.format, frames.shape[1:3], threads)
     try:
         sent = -1
         while sent < len(frames) - 1:

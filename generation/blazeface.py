@@ -63,8 +63,7 @@ class BlazeFace:
     """BlazeFace full range on a TFLite interpreter (one thread; calls serialised by a lock)."""
 
     def __init__(self, interpreter: Any) -> None:
-        self._interpreter = interpreter
-        interpreter.allocate_tensors()
+        self._interpreter = interpreter  # allocated (generation.mesh.tflite_interpreter)
         self._input = interpreter.get_input_details()[0]["index"]
         outputs = sorted(interpreter.get_output_details(), key=lambda d: int(d["shape"][-1]))
         self._scores, self._boxes = (d["index"] for d in outputs)  # (1, N, 1) then (1, N, 16)

@@ -64,7 +64,10 @@ class ClipWriter:
     swscale pass. Raises ``GenerationFailed`` when ffmpeg fails or stops reading.
     """
 
-    def __init__(self, path: Path, fps: int, fmt: ClipFormat, size: tuple[int, ...]) -> None:
+    def __init__(
+        self, path: Path, fps: int, fmt: ClipFormat, size: tuple[int, ...], threads: int = 1
+    ) -> None:
+        """``threads``: x264's threads (MP4); 1 when clips are encoded side by side."""
         if fmt not in ("mp4", "gif", "webp"):
             raise GenerationFailed(f"unknown clip format {fmt!r}")
         height, width = int(size[0]), int(size[1])
@@ -74,7 +77,7 @@ class ClipWriter:
         if self._height < 2 or self._width < 2:
             raise GenerationFailed(f"frames of {width}x{height} are too small to encode")
         self._broken = False
-        self._process = _start(_stream(path, fps, fmt, self._width, self._height))
+        self._process = _start(_stream(path, fps, fmt, self._width, self._height, threads))
         pixels = self._width * self._height
         _widen_pipe(self._process.stdin, pixels * 3 // 2 if fmt == "mp4" else pixels * 3)
 
@@ -147,7 +150,9 @@ def _raw_input(fps: int, width: int, height: int, pix_fmt: str) -> Any:
     )
 
 
-def _stream(path: Path, fps: int, fmt: ClipFormat, width: int, height: int) -> Any:
+def _stream(
+    path: Path, fps: int, fmt: ClipFormat, width: int, height: int, threads: int = 1
+) -> Any:
     """The ffmpeg graph that encodes raw frames from stdin into ``path``."""
     if fmt == "mp4":
         return _raw_input(fps, width, height, "yuv420p").output(
@@ -159,7 +164,7 @@ def _stream(path: Path, fps: int, fmt: ClipFormat, width: int, height: int) -> A
             movflags="+faststart",
             an=None,
             map_metadata=-1,
-            threads=1,  # clips are encoded in parallel: one thread each
+            threads=max(1, threads),
             **{
                 "x264-params": "rc-lookahead=10",
                 "metadata:g:0": f"comment={SYNTHETIC_STATEMENT}",
