@@ -49,10 +49,12 @@ async def telegram_timings(
     seconds: float,
     size: int,
     backend: str = "warp",
+    photo: bytes | None = None,
     **service: Any,
 ) -> list[ChatTiming]:
-    """Run ``runs`` jobs one after another through the real Telegram bot and the service."""
-    photo = jpeg_bytes(480, 600)
+    """Run ``runs`` jobs one after another through the real Telegram bot and the service,
+    each with ``photo`` (default: a synthetic 480x600 portrait)."""
+    photo = photo if photo is not None else jpeg_bytes(480, 600)
     results: list[ChatTiming] = []
     async with (
         TelegramEmulator() as tg,

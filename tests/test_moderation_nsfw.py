@@ -269,3 +269,16 @@ def test_a_read_only_cache_only_means_hashing_at_every_start(
     path = bundled_model_path()
     assert verified_model(path) == str(path.resolve())
     assert verified_model(path) == str(path.resolve())
+
+
+def test_a_batch_scored_in_parallel_groups_keeps_each_images_score_and_order() -> None:
+    """One run per group, groups at once (``parallel``): the same scores, in input order."""
+    rng = np.random.default_rng(5)
+    images = [photo("astronaut.jpg"), photo("chelsea.jpg")] + [
+        rng.integers(0, 256, size=(120 + 10 * k, 90, 3), dtype=np.uint8) for k in range(3)
+    ]
+    serial = OpenNsfwDetector(parallel=1)
+    singles = [serial.score(image) for image in images]
+    for parallel in (1, 2, 3, 8):
+        scores = OpenNsfwDetector(parallel=parallel).score_batch(images)
+        assert scores == pytest.approx(singles, abs=1e-5)
