@@ -156,6 +156,26 @@ class DamageReport:
             "crease": self.crease,
         }
 
+    def to_record(self) -> dict[str, Any]:
+        """Every field, for a job ticket (``from_record`` reads it back unchanged)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> DamageReport:
+        """The report ``to_record`` wrote. Raises ``KeyError``/``TypeError``/``ValueError``
+        for a record that is not one."""
+        return cls(
+            grain=float(record["grain"]),
+            grainy=bool(record["grainy"]),
+            scratches=int(record["scratches"]),
+            dust=int(record["dust"]),
+            crease=int(record["crease"]),
+            damaged_fraction=float(record["damaged_fraction"]),
+            evidence=int(record["evidence"]),
+            noise=float(record["noise"]),
+            work_scale=float(record["work_scale"]),
+        )
+
 
 @dataclass(frozen=True)
 class RestoreResult:

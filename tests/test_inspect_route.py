@@ -18,7 +18,9 @@ from servicekit import (
     wait_for,
 )
 
+from generation import restore
 from generation.faces import FaceModel
+from generation.service import scheduler
 from generation.service.execute import JobRunner
 from generation.service.inspect_route import (
     REMEMBER_PHOTOS,
@@ -26,7 +28,7 @@ from generation.service.inspect_route import (
     SubjectService,
     photo_digest,
 )
-from generation.service.jobs import JobTicket
+from generation.service.jobs import JobTicket, RenderOptions
 from generation.subject import Subject, find_subject
 from livingphoto.errors import UsageError
 from moderation.intake import load_image
@@ -126,6 +128,16 @@ async def test_a_photo_is_searched_once_from_inspection_to_the_worker(
         return real_inspection(runner, ticket, photo)
 
     monkeypatch.setattr(JobRunner, "_inspection", seen)
+    # The old-scan check is made once too: beside the submission's moderation check.
+    analyses: list[int] = []
+    real_analyse = restore.analyse
+
+    def analysed(rgb: Any) -> restore.DamageReport:
+        analyses.append(rgb.shape[0])
+        return real_analyse(rgb)
+
+    monkeypatch.setattr(restore, "analyse", analysed)
+    monkeypatch.setattr(scheduler, "analyse", analysed)
     async with (
         running_service(tmp_path, backend="warp") as svc,
         svc.session() as http,
@@ -142,6 +154,10 @@ async def test_a_photo_is_searched_once_from_inspection_to_the_worker(
     sent = Subject.from_record(tickets[0].subject)
     assert sent.kind == "face" and len(sent.faces[0].landmarks) == 5
     assert sent.faces[0].to_json() == body["subject"]["faces"][0]
+    assert analyses == [512]  # at the submission, not in the worker
+    assert tickets[0].damage is not None
+    expected = real_analyse(load_image(astronaut_bytes()).rgb)
+    assert restore.DamageReport.from_record(tickets[0].damage) == expected
 
 
 async def test_what_an_inspection_found_is_remembered_briefly_and_for_few_photos(
@@ -178,6 +194,25 @@ async def test_what_an_inspection_found_is_remembered_briefly_and_for_few_photos
         assert len(searches) == 5
     finally:
         service.close()
+
+
+def test_a_damage_record_round_trips_through_a_ticket_and_bad_ones_are_refused() -> None:
+    report = restore.analyse(load_image(astronaut_bytes()).rgb)
+    record = json.loads(json.dumps(report.to_record()))
+    assert restore.DamageReport.from_record(record) == report
+    ticket = JobTicket.from_json(
+        json.loads(
+            json.dumps(
+                JobTicket(
+                    "0" * 32, "blink", RenderOptions(), "media/x/input.png", 60.0, None, record
+                ).to_json()
+            )
+        )
+    )
+    assert ticket.damage == record
+    for bad in ({**record, "dust": "many"}, {k: v for k, v in record.items() if k != "grain"}):
+        with pytest.raises((KeyError, TypeError, ValueError)):
+            restore.DamageReport.from_record(bad)
 
 
 def test_a_subject_record_round_trips_and_bad_ones_are_refused() -> None:

@@ -18,6 +18,7 @@ from concurrent.futures import Executor
 
 from generation.animator import AnimateOptions, Animator, FinishedTake, Inspection, TakeFn
 from generation.backend import Backend, CancelToken
+from generation.restore import DamageReport
 from generation.service.jobs import (
     EventKind,
     JobTicket,
@@ -53,8 +54,9 @@ class JobRunner:
         self._animator.setup(everything=True)
 
     def _inspection(self, ticket: JobTicket, photo: bytes) -> Inspection | None:
-        """The photo with the subject the service found when it accepted the job, or None (the
-        animator then searches the photo itself) when the ticket carries none or a bad one."""
+        """The photo with the subject (and the old-scan check) the service made when it
+        accepted the job, or None (the animator then searches the photo itself) when the ticket
+        carries no subject or a bad one; without a usable check, the animator makes it."""
         if ticket.subject is None:
             return None
         try:
@@ -62,12 +64,18 @@ class JobRunner:
         except (KeyError, TypeError, ValueError) as error:
             log.warning("ignored the job's subject (%s): searching the photo", error)
             return None
+        damage: DamageReport | None = None
+        if ticket.damage is not None:
+            try:
+                damage = DamageReport.from_record(ticket.damage)
+            except (KeyError, TypeError, ValueError) as error:
+                log.warning("ignored the job's old-scan check (%s): checking again", error)
         image = load_image(
             photo,
             max_bytes=self._animator.max_image_bytes,
             max_pixels=self._animator.max_image_pixels,
         )
-        return Inspection.of(image, subject)
+        return Inspection.of(image, subject, damage)
 
     def run_blocking(
         self,

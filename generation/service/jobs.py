@@ -108,6 +108,9 @@ class JobTicket:
     # What the photo shows (``Subject.to_record``), found when the job was accepted; None when
     # unknown (the worker then searches the photo itself).
     subject: dict[str, Any] | None = None
+    # The old-scan check of the photo (``DamageReport.to_record``), made when the job was
+    # accepted; None when unknown (the worker then checks the photo itself).
+    damage: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -119,11 +122,13 @@ class JobTicket:
         }
         if self.subject is not None:
             data["subject"] = self.subject
+        if self.damage is not None:
+            data["damage"] = self.damage
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobTicket:
-        subject = data.get("subject")
+        subject, damage = data.get("subject"), data.get("damage")
         return cls(
             job_id=check_job_id(str(data["job_id"])),
             prompt=str(data["prompt"]),
@@ -131,6 +136,7 @@ class JobTicket:
             input_path=str(data["input_path"]),
             timeout_s=float(data["timeout_s"]),
             subject=dict(subject) if isinstance(subject, dict) else None,
+            damage=dict(damage) if isinstance(damage, dict) else None,
         )
 
 
