@@ -429,6 +429,7 @@ class Animator:
             encodes: list[Future[Path]] = []
             scored: list[Future[Scores]] = []
             reports: list[Future[None]] = []
+            thinning: list[Future[None]] = []
             likeness: dict[tuple[int, ...], Likeness | None] = {}
             thinned: dict[int, tuple[tuple[int, ...], Frames]] = {}
             feed: _Feed | None = None  # the take being drawn, once its encoder is started
@@ -560,7 +561,9 @@ class Animator:
                         )
                     )
                     # Once encoded and scored, a take keeps only its contact-sheet thumbnails.
-                    reporter.submit(_thin_take, takes, k, thinned, encodes[k], scored[k])
+                    thinning.append(
+                        reporter.submit(_thin_take, takes, k, thinned, encodes[k], scored[k])
+                    )
             except BaseException:
                 if feed is not None:
                     feed.abort()  # its encoder waits for frames that will never come
@@ -615,6 +618,7 @@ class Animator:
                     f"could not write the contact sheet: {error.strerror or error}"
                 ) from None
             timings["sheet"] = time.perf_counter() - mark
+            _cancel(thinning)  # the sheet is drawn: a take not thinned yet never needs to be
             for report in reports:
                 report.result()
         timings["score"] = sum(score_s)

@@ -1,4 +1,4 @@
-"""Loop export and decoding with ffmpeg-python and the ffmpeg executable shipped by imageio-ffmpeg.
+"""Loop export and decoding with the ffmpeg executable shipped by imageio-ffmpeg.
 
 MP4: H.264 (libx264), yuv420p, even sizes, ``+faststart``, no audio stream, and metadata that
 says the clip is synthetic (``comment``, ``description``, ``title``). GIF: palettegen/paletteuse,
@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import cv2
-import ffmpeg
 import imageio_ffmpeg
 import numpy as np
 from numpy.typing import NDArray
@@ -77,9 +76,11 @@ class ClipWriter:
         if self._height < 2 or self._width < 2:
             raise GenerationFailed(f"frames of {width}x{height} are too small to encode")
         self._broken = False
-        self._process = _start(_stream(path, fps, fmt, self._width, self._height, threads))
+        process = _start(_command(path, fps, fmt, self._width, self._height, threads))
+        assert process.stdin is not None and process.stderr is not None  # both piped
+        self._process, self._stdin, self._stderr = process, process.stdin, process.stderr
         pixels = self._width * self._height
-        _widen_pipe(self._process.stdin, pixels * 3 // 2 if fmt == "mp4" else pixels * 3)
+        _widen_pipe(self._stdin, pixels * 3 // 2 if fmt == "mp4" else pixels * 3)
 
     def write(self, frame: NDArray[np.uint8]) -> None:
         """Send one (H, W, 3) RGB uint8 frame of the size given at construction."""
@@ -93,7 +94,7 @@ class ClipWriter:
         else:
             data = np.ascontiguousarray(frame)
         try:
-            self._process.stdin.write(data.data)
+            self._stdin.write(data.data)
         except BrokenPipeError:
             self._broken = True
 
@@ -102,8 +103,8 @@ class ClipWriter:
         process = self._process
         try:
             with contextlib.suppress(BrokenPipeError):
-                process.stdin.close()
-            stderr = process.stderr.read()
+                self._stdin.close()
+            stderr = self._stderr.read()
             process.wait()
         except BaseException:
             self.abort()
@@ -124,9 +125,9 @@ class ClipWriter:
         if process.poll() is None:
             process.kill()
         with contextlib.suppress(OSError, ValueError):
-            process.stdin.close()
+            self._stdin.close()
         with contextlib.suppress(OSError, ValueError):
-            process.stderr.close()
+            self._stderr.close()
         process.wait()
         with contextlib.suppress(OSError):
             self.path.unlink(missing_ok=True)
@@ -144,53 +145,94 @@ def _widen_pipe(stream: Any, wanted: int) -> None:
         pass
 
 
-def _raw_input(fps: int, width: int, height: int, pix_fmt: str) -> Any:
-    return ffmpeg.input(
-        "pipe:", format="rawvideo", pix_fmt=pix_fmt, s=f"{width}x{height}", framerate=fps
-    )
-
-
-def _stream(
+def _command(
     path: Path, fps: int, fmt: ClipFormat, width: int, height: int, threads: int = 1
-) -> Any:
-    """The ffmpeg graph that encodes raw frames from stdin into ``path``."""
+) -> list[str]:
+    """The ffmpeg command that encodes raw frames from stdin into ``path``: MP4 from planar
+    YUV 4:2:0 (converted by ``ClipWriter``), GIF and WebP from RGB."""
+    pix_fmt = "yuv420p" if fmt == "mp4" else "rgb24"
+    command = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-nostdin",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-framerate",
+        str(fps),
+        "-pix_fmt",
+        pix_fmt,
+        "-s",
+        f"{width}x{height}",
+        "-i",
+        "pipe:",
+    ]
     if fmt == "mp4":
-        return _raw_input(fps, width, height, "yuv420p").output(
+        return [
+            *command,
+            "-an",
+            "-map_metadata",
+            "-1",
+            "-metadata:g:0",
+            f"comment={SYNTHETIC_STATEMENT}",
+            "-metadata:g:1",
+            f"description={SYNTHETIC_STATEMENT}",
+            "-metadata:g:2",
+            "title=AI-generated animation (livingphoto)",
+            "-metadata:g:3",
+            "encoder=livingphoto",
+            "-c:v",
+            "libx264",
+            "-preset",
+            MP4_PRESET,
+            "-crf",
+            str(MP4_CRF),
+            "-x264-params",
+            "rc-lookahead=10",
+            "-threads",
+            str(max(1, threads)),
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
             str(path),
-            vcodec="libx264",
-            pix_fmt="yuv420p",
-            preset=MP4_PRESET,
-            crf=MP4_CRF,
-            movflags="+faststart",
-            an=None,
-            map_metadata=-1,
-            threads=max(1, threads),
-            **{
-                "x264-params": "rc-lookahead=10",
-                "metadata:g:0": f"comment={SYNTHETIC_STATEMENT}",
-                "metadata:g:1": f"description={SYNTHETIC_STATEMENT}",
-                "metadata:g:2": "title=AI-generated animation (livingphoto)",
-                "metadata:g:3": "encoder=livingphoto",
-            },
-        )
-    source = _raw_input(fps, width, height, "rgb24")
+        ]
     if fmt == "gif":
-        split = source.split()
-        palette = split[0].filter("palettegen", stats_mode="diff", max_colors=256)
-        gif = ffmpeg.filter([split[1], palette], "paletteuse", dither="bayer", bayer_scale=4)
-        return gif.output(str(path), loop=0, format="gif")
-    return source.output(
-        str(path), vcodec="libwebp_anim", loop=0, quality=80, lossless=0, format="webp", an=None
-    )
+        return [
+            *command,
+            "-filter_complex",
+            "[0]split=2[s0][s1];[s0]palettegen=max_colors=256:stats_mode=diff[s2];"
+            "[s1][s2]paletteuse=bayer_scale=4:dither=bayer[s3]",
+            "-map",
+            "[s3]",
+            "-loop",
+            "0",
+            "-f",
+            "gif",
+            str(path),
+        ]
+    return [
+        *command,
+        "-an",
+        "-c:v",
+        "libwebp_anim",
+        "-lossless",
+        "0",
+        "-quality",
+        "80",
+        "-loop",
+        "0",
+        "-f",
+        "webp",
+        str(path),
+    ]
 
 
-def _start(stream: Any) -> Any:
-    """Start ffmpeg on ``stream`` with stdin and stderr piped."""
-    return (
-        stream.global_args("-hide_banner", "-loglevel", "error", "-nostdin")
-        .overwrite_output()
-        .run_async(cmd=ffmpeg_exe(), pipe_stdin=True, pipe_stderr=True)
-    )
+def _start(command: list[str]) -> subprocess.Popen[bytes]:
+    """Start ffmpeg with stdin and stderr piped."""
+    return subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def _gif_with_comment(data: bytes, text: str) -> bytes:
