@@ -25,8 +25,9 @@ Also measured, each in fresh processes:
   command imports, grouped by their first name), and whether the service/bot stack is imported;
 - the load time of the models the command needs (prompt policy, NSFW model, face detector), each in
   a fresh process;
-- peak RSS of the whole process tree (python + its ffmpeg encoders, summed, sampled every 20 ms in
-  separate runs; a child not yet exec'd shares the parent's pages and is not counted twice).
+- peak memory of the whole process tree (python, its moderation process and its ffmpeg encoders:
+  the sum of their PSS, sampled every 20 ms in separate runs; pages a forked child shares with
+  its parent are not counted twice).
 
 Goals: ratio <= 1.5 (never > 2.0), peak RSS < 600 MB, help < 0.3 s.
 """
@@ -230,7 +231,10 @@ def animate_once(photo: Path, data_dir: Path, watch: bool = False) -> dict[str, 
 
 
 def _watch_tree(process: subprocess.Popen[str]) -> int:
-    """Sample the summed RSS of ``process`` and its children until it exits; return the peak."""
+    """Sample the memory of ``process`` and all its children (the moderation process, the
+    encoders) until it exits; return the peak of their summed PSS (proportional set size: a
+    page shared by n processes, e.g. a forked child's inherited pages, counts 1/n in each, so
+    the sum is the physical memory the tree holds, nothing counted twice)."""
     peak = 0
     try:
         root = psutil.Process(process.pid)
@@ -244,10 +248,7 @@ def _watch_tree(process: subprocess.Popen[str]) -> int:
             break
         for member in members:
             with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                # A child between fork and exec shares the parent's pages: counting its RSS
-                # would count the parent twice. Count the parent and exec'd encoders only.
-                if member is root or "python" not in member.name():
-                    total += member.memory_info().rss
+                total += member.memory_full_info().pss
         peak = max(peak, total)
         time.sleep(0.02)
     return peak
@@ -429,7 +430,8 @@ def main() -> int:
         )
     peak = max(peaks)
     print(
-        f"| peak RSS, python + ffmpeg (max of 3) | {peak:.0f} MB | {min(peaks):.0f} MB | {peak:.0f} MB |"
+        f"| peak memory (PSS), python + helpers + ffmpeg (max of 3) | {peak:.0f} MB "
+        f"| {min(peaks):.0f} MB | {peak:.0f} MB |"
     )
     print("\n| start-up | median |")
     print("|---|---|")

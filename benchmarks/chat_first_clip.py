@@ -3,6 +3,11 @@
 Usage::
 
     .venv/bin/python benchmarks/chat_first_clip.py [--runs 3] [--takes 3] [--seconds 3] [--size 512]
+        [--photo examples/astronaut.jpg | --photo synthetic]
+
+The user sends a real portrait (the astronaut: dlib's HOG finds the face, as in most portraits);
+``--photo synthetic`` sends the tests' drawn portrait instead, which HOG misses, so the second
+face detector runs too (about 65 ms more before the job is accepted).
 
 The real bot (python-telegram-bot) talks to the Bot API emulator of ``tests/emulators`` and to the
 real service (warp backend, embedded queue) on 127.0.0.1, all in this process. Consent is recorded
