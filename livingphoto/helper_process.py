@@ -25,6 +25,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import IO, BinaryIO, Protocol, Self
 
@@ -66,7 +67,7 @@ def can_fork() -> bool:
     if sys.platform != "linux":
         return False
     try:
-        return len(os.listdir("/proc/self/task")) == 1
+        return sum(1 for _ in Path("/proc/self/task").iterdir()) == 1
     except OSError:
         return False
 
@@ -127,15 +128,15 @@ def fork_helper(work: Callable[[BinaryIO, BinaryIO], int]) -> ForkedHelper:
             # What was inherited lives until exit: keep the collector off it (its passes would
             # also copy every page they touch).
             gc.freeze()
-            with open(child_in, "rb") as stdin, open(child_out, "wb") as stdout:
+            with os.fdopen(child_in, "rb") as stdin, os.fdopen(child_out, "wb") as stdout:
                 code = work(stdin, stdout)
-        except BaseException:  # noqa: BLE001 - the child must reach os._exit, whatever happens
+        except BaseException:  # the child must reach os._exit, whatever happens
             code = 1
         finally:
             os._exit(code)
     os.close(child_out)
     os.close(child_in)
-    return ForkedHelper(pid, open(to_child, "wb"), open(from_child, "rb"))
+    return ForkedHelper(pid, os.fdopen(to_child, "wb"), os.fdopen(from_child, "rb"))
 
 
 def stop_helper(process: Helper | None) -> None:
