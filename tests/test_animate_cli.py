@@ -199,3 +199,14 @@ def test_full_size_end_to_end(tmp_path: Path) -> None:
         half = max(4, int(0.12 * face.w))
         blink = eye_change(frames, peak, face.left_eye, half)
         assert blink > 3 * eye_change(frames, 3, face.left_eye, half) + 2
+
+
+def test_a_failed_run_leaves_the_garbage_collector_on(tmp_path: Path) -> None:
+    """``animate`` pauses the cyclic collector during its imports; an error (here, an unreadable
+    photo) must not leave it off in the calling process (a test run, a notebook)."""
+    import gc
+
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(images.text_as_jpg())
+    assert main(["animate", str(photo), "subtle blink", "--consent", "--out", str(tmp_path)]) == 2
+    assert gc.isenabled()

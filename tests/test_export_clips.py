@@ -101,3 +101,20 @@ def test_the_pipe_to_ffmpeg_holds_a_whole_frame(tmp_path: Path) -> None:
         writer.abort()
     assert 320 * 240 * 3 // 2 <= size <= PIPE_BYTES
     assert not (tmp_path / "wide.mp4").exists()  # abort removes the partial clip
+
+
+def test_an_mp4_on_two_x264_threads_is_the_same_loop(tmp_path: Path) -> None:
+    """The service encodes a chat's first take on two threads: same format, same frames."""
+    from generation.export import ClipWriter
+
+    frames = looping_frames(16, 96, 128)
+    paths = []
+    for threads in (1, 2):
+        writer = ClipWriter(tmp_path / f"t{threads}.mp4", 12, "mp4", frames.shape[1:3], threads)
+        for frame in frames:
+            writer.write(frame)
+        paths.append(writer.close())
+    one, two = (read_frames(path) for path in paths)
+    assert one.shape == two.shape == frames.shape
+    assert np.abs(one.astype(int) - two.astype(int)).mean() < 1.0
+    assert probe(paths[1]).metadata["comment"] == SYNTHETIC_STATEMENT
