@@ -206,12 +206,30 @@ def run_animate(args: argparse.Namespace) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
-    except (LivingPhotoError, KeyboardInterrupt):
+    except KeyboardInterrupt:
         raise
     except Exception as error:
+        if _interrupted(error):
+            # Ctrl-C during an import comes back as an ImportError ("initialization failed"),
+            # which may itself become "dlib is not installed": it is still an interrupt.
+            raise KeyboardInterrupt from None
+        if isinstance(error, LivingPhotoError):
+            raise
         logger.debug("animate failed", exc_info=True)
         text = " ".join(str(error).split())[:200] or type(error).__name__
         raise GenerationFailed(f"animation failed unexpectedly: {text}") from None
+
+
+def _interrupted(error: BaseException) -> bool:
+    """Whether a ``KeyboardInterrupt`` caused ``error`` (anywhere in its chain of causes)."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _run_animate(args: argparse.Namespace) -> int:

@@ -430,6 +430,7 @@ class Animator:
             scored: list[Future[Scores]] = []
             reports: list[Future[None]] = []
             thinning: list[Future[None]] = []
+            feeds: list[_Feed] = []  # every take's feed, in order
             likeness: dict[tuple[int, ...], Likeness | None] = {}
             thinned: dict[int, tuple[tuple[int, ...], Frames]] = {}
             feed: _Feed | None = None  # the take being drawn, once its encoder is started
@@ -482,6 +483,7 @@ class Animator:
                     # drawn (costs the job ~a tenth of its time, brings take 1 much sooner).
                     wait(encodes[:1])
                 started = _Feed(frames)
+                feeds.append(started)  # before any thread waits on it: an abort reaches it
                 encodes.append(
                     encoders.submit(
                         _encode_feed,
@@ -565,8 +567,12 @@ class Animator:
                         reporter.submit(_thin_take, takes, k, thinned, encodes[k], scored[k])
                     )
             except BaseException:
-                if feed is not None:
-                    feed.abort()  # its encoder waits for frames that will never come
+                # Every take still being drawn (its encoder and scorer wait for frames that
+                # will never come), also one whose encoder started an instant before an
+                # interrupt, before ``feed`` was set.
+                for unfinished in feeds:
+                    if not unfinished.complete:
+                        unfinished.abort()
                 _cancel([*encodes, *scored, *reports])
                 raise
             timings["warp"] = render_s
@@ -724,6 +730,11 @@ class _Feed:
         with self._changed:
             self._drawn = t
             self._changed.notify_all()
+
+    @property
+    def complete(self) -> bool:
+        """Whether every frame of the take has been drawn."""
+        return self._drawn >= len(self.frames) - 1
 
     def abort(self) -> None:
         with self._changed:

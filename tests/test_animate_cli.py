@@ -210,3 +210,27 @@ def test_a_failed_run_leaves_the_garbage_collector_on(tmp_path: Path) -> None:
     photo.write_bytes(images.text_as_jpg())
     assert main(["animate", str(photo), "subtle blink", "--consent", "--out", str(tmp_path)]) == 2
     assert gc.isenabled()
+
+
+def test_an_interrupt_during_an_import_is_an_interrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C while a C extension initialises surfaces as an ImportError caused by the
+    KeyboardInterrupt (pybind11's "initialization failed"), possibly re-worded as a missing
+    library: the run ends as interrupted (130), not as a failed generation (4)."""
+    import moderation.intake
+    from livingphoto.errors import GenerationFailed
+
+    def interrupted_import(*_: object) -> None:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as interrupt:
+            try:
+                raise ImportError("initialization failed") from interrupt
+            except ImportError as error:
+                raise GenerationFailed(f"the face library dlib is not installed: {error}") from None
+
+    monkeypatch.setattr(moderation.intake, "load_image_file", interrupted_import)
+    args = ["animate", str(ASTRONAUT), "subtle blink", "--consent", "--out", str(tmp_path)]
+    assert main(args) == 130
+    assert capsys.readouterr().err.strip() == "livingphoto: interrupted"

@@ -156,3 +156,42 @@ def test_an_atomic_write_that_fails_leaves_neither_file(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         write_atomically(target, b"data")  # cannot replace a directory with a file
     assert target.is_dir() and not list(tmp_path.glob(".*.part"))
+
+
+@pytest.mark.parametrize("where", ["mid-take", "as a take begins"])
+def test_an_interrupt_while_drawing_stops_every_thread(tmp_path: Path, where: str) -> None:
+    """Ctrl-C (KeyboardInterrupt in the drawing thread) ends the run at once: no encoder or
+    scorer is left waiting for frames, so no thread and no ffmpeg outlives ``animate``."""
+    import threading
+
+    import psutil  # type: ignore[import-untyped]
+
+    stop_at = (1, 2) if where == "mid-take" else (2, 0)
+
+    class Interrupted(FlatMiddleTake):
+        def draw_frames(
+            self, request: RenderRequest, progress: ProgressFn, cancel: CancelToken
+        ) -> Iterator[DrawnFrame]:
+            for event in super().draw_frames(request, progress, cancel):
+                yield event
+                if (event.take, event.t) == stop_at:
+                    raise KeyboardInterrupt
+
+    before = threading.active_count()
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            Animator(Interrupted([])).animate(
+                ASTRONAUT.read_bytes(), "subtle blink", SMALL, tmp_path / "out"
+            )
+        except BaseException as error:  # the outcome is checked below
+            outcome.append(error)
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    runner.join(timeout=60)
+    assert not runner.is_alive(), "animate hung after the interrupt"
+    assert len(outcome) == 1 and isinstance(outcome[0], KeyboardInterrupt)
+    assert threading.active_count() == before
+    assert not [p for p in psutil.Process().children(recursive=True) if "ffmpeg" in p.name()]
