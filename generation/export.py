@@ -115,7 +115,9 @@ class ClipWriter:
         if self.fmt == "gif":
             self.path.write_bytes(_gif_with_comment(self.path.read_bytes(), SYNTHETIC_STATEMENT))
         elif self.fmt == "webp":
-            data = _webp_with_xmp(self.path.read_bytes(), _xmp(SYNTHETIC_STATEMENT))
+            data = _webp_with_xmp(
+                self.path.read_bytes(), _xmp(SYNTHETIC_STATEMENT), (self._width, self._height)
+            )
             self.path.write_bytes(data)
         return self.path
 
@@ -263,10 +265,20 @@ def _xmp(text: str) -> bytes:
     ).encode()
 
 
-def _webp_with_xmp(data: bytes, xmp: bytes) -> bytes:
-    """Append an ``XMP `` chunk to an extended (VP8X) WebP and set its XMP flag."""
-    if data[:4] != b"RIFF" or data[8:12] != b"WEBP" or data[12:16] != b"VP8X":
-        raise GenerationFailed("ffmpeg wrote a WebP without an extended header")
+def _webp_with_xmp(data: bytes, xmp: bytes, size: tuple[int, int]) -> bytes:
+    """Append an ``XMP `` chunk to a WebP and set its XMP flag. An extended (VP8X) file gets
+    the chunk; a simple one (a single ``VP8 `` or ``VP8L`` image: libwebp's animation encoder
+    writes that when every frame is the same, e.g. a flat picture that does not move) is first
+    given the VP8X header that metadata needs, with the canvas ``size`` (width, height)."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        raise GenerationFailed("ffmpeg did not write a WebP file")
+    if data[12:16] in (b"VP8 ", b"VP8L"):
+        width, height = size
+        header = struct.pack("<I", 0) + (width - 1).to_bytes(3, "little")
+        header += (height - 1).to_bytes(3, "little")
+        data = data[:12] + b"VP8X" + struct.pack("<I", len(header)) + header + data[12:]
+    elif data[12:16] != b"VP8X":
+        raise GenerationFailed("ffmpeg wrote a WebP of an unknown layout")
     body = bytearray(data[12:])
     body[8] |= 0x04  # VP8X flags byte: XMP metadata present
     chunk = b"XMP " + struct.pack("<I", len(xmp)) + xmp + (b"\x00" if len(xmp) % 2 else b"")

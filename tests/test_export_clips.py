@@ -118,3 +118,22 @@ def test_an_mp4_on_two_x264_threads_is_the_same_loop(tmp_path: Path) -> None:
     assert one.shape == two.shape == frames.shape
     assert np.abs(one.astype(int) - two.astype(int)).mean() < 1.0
     assert probe(paths[1]).metadata["comment"] == SYNTHETIC_STATEMENT
+
+
+def test_a_webp_of_frames_that_never_change_is_a_labelled_still(tmp_path: Path) -> None:
+    """libwebp writes one plain image when every frame is the same (a flat picture that does
+    not move): it still gets the extended header and the synthetic-content XMP, and decodes."""
+    frames = np.zeros((12, 96, 128, 3), dtype=np.uint8)
+    frames[:, :, :64] = (255, 0, 0)
+    frames[:, :, 64:] = (0, 0, 255)
+    path = export_clip(frames, tmp_path / "still.webp", 12, "webp")
+    data = path.read_bytes()
+    assert data[12:16] == b"VP8X" and data[20] & 0x04  # extended, XMP flag set
+    assert int.from_bytes(data[24:27], "little") + 1 == 128
+    assert int.from_bytes(data[27:30], "little") + 1 == 96
+    assert b"trainedAlgorithmicMedia" in data and SYNTHETIC_STATEMENT.encode() in data
+    with Image.open(path) as image:
+        assert image.format == "WEBP" and image.size == (128, 96)
+        rgb = np.asarray(image.convert("RGB"))
+    assert rgb[48, 10].tolist()[0] > 200 and rgb[48, 120].tolist()[2] > 200
+    assert read_frames(path).shape[1:] == (96, 128, 3)
