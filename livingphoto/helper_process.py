@@ -122,8 +122,12 @@ def fork_helper(work: Callable[[BinaryIO, BinaryIO], int]) -> ForkedHelper:
         try:
             os.close(from_child)
             os.close(to_child)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)  # stderr goes nowhere, as for start_helper's children
+            # The terminal's descriptors are the parent's alone: the child talks on its pipes,
+            # and nothing it (or a library in it) prints can reach the user's stdout (a --json
+            # answer) or stderr, as for start_helper's children.
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
             os.close(devnull)
             # What was inherited lives until exit: keep the collector off it (its passes would
             # also copy every page they touch).

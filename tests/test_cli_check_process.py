@@ -145,6 +145,7 @@ def test_a_forked_child_that_raises_exits_1_and_never_returns_here() -> None:
     script = """
 from livingphoto.helper_process import fork_helper
 def work(stdin, stdout):
+    print("the child's own print")  # must not reach the parent's stdout
     stdout.write(stdin.read(3).upper())
     stdout.flush()
     raise RuntimeError("boom")
