@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import stat
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,12 +129,19 @@ class MediaStore:
 
 
 def _remove_tree(path: Path) -> Removed:
-    if not path.exists():
-        return Removed(0, 0)
+    """Delete ``path`` and everything under it; returns the regular files and bytes removed.
+
+    A tree that vanishes meanwhile (a job forgotten, or its consent revoked, while its worker
+    removes a cancelled attempt's folder) is no error: what was gone first is not counted."""
     files = size = 0
-    for item in path.rglob("*"):
-        if item.is_file() and not item.is_symlink():
-            files += 1
-            size += item.stat().st_size
+    try:
+        for item in path.rglob("*"):
+            with suppress(FileNotFoundError):
+                info = item.lstat()
+                if stat.S_ISREG(info.st_mode):
+                    files += 1
+                    size += info.st_size
+    except FileNotFoundError:
+        pass  # the folder itself went away
     shutil.rmtree(path, ignore_errors=True)
     return Removed(files, size)
