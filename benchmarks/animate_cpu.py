@@ -8,8 +8,9 @@ The command is run as a user runs it: a fresh process per run of the installed `
 entry point, ``animate PHOTO PROMPT --consent`` with the defaults (3 takes x 3 s x 24 fps at
 512 px, warp backend). Its wall time is divided by the **floor** measured in the same run, right
 before it: the least work that output needs on this machine, i.e. three libx264 ``veryfast``
-encodes (the command's own settings: CRF 20, one thread each, yuv420p input) of 72 frames each,
-run in parallel, the 216 frames made on the fly by ``cv2.remap`` of the same 512 px picture the
+encodes of 72 frames each (the command's own ffmpeg command, ``generation.export.encode_command``:
+CRF 20, one thread each, yuv420p input), run in parallel, the 216 frames made on the fly by
+``cv2.remap`` of the same 512 px picture the
 command's frames show (the photo framed as ``--crop auto`` frames it: ``source_image``). Each
 run pairs one floor with one command; the table shows medians over the runs and the median of the
 per-run ratios (absolute times on shared machines move by 2x from day to day; the ratio does not).
@@ -53,7 +54,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
-import imageio_ffmpeg
 import numpy as np
 import psutil  # type: ignore[import-untyped]
 from numpy.typing import NDArray
@@ -128,42 +128,11 @@ def _floor_take(image: NDArray[np.uint8], take: int, out: Path) -> None:
     # One smooth displacement field, scaled per frame (as the warp backend scales its fields).
     wave = np.ascontiguousarray(np.dstack([np.sin(ys / 40.0), np.cos(xs / 40.0)]), np.float32)
     maps = np.empty_like(identity)
+    # The command's own encoder, argument for argument (``generation.export.encode_command``).
+    from generation.export import encode_command
+
     process = subprocess.Popen(
-        [
-            imageio_ffmpeg.get_ffmpeg_exe(),
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-nostdin",
-            "-y",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "yuv420p",
-            "-s",
-            f"{width}x{height}",
-            "-framerate",
-            str(FPS),
-            "-i",
-            "pipe:",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-crf",
-            "20",
-            "-threads",
-            "1",
-            "-x264-params",
-            "rc-lookahead=10",
-            "-pix_fmt",
-            "yuv420p",
-            "-movflags",
-            "+faststart",
-            "-an",
-            str(out),
-        ],
-        stdin=subprocess.PIPE,
+        encode_command(out, FPS, "mp4", width, height), stdin=subprocess.PIPE
     )
     assert process.stdin is not None
     frame = np.empty_like(image)

@@ -37,6 +37,12 @@ def ffmpeg_exe() -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
+def ffmpeg_command(*args: str) -> list[str]:
+    """``ffmpeg ARGS`` with the bundled executable: errors only on stderr, never reading the
+    terminal, overwriting its output file."""
+    return [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args]
+
+
 def export_clip(frames: NDArray[np.uint8], path: Path, fps: int, fmt: ClipFormat = "mp4") -> Path:
     """Encode ``frames`` (T, H, W, 3) RGB uint8 to ``path`` in ``fmt``; return ``path``."""
     if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
@@ -76,7 +82,7 @@ class ClipWriter:
         if self._height < 2 or self._width < 2:
             raise GenerationFailed(f"frames of {width}x{height} are too small to encode")
         self._broken = False
-        process = _start(_command(path, fps, fmt, self._width, self._height, threads))
+        process = _start(encode_command(path, fps, fmt, self._width, self._height, threads))
         assert process.stdin is not None and process.stderr is not None  # both piped
         self._process, self._stdin, self._stderr = process, process.stdin, process.stderr
         pixels = self._width * self._height
@@ -147,19 +153,13 @@ def _widen_pipe(stream: Any, wanted: int) -> None:
         pass
 
 
-def _command(
+def encode_command(
     path: Path, fps: int, fmt: ClipFormat, width: int, height: int, threads: int = 1
 ) -> list[str]:
-    """The ffmpeg command that encodes raw frames from stdin into ``path``: MP4 from planar
-    YUV 4:2:0 (converted by ``ClipWriter``), GIF and WebP from RGB."""
+    """The ffmpeg command that encodes raw frames of ``width`` x ``height`` from stdin into
+    ``path`` (what ``ClipWriter`` runs): MP4 from planar YUV 4:2:0, GIF and WebP from RGB."""
     pix_fmt = "yuv420p" if fmt == "mp4" else "rgb24"
-    command = [
-        ffmpeg_exe(),
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-nostdin",
-        "-y",
+    command = ffmpeg_command(
         "-f",
         "rawvideo",
         "-framerate",
@@ -170,7 +170,7 @@ def _command(
         f"{width}x{height}",
         "-i",
         "pipe:",
-    ]
+    )
     if fmt == "mp4":
         return [
             *command,

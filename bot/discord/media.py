@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bot.flow import Undeliverable
-from generation.export import SYNTHETIC_STATEMENT, export_clip, ffmpeg_exe, probe, read_frames
+from generation.export import SYNTHETIC_STATEMENT, export_clip, ffmpeg_command, probe, read_frames
 from livingphoto.errors import GenerationFailed
 
 log = logging.getLogger(__name__)
@@ -56,13 +56,7 @@ def _even(value: float) -> int:
 
 
 def _encode(source: Path, target: Path, width: int, height: int, kbps: int) -> None:
-    command = [
-        ffmpeg_exe(),
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-nostdin",
-        "-y",
+    command = ffmpeg_command(
         "-i",
         str(source),
         "-an",
@@ -91,7 +85,7 @@ def _encode(source: Path, target: Path, width: int, height: int, kbps: int) -> N
         "-metadata",
         "title=AI-generated animation (livingphoto)",
         str(target),
-    ]
+    )
     result = subprocess.run(command, capture_output=True, check=False)
     if result.returncode != 0:
         last = result.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["?"]
