@@ -56,6 +56,7 @@ from moderation.nsfw import (
     check_image,
     checked_score,
     checked_scores,
+    clamped_score,
     load_detector,
 )
 from moderation.policy import PromptPolicy
@@ -96,6 +97,9 @@ class ModerationRequest:
     consent_attested: bool = False
     # True when a face/person was detected: consent is required only then.
     shows_person: bool = True
+    # The NSFW detector's score of ``image`` when it was already computed (the service scores
+    # a photo while it is inspected, before it is submitted); None: scored here.
+    image_score: float | None = None
 
 
 class Moderator:
@@ -182,7 +186,11 @@ class Moderator:
                 raise ConsentRequired(
                     CLI_CONSENT_MESSAGE if who.platform == "cli" else CONSENT_MESSAGE
                 )
-        score = checked_score(self.detector, req.image)
+        score = (
+            checked_score(self.detector, req.image)
+            if req.image_score is None
+            else clamped_score(req.image_score)  # as a fresh one is checked
+        )
         if score >= self.settings.nsfw_threshold:
             self._refuse(who, NSFW_CATEGORY, "input_image", req.prompt, f"score={score:.3f}")
             raise PolicyRefusal(

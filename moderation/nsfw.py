@@ -223,7 +223,7 @@ def checked_score(detector: NsfwDetector, image: NDArray[np.uint8]) -> float:
     Raises ``UsageError`` unless ``image`` is an RGB ``uint8`` array of shape (H, W, 3).
     """
     check_image(image)
-    return _clamp(float(detector.score(image)))
+    return clamped_score(float(detector.score(image)))
 
 
 def checked_scores(detector: NsfwDetector, images: Sequence[NDArray[np.uint8]]) -> list[float]:
@@ -241,11 +241,11 @@ def checked_scores(detector: NsfwDetector, images: Sequence[NDArray[np.uint8]]) 
             )
     else:
         raw = [float(detector.score(image)) for image in images]
-    return [_clamp(value) for value in raw]
+    return [clamped_score(value) for value in raw]
 
 
-def _clamp(value: float) -> float:
-    """0..1; a NaN counts as 1.0 (fail closed)."""
+def clamped_score(value: float) -> float:
+    """A detector's score as the gate uses it: 0..1; a NaN counts as 1.0 (fail closed)."""
     if math.isnan(value):
         return 1.0
     return min(1.0, max(0.0, value))

@@ -20,8 +20,10 @@ from servicekit import (
 
 from generation import restore
 from generation.faces import FaceModel
+from generation.service import guard as guard_module
 from generation.service import scheduler
 from generation.service.execute import JobRunner
+from generation.service.guard import Guard
 from generation.service.inspect_route import (
     REMEMBER_PHOTOS,
     REMEMBER_S,
@@ -31,6 +33,8 @@ from generation.service.inspect_route import (
 from generation.service.jobs import JobTicket, RenderOptions
 from generation.subject import Subject, find_subject
 from livingphoto.errors import UsageError
+from moderation import gate as gate_module
+from moderation import nsfw
 from moderation.intake import load_image
 
 CAT = (EXAMPLES / "chelsea.jpg").read_bytes()
@@ -138,6 +142,7 @@ async def test_a_photo_is_searched_once_from_inspection_to_the_worker(
 
     monkeypatch.setattr(restore, "analyse", analysed)
     monkeypatch.setattr(scheduler, "analyse", analysed)
+    scores = _count_photo_scores(monkeypatch)
     async with (
         running_service(tmp_path, backend="warp") as svc,
         svc.session() as http,
@@ -154,10 +159,43 @@ async def test_a_photo_is_searched_once_from_inspection_to_the_worker(
     sent = Subject.from_record(tickets[0].subject)
     assert sent.kind == "face" and len(sent.faces[0].landmarks) == 5
     assert sent.faces[0].to_json() == body["subject"]["faces"][0]
-    assert analyses == [512]  # at the submission, not in the worker
+    assert analyses == [512]  # beside the inspection's search, not in the worker
+    assert scores == {"inspection": 1, "submission": 0}  # the NSFW score, made once too
     assert tickets[0].damage is not None
     expected = real_analyse(load_image(astronaut_bytes()).rgb)
     assert restore.DamageReport.from_record(tickets[0].damage) == expected
+
+
+def _count_photo_scores(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """How often the NSFW detector scores a photo while it is inspected and when submitted."""
+    counts = {"inspection": 0, "submission": 0}
+
+    def counted(where: str, real: Any) -> Any:
+        def score(detector: Any, image: Any) -> float:
+            counts[where] += 1
+            return float(real(detector, image))
+
+        return score
+
+    monkeypatch.setattr(guard_module, "checked_score", counted("inspection", nsfw.checked_score))
+    monkeypatch.setattr(gate_module, "checked_score", counted("submission", nsfw.checked_score))
+    return counts
+
+
+async def test_a_photo_whose_early_score_failed_is_scored_when_submitted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(guard: Guard, image: Any) -> float:
+        raise RuntimeError("the moderation threads are gone")
+
+    monkeypatch.setattr(Guard, "score_photo", broken)
+    scores = _count_photo_scores(monkeypatch)
+    async with running_service(tmp_path) as svc, svc.session() as http:
+        status, body = await inspect(http, svc, astronaut_bytes())
+        assert status == 200 and body["subject"]["kind"] == "face"
+        status, job, _ = await submit(http, svc, job_request(), astronaut_bytes())
+        assert status == 202, job
+    assert scores == {"inspection": 0, "submission": 1}
 
 
 async def test_what_an_inspection_found_is_remembered_briefly_and_for_few_photos(

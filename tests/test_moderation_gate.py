@@ -273,3 +273,22 @@ def test_check_frames_scores_one_batch_and_refuses_on_any_frame(tmp_path: Path) 
         assert gate.audit.refusals(1)[0].detail == "score=0.990"
         with pytest.raises(UsageError, match="at least 1"):
             gate.check_frames(frames, ALICE, limit=0)
+
+
+def test_a_score_computed_earlier_is_used_as_a_fresh_one(
+    tmp_path: Path, detector: ScriptedDetector
+) -> None:
+    """The service scores a photo while it is inspected: the gate then uses that score (the
+    detector is not run again), clamped, and a NaN fails closed as a fresh score does."""
+    unlimited = ModerationSettings(rate_user_per_min=0, rate_chat_per_min=0, daily_quota=0)
+    with Moderator.open(unlimited, tmp_path, detector=detector) as moderator:
+        moderator.check_request(request(consent_attested=True, image_score=0.02))
+        assert moderator.audit.recent()[0].detail == "score=0.020"
+        for known in (0.99, 7.0, float("nan")):
+            with pytest.raises(PolicyRefusal, match="explicit image"):
+                moderator.check_request(request(consent_attested=True, image_score=known))
+        moderator.check_request(request(consent_attested=True, image_score=-3.0))  # clamped
+        assert moderator.audit.recent()[0].detail == "score=0.000"
+        assert detector.calls == 0
+        moderator.check_request(request(consent_attested=True))  # not known: scored here
+        assert detector.calls == 1

@@ -145,6 +145,7 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         app[inspect_route.SUBJECTS],
     ) as scheduler:
         app[SCHEDULER] = scheduler
+        app[inspect_route.PRECHECKS] = scheduler.prechecks
         app[PRIVACY] = Privacy(scheduler, settings.service.retention_hours)
         yield
 

@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 from moderation.config import ModerationSettings
 from moderation.consent import CONSENT_VERSION, ConsentScope
 from moderation.gate import ModerationRequest, Moderator
-from moderation.nsfw import NsfwDetector
+from moderation.nsfw import NsfwDetector, checked_score
 from moderation.requester import Requester
 
 JOB_FRAME_BUDGET = 8  # output frames scored per job, across all of its clips
@@ -68,19 +68,29 @@ class Guard:
         consent_attested: bool,
         *,
         shows_person: bool = True,
+        image_score: float | None = None,
     ) -> None:
         """Raise ``ConsentRequired``, ``PolicyRefusal``, ``RateLimited`` or ``UsageError``.
 
-        ``shows_person``: the photo shows a human face (consent is checked only then)."""
+        ``shows_person``: the photo shows a human face (consent is checked only then).
+        ``image_score``: the photo's NSFW score from ``score_photo`` when already known."""
         request = ModerationRequest(
             requester=requester,
             prompt=prompt,
             image=image,
             consent_attested=consent_attested,
             shows_person=shows_person,
+            image_score=image_score,
         )
         await asyncio.get_running_loop().run_in_executor(
             self._executor, self.moderator.check_request, request
+        )
+
+    async def score_photo(self, image: NDArray[np.uint8]) -> float:
+        """The NSFW detector's score of a sanitised photo (0..1), on the moderation threads:
+        what ``check_request`` would compute, for a photo scored before it is submitted."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, checked_score, self.moderator.detector, image
         )
 
     async def check_clips(

@@ -7,6 +7,9 @@ after EXIF orientation, left to right; ``chosen`` is the largest), 400 for an un
 What was found (boxes and landmarks, no pixels) is remembered for ``REMEMBER_S`` under a digest of
 the photo's bytes, because a bot inspects a photo right before it submits it: the submission then
 decides consent without searching the photo again, and the worker gets the faces with the job.
+Beside the search (one core), the scheduler's ``Prechecks`` of the photo start on the pixels:
+its NSFW score and its old-scan check, remembered with the subject, so that the submission's
+moderation check does not score the photo again (about 20 ms less before a job is accepted).
 
 ``register(app)`` adds the route and the lifecycle that loads the face model once, in a thread
 (so start-up is not held up by it); detection runs in a small thread pool of its own.
@@ -19,8 +22,9 @@ import dataclasses
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,15 +32,30 @@ from aiohttp import BodyPartReader, web
 from numpy.typing import NDArray
 
 from generation.faces import FaceModel
+from generation.restore import DamageReport
 from generation.service.errors import PayloadTooLarge
 from generation.service.multipart import megabytes, read_part
 from generation.subject import Subject, choose, find_subject
 from livingphoto.errors import UsageError
 from livingphoto.settings import Settings
-from moderation.intake import load_image
+from moderation.intake import SanitizedImage, load_image
 
 REMEMBER_S = 600.0  # how long an inspected photo's subject is remembered
 REMEMBER_PHOTOS = 64  # at most this many (the oldest is forgotten first)
+
+
+@dataclass(frozen=True)
+class Prechecks:
+    """Work a photo's submission needs, started while the photo is inspected (a bot inspects a
+    photo right before it submits it) on other threads than the face search, which holds one
+    core: the photo's NSFW score and its old-scan report. The submission awaits these instead
+    of computing them (they are the same pixels: the same bytes decode the same way)."""
+
+    score: asyncio.Future[float]
+    damage: asyncio.Future[DamageReport]
+
+
+PrecheckFn = Callable[[NDArray[np.uint8]], Prechecks]
 
 
 def photo_digest(photo: bytes) -> bytes:
@@ -58,7 +77,7 @@ class SubjectService:
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="inspect")
         self._model: asyncio.Future[FaceModel] | None = None
         self._clock = clock
-        self._seen: OrderedDict[bytes, tuple[float, Subject]] = OrderedDict()
+        self._seen: OrderedDict[bytes, tuple[float, Subject, Prechecks | None]] = OrderedDict()
 
     async def model(self) -> FaceModel:
         """The face model, loaded on first use in the pool (later callers wait for it)."""
@@ -66,15 +85,21 @@ class SubjectService:
             self._model = asyncio.get_running_loop().run_in_executor(self._executor, FaceModel)
         return await self._model
 
-    async def inspect(self, photo: bytes) -> dict[str, Any]:
+    async def inspect(self, photo: bytes, prechecks: PrecheckFn | None = None) -> dict[str, Any]:
         """Decode ``photo`` (``moderation.intake`` limits; ``UsageError`` when unusable) and
-        describe its subject: ``{"subject": {...}, "warnings": [...]}``."""
+        describe its subject: ``{"subject": {...}, "warnings": [...]}``. ``prechecks`` starts,
+        on the decoded pixels, the work the photo's submission will need (``Prechecks``): it
+        runs beside the face search and is remembered with what the search found."""
         model = await self.model()
-        answer, subject = await asyncio.get_running_loop().run_in_executor(
-            self._executor, self._inspect, model, photo
-        )
-        self._remember(photo_digest(photo), subject)
-        return answer
+        loop = asyncio.get_running_loop()
+        image = await loop.run_in_executor(self._executor, self._decode, photo)
+        started = prechecks(image.rgb) if prechecks is not None else None
+        subject = await loop.run_in_executor(self._executor, find_subject, model, image.rgb)
+        self._remember(photo_digest(photo), subject, started)
+        return {
+            "subject": subject.to_json(),
+            "warnings": list(dict.fromkeys([*image.warnings, *subject.warnings])),
+        }
 
     async def describe(
         self, rgb: NDArray[np.uint8], face: int | None = None, photo: bytes | None = None
@@ -90,33 +115,37 @@ class SubjectService:
             self._executor, find_subject, model, rgb, face
         )
 
-    def _inspect(self, model: FaceModel, photo: bytes) -> tuple[dict[str, Any], Subject]:
-        image = load_image(photo, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
-        subject = find_subject(model, image.rgb)
-        answer = {
-            "subject": subject.to_json(),
-            "warnings": list(dict.fromkeys([*image.warnings, *subject.warnings])),
-        }
-        return answer, subject
+    def prechecks_of(self, photo: bytes) -> Prechecks | None:
+        """What ``inspect`` started for these bytes (while it is remembered), or None."""
+        entry = self._recall_entry(photo_digest(photo))
+        return None if entry is None else entry[2]
 
-    def _remember(self, key: bytes, subject: Subject) -> None:
-        self._seen[key] = (self._clock() + REMEMBER_S, subject)
+    def _decode(self, photo: bytes) -> SanitizedImage:
+        return load_image(photo, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+
+    def _remember(self, key: bytes, subject: Subject, prechecks: Prechecks | None = None) -> None:
+        self._seen[key] = (self._clock() + REMEMBER_S, subject, prechecks)
         self._seen.move_to_end(key)
         while len(self._seen) > REMEMBER_PHOTOS:
             self._seen.popitem(last=False)
 
     def _recall(self, key: bytes) -> Subject | None:
+        entry = self._recall_entry(key)
+        return None if entry is None else entry[1]
+
+    def _recall_entry(self, key: bytes) -> tuple[float, Subject, Prechecks | None] | None:
         now = self._clock()
         while self._seen and next(iter(self._seen.values()))[0] <= now:
             self._seen.popitem(last=False)  # expired (entries are in order of expiry)
-        entry = self._seen.get(key)
-        return None if entry is None else entry[1]
+        return self._seen.get(key)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
 SUBJECTS = web.AppKey("subjects", SubjectService)
+# What the scheduler starts on an inspected photo for its submission (set once it runs).
+PRECHECKS: web.AppKey[PrecheckFn] = web.AppKey("prechecks")
 
 
 def register(app: web.Application, settings: Settings) -> None:
@@ -140,7 +169,7 @@ async def inspect_photo(request: web.Request) -> web.Response:
     """The handler: read the ``image`` part (limits first), inspect it in memory."""
     service = request.app[SUBJECTS]
     photo = await _read_image(request, service.max_bytes)
-    return web.json_response(await service.inspect(photo))
+    return web.json_response(await service.inspect(photo, request.app.get(PRECHECKS)))
 
 
 async def _read_image(request: web.Request, limit: int) -> bytes:

@@ -30,7 +30,7 @@ from generation.restore import DamageReport, analyse
 from generation.service.errors import Gone
 from generation.service.fairness import UserKey, fair_order, user_key
 from generation.service.guard import JOB_FRAME_BUDGET, Guard
-from generation.service.inspect_route import SubjectService
+from generation.service.inspect_route import Prechecks, SubjectService
 from generation.service.jobs import (
     ADJUST_SCALE,
     MAX_MOTION_SCALE,
@@ -155,21 +155,40 @@ class Scheduler:
         source = image_bytes if image_bytes is not None else self._parent_photo(parent)
         self._check_capacity(sub.requester)
         prompt = sub.prompt if sub.prompt is not None else parent.prompt if parent else ""
-        rgb, png = await asyncio.to_thread(self._intake, source, image_bytes is not None)
+        rgb = await asyncio.to_thread(self._intake, source)
+        # The PNG that is stored if the job is accepted is made beside the moderation check.
+        png = (
+            asyncio.ensure_future(asyncio.to_thread(encode_png, rgb))
+            if image_bytes is not None
+            else None
+        )
+        if png is not None:
+            png.add_done_callback(_observed)
         shows_person = True
         subject: Subject | None = None
+        prechecks: Prechecks | None = None
         if self.subjects is not None:
             face = sub.face if sub.face is not None else parent.options.face if parent else None
             subject = await self.subjects.describe(rgb, face, photo=source)
             shows_person = subject.kind == "face"
+            prechecks = self.subjects.prechecks_of(source)
         moderation_started = time.perf_counter()
-        # The old-scan check the worker needs first (~40 ms for a 512 px photo) runs beside the
-        # moderation check, off the job's own time.
-        damage = asyncio.ensure_future(asyncio.to_thread(analyse, rgb))
-        damage.add_done_callback(_observed)
+        # The photo's NSFW score and the old-scan check the worker needs first (~40 ms for a
+        # 512 px photo) were started when the photo was inspected; else the check runs here,
+        # beside the moderation check, off the job's own time.
+        damage = prechecks.damage if prechecks is not None else self._start_analyse(rgb)
+        image_score: float | None = None
+        if prechecks is not None:
+            with suppress(Exception):  # not scored after all: the moderation check scores it
+                image_score = await asyncio.shield(prechecks.score)
         try:
             await self.guard.check_request(
-                sub.requester, prompt, rgb, sub.consent_attested, shows_person=shows_person
+                sub.requester,
+                prompt,
+                rgb,
+                sub.consent_attested,
+                shows_person=shows_person,
+                image_score=image_score,
             )
         except ConsentRequired:
             self.metrics.refused("consent_required")
@@ -183,7 +202,8 @@ class Scheduler:
         moderation_s = time.perf_counter() - moderation_started
         self._check_capacity(sub.requester)  # again: no await from here to the insert
         job = dataclasses.replace(
-            self._new_job(sub, prompt, parent, png), moderation_s=round(moderation_s, 4)
+            self._new_job(sub, prompt, parent, await png if png is not None else None),
+            moderation_s=round(moderation_s, 4),
         )
         try:
             self.store.insert(job)
@@ -199,7 +219,7 @@ class Scheduler:
         if subject is not None:
             self._subjects[job.id] = subject  # goes to the worker with the job
         with suppress(Exception):  # without it the worker checks the photo itself
-            self._damage[job.id] = await damage
+            self._damage[job.id] = await asyncio.shield(damage)
         log.info("job accepted", extra={"job_id": job.id})
         self._positions = None
         try:
@@ -211,15 +231,26 @@ class Scheduler:
             log.warning("could not dispatch yet", exc_info=True, extra={"job_id": job.id})
         return Accepted(self.store.get(job.id) or job, created=True)
 
-    def _intake(self, photo: bytes, encode: bool) -> tuple[NDArray[np.uint8], bytes | None]:
-        """Decode and check the photo (``moderation.intake``, blocking); with ``encode``, also the
-        sanitised PNG that is stored if the job is accepted (pixels only, no metadata)."""
-        image = load_image(
+    def _intake(self, photo: bytes) -> NDArray[np.uint8]:
+        """Decode and check the photo (``moderation.intake``, blocking)."""
+        return load_image(
             photo,
             max_bytes=self.moderation.max_image_bytes,
             max_pixels=self.moderation.max_image_pixels,
-        )
-        return image.rgb, (encode_png(image.rgb) if encode else None)
+        ).rgb
+
+    def _start_analyse(self, rgb: NDArray[np.uint8]) -> asyncio.Future[DamageReport]:
+        """The old-scan check of a photo (``generation.restore.analyse``) on a thread."""
+        damage = asyncio.ensure_future(asyncio.to_thread(analyse, rgb))
+        damage.add_done_callback(_observed)
+        return damage
+
+    def prechecks(self, rgb: NDArray[np.uint8]) -> Prechecks:
+        """Start what a submission of this (inspected) photo needs: its NSFW score on the
+        moderation threads and its old-scan check (``inspect_route.Prechecks``)."""
+        score = asyncio.ensure_future(self.guard.score_photo(rgb))
+        score.add_done_callback(_observed)
+        return Prechecks(score=score, damage=self._start_analyse(rgb))
 
     def _parent(self, sub: Submission) -> JobRecord | None:
         if sub.parent is None:
