@@ -149,3 +149,32 @@ def test_such_a_face_is_animated_without_a_blink_or_a_likeness_score(tmp_path: P
     assert not any("changes the face" in w for w in result["warnings"])
     for variation in result["variations"]:
         assert variation["scores"]["identity"] == 1.0 and not variation["flagged"]
+
+
+def test_a_big_photo_is_searched_on_a_copy_and_its_boxes_come_back_in_its_pixels(
+    model: FaceModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    detector = model._second_detector()
+    assert detector is not None
+    small = DISTORTED["stretched"]  # 1280 x 512: searched as it is
+    (expected,) = detector.detect(small)
+    big = cv2.resize(small, (3 * 1280, 3 * 512), interpolation=cv2.INTER_CUBIC)
+    seen: list[tuple[int, ...]] = []
+    original = blazeface.BlazeFace._detect_view
+
+    def spy(self: blazeface.BlazeFace, rgb: np.ndarray, least: float = 0.6) -> list:
+        seen.append(rgb.shape)
+        return original(self, rgb, least)
+
+    monkeypatch.setattr(blazeface.BlazeFace, "_detect_view", spy)
+    (found,) = detector.detect(big)
+    # Eight views (four turns, four tiles), cut from a copy halved twice (3840 -> 1920 -> 960:
+    # one more halving would take it under the working size).
+    assert len(seen) == 8 and max(max(shape[:2]) for shape in seen) == 960
+    # The same face, in the big photo's pixels: three times the small photo's box, give or take
+    # what the network's view of a slightly different copy moves it (a few small-photo pixels).
+    for got, want in ((found.x, expected.x), (found.y, expected.y)):
+        assert abs(got - 3 * want) <= 3 * 6
+    for got, want in ((found.w, expected.w), (found.h, expected.h)):
+        assert abs(got - 3 * want) <= 3 * 8
+    assert abs(found.score - expected.score) < 0.1
