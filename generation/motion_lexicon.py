@@ -15,6 +15,7 @@ English ("pan" is bread in Spanish, "die" an article in German) are left out on 
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -161,6 +162,7 @@ LEXICON: Mapping[str, str] = MappingProxyType(_ENTRIES)
 _ELISION = re.compile(r"\b([nldjsctm]|qu)'(?=\w)")
 # A negation written after its verb: "blinzle nicht", "ne cligne pas", "sprich nicht".
 _POSTPOSED = re.compile(r"\b(\w+) (nicht|pas)\b(?! de\b)")
+_WORD = re.compile(r"\w+")
 
 
 def _fold(text: str) -> str:
@@ -178,22 +180,41 @@ def _alternation(entries: Mapping[str, str]) -> re.Pattern[str]:
 
 
 class MotionLexicon:
-    """A compiled lexicon (build once; ``to_english`` is then a pure function of its input)."""
+    """A compiled lexicon (build once; ``to_english`` is then a pure function of its input).
+
+    The alternation of all its words is compiled on the first text that may hold one of them
+    (~10 ms): an English prompt, whose words start no entry, never pays for it."""
 
     def __init__(self, entries: Mapping[str, str] = LEXICON) -> None:
+        self._entries = entries
         self._exact = {k: v for k, v in entries.items() if not k.endswith("*")}
         self._prefixes = sorted(
             ((k[:-1], v) for k, v in entries.items() if k.endswith("*")),
             key=lambda kv: -len(kv[0]),
         )
-        self._pattern = _alternation(entries)
+        # What a match needs: a word that is an entry of one word, or starts with one ending in
+        # "*", or the text of an entry of several words.
+        self._words = frozenset(k for k in entries if " " not in k and "*" not in k)
+        self._word_prefixes = tuple(k[:-1] for k in entries if k.endswith("*") and " " not in k)
+        self._phrases = tuple(k.rstrip("*") for k in entries if " " in k)
+
+    @functools.cached_property
+    def _pattern(self) -> re.Pattern[str]:
+        return _alternation(self._entries)
 
     def to_english(self, text: str) -> str:
         """``text`` lower-cased, accent-free, with known foreign motion words in English."""
         folded = _ELISION.sub(r"\1 ", _fold(text).replace("\u2019", "'"))
         folded = _POSTPOSED.sub(lambda m: f"{m.group(2)} {m.group(1)}", folded)
-        replaced = self._pattern.sub(lambda m: self._meaning(m.group(0)), folded)
-        return " ".join(replaced.split(" ")).replace("  ", " ")
+        if self._may_match(folded):
+            folded = self._pattern.sub(lambda m: self._meaning(m.group(0)), folded)
+        return " ".join(folded.split(" ")).replace("  ", " ")
+
+    def _may_match(self, folded: str) -> bool:
+        return any(phrase in folded for phrase in self._phrases) or any(
+            word in self._words or word.startswith(self._word_prefixes)
+            for word in _WORD.findall(folded)
+        )
 
     def _meaning(self, word: str) -> str:
         if word in self._exact:

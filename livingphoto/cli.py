@@ -127,7 +127,34 @@ def run() -> NoReturn:
     # processes (one per take) and its linear algebra is tiny: one BLAS thread. Set before numpy
     # is first imported, here and in the helper processes; an operator's own setting wins.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    sys.exit(main())
+    leave(main())
+
+
+def leave(code: int) -> NoReturn:
+    """End the process with ``code`` once the command has returned, as the interpreter's exit
+    does but without its teardown.
+
+    A one-shot command (``animate`` above all) is done when ``main`` returns: its files are
+    written and closed, its helper processes reaped, its output printed. What the interpreter
+    would still do is free every module and object, one by one: ~25 ms after the output is
+    complete, which the user waits for. So, when no other thread runs, the ``atexit``
+    handlers run (logging's flush among them), the standard streams are flushed (exit status
+    120 when stdout cannot be, as the interpreter reports it) and ``os._exit`` ends the
+    process. A thread still running (daemon or not) gets the interpreter's ordinary exit."""
+    import threading
+
+    if threading.active_count() > 1:
+        sys.exit(code)
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (``| head``) or stream
+            if stream is sys.stdout and code == 0:
+                code = 120
+    os._exit(code)
 
 
 if __name__ == "__main__":

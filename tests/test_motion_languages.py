@@ -16,7 +16,7 @@ from test_warp_backend import Portrait, portrait, render  # noqa: F401  (fixture
 from generation.backend import CancelToken, RenderRequest, no_progress
 from generation.backends.warp import WarpBackend
 from generation.motion import Constraint, MotionSpec, Primitive, affirmative_text, parse_motion
-from generation.motion_lexicon import MotionLexicon
+from generation.motion_lexicon import _ELISION, _POSTPOSED, LEXICON, MotionLexicon, _fold
 from generation.prompting import build_prompt
 
 TWINS: dict[str, dict[str, str]] = {
@@ -130,6 +130,35 @@ def test_english_words_that_look_foreign_are_left_alone() -> None:
     assert lexicon.to_english("the main character smiles") == "the main character smiles"
     assert lexicon.to_english("her son waves as if breathing") == "her son waves as if breathing"
     assert lexicon.to_english("don't blink") == "don't blink"
+
+
+def _full_substitution(text: str) -> str:
+    """``to_english`` without its shortcut: every text through the whole alternation."""
+    lexicon = MotionLexicon()
+    folded = _ELISION.sub(r"\1 ", _fold(text).replace("\u2019", "'"))
+    folded = _POSTPOSED.sub(lambda m: f"{m.group(2)} {m.group(1)}", folded)
+    replaced = lexicon._pattern.sub(lambda m: lexicon._meaning(m.group(0)), folded)
+    return " ".join(replaced.split(" ")).replace("  ", " ")
+
+
+def test_the_lexicon_is_compiled_only_for_a_text_that_may_need_it() -> None:
+    texts = [
+        *(key.rstrip("*") + ending for key in LEXICON for ending in ("", "s", "ment doux")),
+        *(f"Un {key.rstrip('*')}, und Ruhe" for key in LEXICON),
+        *(twin for twins in TWINS.values() for twin in twins.values()),
+        *TWINS,
+        *NEGATED,
+        "the main character smiles",
+        "subtle blink, slight head tilt, gentle breathing",
+    ]
+    for text in texts:
+        assert MotionLexicon().to_english(text) == _full_substitution(text), text
+    english = MotionLexicon()
+    english.to_english("subtle blink, slight head tilt, gentle breathing, then a big smile")
+    assert "_pattern" not in vars(english)  # an English prompt compiles nothing
+    spanish = MotionLexicon()
+    assert spanish.to_english("parpadeo suave") == "blink gentle"
+    assert "_pattern" in vars(spanish)
 
 
 NEGATED = {
