@@ -224,12 +224,15 @@ class FaceModel:
 
         Searched on a copy at most ``DETECT_LONG_SIDE`` pixels long, upsampled once by dlib (faces
         from about 6 % of the long side); when that finds nothing in a bigger photo, once more at
-        twice that size (faces from about 3 %). Boxes are in ``rgb``'s pixels; ``frontal`` is
-        False for dlib's profile sub-detectors.
+        twice that size (faces from about 3 %), in grey: four times the pixels, where dlib's
+        gradients of one channel instead of three cost 30 % less (0.3 s instead of 0.44 s on a
+        12 MP photo) and score the same faces about 8 % lower (measured on small portraits on
+        four backgrounds: 0.72-1.51, none near ``HOG_MIN_SCORE``). Boxes are in ``rgb``'s
+        pixels; ``frontal`` is False for dlib's profile sub-detectors.
         """
         faces = self._find_faces_at(rgb, DETECT_LONG_SIDE)
         if not faces and max(rgb.shape[:2]) > 1.5 * DETECT_LONG_SIDE:
-            faces = self._find_faces_at(rgb, 2 * DETECT_LONG_SIDE)
+            faces = self._find_faces_at(rgb, 2 * DETECT_LONG_SIDE, grey=True)
         if not faces:
             faces = self._find_faces_second(rgb)
         return faces
@@ -259,13 +262,17 @@ class FaceModel:
         ]
         return sorted(faces, key=lambda f: (f.x + f.w / 2, f.y))
 
-    def _find_faces_at(self, rgb: NDArray[np.uint8], long_side: int) -> list[FaceBox]:
+    def _find_faces_at(
+        self, rgb: NDArray[np.uint8], long_side: int, grey: bool = False
+    ) -> list[FaceBox]:
         height, width = rgb.shape[:2]
         scale = min(1.0, long_side / max(height, width))
         work = rgb
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             work = shrink(rgb, size)
+        if grey:
+            work = np.asarray(cv2.cvtColor(work, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
         work = np.ascontiguousarray(work)
         with self._lock:
             rects, scores, kinds = self._detector.run(work, 1, 0.0)

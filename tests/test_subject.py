@@ -105,6 +105,34 @@ def test_a_small_face_in_a_big_photo_is_found(model: FaceModel) -> None:
     assert 1700 < face.x + face.w / 2 < 1900 and 900 < face.y + face.h / 2 < 1100
 
 
+def test_the_finer_pass_finds_a_small_face_in_a_phone_photo_in_grey(
+    model: FaceModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skimage import data as skdata
+
+    # A 12 MP photo of a coffee cup with a person whose face is 3.5 % of the long side (141 px).
+    person = Image.open(images.EXAMPLES / "astronaut.jpg").convert("RGB").resize((793, 793))
+    photo = Image.fromarray(skdata.coffee()).resize((4032, 3024))
+    photo.paste(person, (2600, 1100))
+    searched: list[tuple[int, ...]] = []
+    detector = model._detector
+
+    class Spy:
+        def run(self, image: np.ndarray, *args: object) -> object:  # type: ignore[type-arg]
+            searched.append(image.shape)
+            return detector.run(image, *args)
+
+    monkeypatch.setattr(model, "_detector", Spy())
+    (face,) = model.find_faces(np.asarray(photo))
+    assert face.detector == "hog" and face.frontal and face.score >= 0.6
+    # The astronaut's face (x 175-266, y 76-167 of 512) where it was pasted.
+    scale = 793 / 512
+    assert abs(face.x + face.w / 2 - (2600 + 220 * scale)) < 0.3 * face.w
+    assert abs(face.y + face.h / 2 - (1100 + 121 * scale)) < 0.3 * face.h
+    # The first pass in colour at 640 px found nothing; the second, at 1280 px, in grey.
+    assert searched == [(480, 640, 3), (960, 1280)]
+
+
 def restyled(picture: np.ndarray) -> dict[str, np.ndarray]:  # type: ignore[type-arg]
     """The portrait as an old scratched sepia print, a painting and a cartoon."""
     import cv2
