@@ -158,8 +158,11 @@ MAX_VARIATIONS = 8
 # With on_take, take k (0-based) is encoded this much * k nicer: take 1 reaches users first.
 TAKE_NICENESS_STEP = 3
 # With on_take, take 1 is encoded on this many threads: its encoder is behind the drawing by
-# a few dozen frames when take 1 is drawn, and take 2 is drawn only once it is done.
-FIRST_TAKE_THREADS = 2
+# a few dozen frames when take 1 is drawn, and take 2 is drawn only once it is done. Without
+# (the CLI), the last take is: once its last frame is drawn, its encoder still has a few dozen
+# frames to go (x264's lookahead and the frames queued in the pipe and in ffmpeg), with little
+# else left to run beside it.
+AWAITED_TAKE_THREADS = 2
 # Takes scored at once: scoring is mostly OpenCV and the face model (GIL released, or in the
 # embedding process), so a second scorer keeps up with takes drawn faster than one scores them.
 SCORERS = 2
@@ -496,7 +499,7 @@ class Animator:
                         # Someone awaits each take: let take 1's encoder win the CPU, and
                         # use a second core for it while take 2 waits for it (see above).
                         TAKE_NICENESS_STEP * k if on_take is not None else 0,
-                        FIRST_TAKE_THREADS if on_take is not None and k == 0 else 1,
+                        _encoder_threads(on_take is not None, produced, options.variations),
                     )
                 )
                 scored.append(scorer.submit(score_take, started))
@@ -787,6 +790,15 @@ def _encode_feed(
         raise
     done.append(time.perf_counter())
     return written
+
+
+def _encoder_threads(awaited: bool, take: int, takes: int) -> int:
+    """x264 threads for take ``take`` (0-based, of ``takes``): two for the take that is waited
+    for longest beside little other work (take 1 when someone awaits each take, else the
+    last), one otherwise (``AWAITED_TAKE_THREADS``)."""
+    first_awaited = awaited and take == 0
+    last_alone = not awaited and take == takes - 1
+    return AWAITED_TAKE_THREADS if first_awaited or last_alone else 1
 
 
 def _cancel(futures: list[Future[Any]]) -> None:

@@ -195,3 +195,33 @@ def test_an_interrupt_while_drawing_stops_every_thread(tmp_path: Path, where: st
     assert len(outcome) == 1 and isinstance(outcome[0], KeyboardInterrupt)
     assert threading.active_count() == before
     assert not [p for p in psutil.Process().children(recursive=True) if "ffmpeg" in p.name()]
+
+
+@pytest.mark.parametrize("awaited", [False, True])
+def test_the_take_waited_for_longest_gets_a_second_encoder_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, awaited: bool
+) -> None:
+    from generation import export
+
+    threads: dict[str, int] = {}
+
+    class Recording(export.ClipWriter):
+        def __init__(
+            self, path: Path, fps: int, fmt: export.ClipFormat, size: tuple[int, ...], n: int = 1
+        ) -> None:
+            threads[path.name] = n
+            super().__init__(path, fps, fmt, size, n)
+
+    monkeypatch.setattr(export, "ClipWriter", Recording)
+    reported: list[FinishedTake] = []
+    Animator(make_backend("warp")).animate(
+        ASTRONAUT.read_bytes(),
+        "subtle blink",
+        SMALL,
+        tmp_path / "out",
+        on_take=reported.append if awaited else None,
+    )
+    # Someone awaits each take (a chat): take 1, which reaches them first. The CLI: the last
+    # take, whose encoder finishes after everything else is drawn.
+    want = [2, 1, 1] if awaited else [1, 1, 2]
+    assert [threads[f"variation-{k}.mp4"] for k in (1, 2, 3)] == want
