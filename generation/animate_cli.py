@@ -135,16 +135,26 @@ def _check_consent(inspection: Inspection, consent: bool) -> None:
         )
 
 
-def _moderated(
+def _sent_for_moderation(
+    prompt: str, rgb: NDArray[np.uint8], check: CheckProcess
+) -> NDArray[np.uint8]:
+    """The photo's ``moderation_copy``, sent with ``prompt`` to the moderation process (runs on
+    a loader thread, so that the check runs while the face is searched)."""
+    from moderation.cli_check import moderation_copy
+
+    photo = moderation_copy(rgb)
+    check.submit(prompt, photo)
+    return photo
+
+
+def _verdict(
     prompt: str, photo: NDArray[np.uint8], check: CheckProcess, data_dir: Path
 ) -> Callable[[], None]:
-    """Send this request (``photo``: ``moderation_copy`` of the picture) to the moderation
-    process and return the wait for its verdict (the animator calls it before writing
-    anything). Without a verdict from the process, the same check runs here: a request is never
-    let through unchecked. Raises ``PolicyRefusal``."""
+    """The wait for the moderation process's verdict on the request sent to it (``photo``: the
+    ``moderation_copy`` it was sent); the animator calls it before writing anything. Without a
+    verdict from the process, the same check runs here: a request is never let through
+    unchecked. Raises ``PolicyRefusal``."""
     from moderation.cli_check import CheckUnavailable, CliModeration
-
-    check.submit(prompt, photo)
 
     def verdict() -> None:
         try:
@@ -237,11 +247,13 @@ def _run_animate(args: argparse.Namespace) -> int:
 
     In time order: numpy and Pillow are imported, then the moderation process starts (forked
     where it can be: it imports and loads the prompt policy and the NSFW model on the core
-    this process leaves idle, see ``moderation.cli_check``); the prompt is parsed; the photo is decoded; dlib's HOG detector (a few ms) searches
-    for faces on a loader thread, which releases the GIL, while another loads the landmark
-    models and a third runs the old-scan check, and the main thread imports the animation code.
-    Once consent is settled the request goes to the moderation process, whose verdict is
-    awaited before anything is written (``before_export``), while the first take is drawn.
+    this process leaves idle, see ``moderation.cli_check``); the prompt is parsed; the photo is
+    decoded; on loader threads, the moderation copy of the photo is made (and, with
+    ``--consent``, sent to the moderation process at once), dlib's HOG detector searches for
+    faces (releasing the GIL), the landmark models load and the old-scan check runs, while the
+    main thread imports the animation code. Without ``--consent`` the request goes to the
+    moderation process once consent is settled. Its verdict is awaited before anything is
+    written (``before_export``), while the first take is drawn.
     """
     # Start-up allocates ~10^5 objects that live until exit: the cyclic garbage collector's
     # passes over them (~80 of them, ~10 ms) are skipped until the imports are done.
@@ -269,7 +281,7 @@ def _start_animating(args: argparse.Namespace, check: CheckProcess, data_dir: Pa
     """``_run_animate`` once the moderation process runs and the prompt is known to parse."""
     with (
         _embedding_process() as embedder,
-        ThreadPoolExecutor(max_workers=3, thread_name_prefix="lp-load") as loader,
+        ThreadPoolExecutor(max_workers=4, thread_name_prefix="lp-load") as loader,
     ):
         from livingphoto.memory import reuse_freed_memory
 
@@ -314,13 +326,19 @@ def _animate_with(
 
     model = FaceModel(embedder=embedder)
     sanitized = decoded.result()
-    # Detection first: dlib's HOG releases the GIL at once, and the old-scan check and the
+    # The moderation process has loaded by now and waits for the photo. With --consent nothing
+    # the search can find stops the request, so it is sent at once and checked while the face
+    # is searched (on a 12 MP photo the process would otherwise idle for ~0.25 s and then
+    # compete with the drawing); without, it is sent once consent is settled.
+    if args.consent:
+        photo_copy = loader.submit(_sent_for_moderation, args.prompt, sanitized.rgb, check)
+    else:
+        photo_copy = loader.submit(moderation_copy, sanitized.rgb)
+    # Detection next: dlib's HOG releases the GIL at once, and the old-scan check and the
     # landmark models' load (which holds the GIL for ~70 ms) then run beside it, not before it.
     found = loader.submit(find_subject, model, sanitized.rgb, args.face)
     damage = loader.submit(analyse, sanitized.rgb) if args.restore == "auto" else None
     pending.append(loader.submit(model.load))
-    # The moderation process's copy (a resize of a big photo) is ready once consent is settled.
-    photo_copy = loader.submit(moderation_copy, sanitized.rgb)
     pending.extend(future for future in (found, damage, photo_copy) if future is not None)
 
     from generation.animator import AnimateOptions, Animator, Inspection
@@ -349,7 +367,10 @@ def _animate_with(
     _check_consent(inspection, args.consent)
     if not inspection.shows_person:
         embedder.close()  # only a human face is compared with the photo
-    allowed = _moderated(args.prompt, photo_copy.result(), check, data_dir)
+    photo = photo_copy.result()
+    if not args.consent:
+        check.submit(args.prompt, photo)
+    allowed = _verdict(args.prompt, photo, check, data_dir)
     if args.backend != "warp":
         allowed()  # model weights load only once the request is allowed
     animator.setup()

@@ -82,3 +82,20 @@ def test_consent_is_per_run_not_remembered(tmp_path: Path) -> None:
     assert "--consent" in second.stderr
     # Nothing is written into the current folder: the audit lives in the data directory.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "out"]
+
+
+def test_without_consent_a_photo_of_a_person_never_reaches_the_moderation_check(
+    tmp_path: Path,
+) -> None:
+    # With --consent the request is checked while the face is searched; without, consent is
+    # settled first: a refused prompt on a photo of a person stops at consent, unaudited.
+    result = _animate(tmp_path, "make her take off her shirt")
+    assert result.returncode == 3
+    assert "--consent" in result.stderr and "sexual" not in result.stderr.lower()
+    audit = subprocess.run(
+        [sys.executable, "-m", "livingphoto", "audit", "--data-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert audit.returncode == 0 and "no refusals recorded" in audit.stdout
