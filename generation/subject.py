@@ -89,12 +89,8 @@ def find_subject(model: FaceModel, rgb: NDArray[np.uint8], face: int | None = No
 
     Raises ``UsageError`` when ``face`` is out of range for what was found.
     """
-    faces = tuple(model.find_faces(rgb))
-    kind: SubjectKind = "face"
-    if not faces:
-        faces = tuple(model.find_cats(rgb))
-        kind = "animal" if faces else "none"
-    return choose(Subject(kind=kind, faces=faces, chosen=None), face)
+    kind, found = model.find_heads(rgb)
+    return choose(Subject(kind=kind, faces=tuple(found), chosen=None), face)
 
 
 def choose(subject: Subject, face: int | None) -> Subject:

@@ -116,14 +116,14 @@ async def test_a_photo_is_searched_once_from_inspection_to_the_worker(
     # A bot inspects the photo, then submits it: the submission reuses what the inspection
     # found, and the worker gets the faces (landmarks too) with the job.
     searches: list[int] = []
-    real_find_faces = FaceModel.find_faces
+    real_find_heads = FaceModel.find_heads
 
     def counted(model: FaceModel, rgb: Any) -> Any:
         if rgb.any():  # not the worker's warm-up run on a blank picture
             searches.append(rgb.shape[0])
-        return real_find_faces(model, rgb)
+        return real_find_heads(model, rgb)
 
-    monkeypatch.setattr(FaceModel, "find_faces", counted)
+    monkeypatch.setattr(FaceModel, "find_heads", counted)
     tickets: list[JobTicket] = []
     real_inspection = JobRunner._inspection
 
@@ -202,13 +202,13 @@ async def test_what_an_inspection_found_is_remembered_briefly_and_for_few_photos
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     searches: list[int] = []
-    real_find_faces = FaceModel.find_faces
+    real_find_heads = FaceModel.find_heads
 
     def counted(model: FaceModel, rgb: Any) -> Any:
         searches.append(1)
-        return real_find_faces(model, rgb)
+        return real_find_heads(model, rgb)
 
-    monkeypatch.setattr(FaceModel, "find_faces", counted)
+    monkeypatch.setattr(FaceModel, "find_heads", counted)
     now = [0.0]
     service = SubjectService(20_000_000, 40_000_000, clock=lambda: now[0])
     try:

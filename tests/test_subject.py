@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from generation.backend import FaceBox
 from generation.faces import MIN_FACE_PX, FaceModel
 from generation.subject import choose, find_subject, salient_centre
 from livingphoto.errors import UsageError
@@ -112,7 +113,7 @@ def test_the_finer_pass_finds_a_small_face_in_a_phone_photo_in_grey(
 
     # A 12 MP photo of a coffee cup with a person whose face is 3.5 % of the long side (141 px).
     person = Image.open(images.EXAMPLES / "astronaut.jpg").convert("RGB").resize((793, 793))
-    photo = Image.fromarray(skdata.coffee()).resize((4032, 3024))
+    photo = Image.fromarray(skdata.coffee()).resize((4032, 3024))  # type: ignore[no-untyped-call]
     photo.paste(person, (2600, 1100))
     searched: list[tuple[int, ...]] = []
     detector = model._detector
@@ -165,3 +166,75 @@ def test_old_photos_paintings_and_cartoons_of_people_are_faces(model: FaceModel)
     for name in ("astronaut.jpg", "grace_hopper.jpg"):
         for style, picture in restyled(rgb(name)).items():
             assert find_subject(model, picture).kind == "face", (name, style)
+
+
+def _one_after_another(model: FaceModel, rgb: np.ndarray) -> tuple[str, list]:  # type: ignore[type-arg]
+    """The search order ``find_heads`` keeps, each step waiting for the one before."""
+    faces = model._find_faces_at(rgb, 640)
+    if not faces and max(rgb.shape[:2]) > 960:
+        faces = model._find_faces_at(rgb, 1280, grey=True)
+    if not faces:
+        faces = model._find_faces_second(rgb)
+    if faces:
+        return "face", faces
+    cats = model.find_cats(rgb)
+    return ("animal", cats) if cats else ("none", [])
+
+
+def test_after_a_miss_the_searches_run_side_by_side_and_find_what_they_found_in_turn(
+    model: FaceModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import cv2
+
+    portrait = np.asarray(Image.open(images.EXAMPLES / "astronaut.jpg").convert("RGB"))
+    cat = np.asarray(Image.open(images.EXAMPLES / "chelsea.jpg").convert("RGB"))
+    pictures = {
+        "portrait": portrait,
+        "stretched portrait": cv2.resize(portrait, (1280, 512), interpolation=cv2.INTER_CUBIC),
+        "big cat": cv2.resize(cat, (1500, 998), interpolation=cv2.INTER_CUBIC),
+        "noise": np.random.default_rng(0).integers(0, 256, (700, 1100, 3), dtype=np.uint8),
+    }
+    kinds = {}
+    for name, rgb in pictures.items():
+        kind, found = model.find_heads(rgb)
+        assert (kind, found) == _one_after_another(model, rgb), name
+        kinds[name] = kind
+    # (OpenCV's cat cascade misses this cat: whole-picture motion.)
+    assert kinds == {
+        "portrait": "face",
+        "stretched portrait": "face",
+        "big cat": "none",
+        "noise": "none",
+    }
+    # While the finer HOG pass searches the big cat photo, the second detector and the cat
+    # search have started too (each releases the GIL: the wall time is the longest one's), and
+    # what the cat search finds is the answer when no human face is found.
+    started = {"second": threading.Event(), "cats": threading.Event()}
+    finer_saw: dict[str, bool] = {}
+    real_at, real_second, real_cats = (
+        FaceModel._find_faces_at,
+        FaceModel._find_faces_second,
+        FaceModel.find_cats,
+    )
+
+    def at(self: FaceModel, rgb: np.ndarray, long_side: int, grey: bool = False) -> list:  # type: ignore[type-arg]
+        if grey:
+            finer_saw.update({k: e.wait(timeout=30) for k, e in started.items()})
+        return real_at(self, rgb, long_side, grey)
+
+    def second(self: FaceModel, rgb: np.ndarray) -> list:  # type: ignore[type-arg]
+        started["second"].set()
+        return real_second(self, rgb)
+
+    def cats(self: FaceModel, rgb: np.ndarray) -> list:  # type: ignore[type-arg]
+        started["cats"].set()
+        return [*real_cats(self, rgb), FaceBox(700, 300, 200, 200, detector="cat-cascade")]
+
+    monkeypatch.setattr(FaceModel, "_find_faces_at", at)
+    monkeypatch.setattr(FaceModel, "_find_faces_second", second)
+    monkeypatch.setattr(FaceModel, "find_cats", cats)
+    kind, found = model.find_heads(pictures["big cat"])
+    assert (kind, [f.detector for f in found]) == ("animal", ["cat-cascade"])
+    assert finer_saw == {"second": True, "cats": True}
