@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import cv2
@@ -181,7 +182,7 @@ def test_fields_upsampled_once_per_take_draw_the_same_frames(portrait: Portrait)
     height, width = portrait.image.shape[:2]
     grid = _Grid(width, height)
     spec = parse_motion("blink, slight head tilt, gentle breathing, smile")
-    plan = plan_variation(spec, portrait.face, grid, 24, 12, np.random.default_rng(5))
+    plan = plan_variation(spec, portrait.face, grid, 24, 12, random.Random(5))
     fast = np.empty_like(portrait.image)
     slow = np.empty_like(portrait.image)
     for t in range(24):

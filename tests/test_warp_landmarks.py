@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import random
 import sys
 
 import images
@@ -40,7 +41,7 @@ def plan(prompt: str, face: FaceBox | None, grid: _Grid, kind: str = "face") -> 
         grid,
         48,
         24,
-        np.random.default_rng(3),
+        random.Random(3),
         kind=kind,  # type: ignore[arg-type]
     )
 
@@ -105,7 +106,7 @@ def test_without_a_face_motion_centres_on_the_focus(face: tuple[FaceBox, _Grid])
         grid,
         24,
         12,
-        np.random.default_rng(1),
+        random.Random(1),
         kind="none",
         focus=(40.0, 50.0),
     )
