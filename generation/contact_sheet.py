@@ -104,8 +104,8 @@ def write_contact_sheet(rows: Sequence[SheetRow], path: Path, frames_per_row: in
             _text(sheet, line, GAP + 2, top + 4 + 16 * k, colour)
         for c, (frame_index, thumb) in enumerate(thumbs):
             left = LABEL_WIDTH + GAP + c * (thumb_w + GAP)
-            shown = thumb[:, :thumb_w]
-            sheet[top : top + shown.shape[0], left : left + shown.shape[1]] = shown
+            cell = thumb[:, :thumb_w]
+            sheet[top : top + cell.shape[0], left : left + cell.shape[1]] = cell
             label = f"frame {frame_index}" + (" (blink)" if frame_index == row.blink_peak else "")
             _text(sheet, label, left + 2, top + THUMB_HEIGHT + 1, TEXT)
     write_atomically(path, _png(sheet))  # a run stopped half-way: no truncated sheet
