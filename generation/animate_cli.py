@@ -335,10 +335,11 @@ def _animate_with(
     else:
         photo_copy = loader.submit(moderation_copy, sanitized.rgb)
     # Detection next: dlib's HOG releases the GIL at once, and the old-scan check and the
-    # landmark models' load (which holds the GIL for ~70 ms) then run beside it, not before it.
+    # landmark models' load (which holds the GIL for ~70 ms) then run beside it, not before it:
+    # the load waits for the search to start (a big photo is shrunk for it first).
     found = loader.submit(find_subject, model, sanitized.rgb, args.face)
     damage = loader.submit(analyse, sanitized.rgb) if args.restore == "auto" else None
-    pending.append(loader.submit(model.load))
+    pending.append(loader.submit(model.load_beside_search))
     pending.extend(future for future in (found, damage, photo_copy) if future is not None)
 
     from generation.animator import AnimateOptions, Animator, Inspection

@@ -53,6 +53,8 @@ DETECT_LONG_SIDE = 640
 MIN_FACE_PX = 40
 # HOG detections scoring below this are dropped (dlib's own threshold is 0).
 HOG_MIN_SCORE = 0.3
+# How long ``FaceModel.load_beside_search`` waits for a search to start before it loads anyway.
+SEARCH_WAIT_S = 1.0
 # dlib HOG sub-detectors: 0 front, 1 left-looking, 2 right-looking, 3/4 front turned.
 _PROFILE_DETECTORS = frozenset({1, 2})
 # Eye centres as fractions of a cat-face box (OpenCV cat cascade boxes).
@@ -144,6 +146,7 @@ class FaceModel:
         self._dlib: Any = dlib
         self._detector: Any = _frontal_detector(dlib)
         self._lock = threading.Lock()  # dlib calls (the networks keep scratch buffers)
+        self._searching = threading.Event()  # set once a HOG search runs (load_beside_search)
         self._loading = threading.Lock()  # the models loaded on first use
         self._predictor: Any = None
         self._recognizer: Any = None  # loaded on the first embedding (inspection needs none)
@@ -167,6 +170,16 @@ class FaceModel:
             self.find_faces(blank)  # HOG, then the second detector
             self.find_cats(blank)
         return self
+
+    def load_beside_search(self, timeout_s: float = SEARCH_WAIT_S) -> FaceModel:
+        """``load``, started once a face search of this model is under way, or after
+        ``timeout_s`` seconds without one. dlib's HOG search runs without the GIL, while the
+        5-point model's load holds it for ~70 ms: started together, the load stalls the
+        shrinking of a big photo that comes before the search (~0.1 s of a 12 MP photo on the
+        way to the first frame); started once HOG runs, it takes nothing from it. A search
+        that ends early (an error) releases the wait too. Returns ``self``."""
+        self._searching.wait(timeout_s)
+        return self.load()
 
     def _landmarker(self) -> Any:
         """dlib's 5-point shape predictor, loaded once (about 70 ms)."""
@@ -250,7 +263,10 @@ class FaceModel:
         12 MP photo of a cat, 0.3 s instead of 0.47 s, while the start-up's other work is
         done and a core would idle). Only a face found by the finer pass leaves the others'
         work unused (about 0.1 s of CPU beside its 0.3 s)."""
-        faces = self._find_faces_at(rgb, DETECT_LONG_SIDE)
+        try:
+            faces = self._find_faces_at(rgb, DETECT_LONG_SIDE)
+        finally:
+            self._searching.set()  # a load waiting for the search goes on, whatever happened
         if faces:
             return "face", faces
         finer = max(rgb.shape[:2]) > 1.5 * DETECT_LONG_SIDE
@@ -304,6 +320,7 @@ class FaceModel:
             work = np.asarray(cv2.cvtColor(work, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
         work = np.ascontiguousarray(work)
         with self._lock:
+            self._searching.set()
             rects, scores, kinds = self._detector.run(work, 1, 0.0)
         faces: list[FaceBox] = []
         for rect, value, kind in zip(rects, scores, kinds, strict=True):
