@@ -49,14 +49,17 @@ def middle_third(still: NDArray[np.uint8], changed: NDArray[np.uint8]) -> NDArra
     return frames
 
 
-def same_person(source: Portrait) -> NDArray[np.uint8]:
+def same_person(
+    source: Portrait, prompt: str = "blink, head tilt, nod, gentle breathing", seed: int = 3
+) -> NDArray[np.uint8]:
+    """One warp take of ``source`` (the same person, moving as ``prompt`` says)."""
     request = RenderRequest(
         image=source.image,
-        spec=parse_motion("blink, head tilt, nod, gentle breathing"),
+        spec=parse_motion(prompt),
         variations=1,
         frames=FRAMES,
         fps=12,
-        seed=3,
+        seed=seed,
         face=source.face,
     )
     (take,) = WarpBackend().render(request, no_progress, CancelToken())
