@@ -613,6 +613,11 @@ class Animator:
                         f"variation {v.index} changes the face (identity {v.scores.identity:.2f}); "
                         "prefer another take"
                     )
+            if any(v.info.get("instead") == "breathing" for v in variations):
+                warnings.append(
+                    "the blink or smile asked for cannot be drawn on this face: it breathes "
+                    "gently instead, so the picture does not stand still"
+                )
             mark = time.perf_counter()
             try:
                 sheet = write_contact_sheet(

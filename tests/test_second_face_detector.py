@@ -151,6 +151,25 @@ def test_such_a_face_is_animated_without_a_blink_or_a_likeness_score(tmp_path: P
         assert variation["scores"]["identity"] == 1.0 and not variation["flagged"]
 
 
+def test_such_a_face_asked_only_to_blink_breathes_instead_of_standing_still(
+    tmp_path: Path,
+) -> None:
+    # Its eyes cannot be placed for a blink: three identical still clips would be no living
+    # photo, so it breathes gently, and a warning says why.
+    photo = tmp_path / "camera.png"
+    cv2.imwrite(str(photo), skdata.camera())
+    done = animate(
+        photo, "blink", "--consent", "--json", "--variations", "2", "--seconds", "1",
+        "--size", "256", "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert any("breathes gently instead" in w for w in result["warnings"])
+    for variation in result["variations"]:
+        assert variation["info"]["components"] == ["breathing"]
+        assert variation["scores"]["motion"] > 0.05
+
+
 def test_a_big_photo_is_searched_on_a_copy_and_its_boxes_come_back_in_its_pixels(
     model: FaceModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -98,6 +98,25 @@ def test_a_profile_face_gets_no_blink(face: tuple[FaceBox, _Grid]) -> None:
     assert plan("blink, head tilt", box, grid).eyes != []
 
 
+def test_a_profile_face_asked_only_for_its_features_breathes_instead(
+    face: tuple[FaceBox, _Grid],
+) -> None:
+    box, grid = face
+    side = dataclasses.replace(box, frontal=False)
+    for prompt in ("blink", "smile", "blink and smile, keep the head still"):
+        instead = plan(prompt, side, grid)
+        assert instead.eyes == [] and instead.notes.get("instead") == "breathing", prompt
+        assert instead.notes["components"] == ["breathing"], prompt
+    # Anything else it can do is done instead, and nothing is added.
+    tilted = plan("blink, head tilt", side, grid)
+    assert "instead" not in tilted.notes and tilted.notes["components"] == ["head_tilt"]
+    # A frontal face blinks as asked; breathing that was refused stays refused.
+    assert "instead" not in plan("blink", box, grid).notes
+    assert plan("blink", box, grid).notes["components"] == []
+    refused = plan("blink, no breathing", side, grid)
+    assert "instead" not in refused.notes and refused.components == []
+
+
 def test_without_a_face_motion_centres_on_the_focus(face: tuple[FaceBox, _Grid]) -> None:
     _, grid = face
     focused = plan_variation(

@@ -429,6 +429,18 @@ def plan_variation(
             return max(value, 0.3 * jitter)  # and bob their heads a little
         return value
 
+    # A face whose eyes and mouth cannot be moved (seen in profile, or found only by the second
+    # detector) when the prompt asks for nothing else: it breathes gently rather than stand still.
+    features_only = {Primitive.BLINK, Primitive.SMILE}
+    breathe_instead = (
+        face is not None
+        and not animal
+        and not features
+        and Primitive.BREATHING not in spec.excluded
+        and any(_effective_intensity(spec, p) > 0 for p in features_only)
+        and not any(level(p) > 0 for p in Primitive if p not in features_only)
+    )
+
     if face is not None:
         reg = grid.regions(face)
         px, py = reg.pivot
@@ -461,6 +473,9 @@ def plan_variation(
             )
         # Breathing: the body rises (sample from below), the chest widens a touch.
         breath = level(Primitive.BREATHING)
+        if breathe_instead:
+            breath = max(breath, 0.5 * jitter)
+            notes["instead"] = "breathing"
         if breath > 0:
             rise = 0.028 * fw * breath * 2.0
             lift = _smoothstep_field(grid.y, float(grid.height), face.y + 1.5 * face.h)
