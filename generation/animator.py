@@ -48,11 +48,18 @@ from generation.backend import (
     Take,
     no_progress,
 )
-from generation.faces import FaceModel
+from generation.faces import DETECT_LONG_SIDE, FaceModel
 from generation.preprocess import Framed
 from generation.quality import Likeness, Scores
 from generation.restore import DamageReport, RestoreMode, restore_working
-from generation.subject import Subject, SubjectKind, choose, find_subject, salient_centre
+from generation.subject import (
+    SECOND_DETECTOR_WARNING,
+    Subject,
+    SubjectKind,
+    choose,
+    find_subject,
+    salient_centre,
+)
 from livingphoto.atomic import write_atomically
 from livingphoto.errors import GenerationFailed, LivingPhotoError, UsageError
 
@@ -157,6 +164,8 @@ logger = logging.getLogger(__name__)
 MAX_VARIATIONS = 8
 # With on_take, take k (0-based) is encoded this much * k nicer: take 1 reaches users first.
 TAKE_NICENESS_STEP = 3
+# A face HOG finds in the framed picture replaces the second detector's from this overlap (IoU).
+REFOUND_OVERLAP = 0.3
 # With on_take, take 1 is encoded on this many threads: its encoder is behind the drawing by
 # a few dozen frames when take 1 is drawn, and take 2 is drawn only once it is done. Without
 # (the CLI), the last take is: once its last frame is drawn, its encoder still has a few dozen
@@ -374,6 +383,9 @@ class Animator:
             restoration = found.to_json()
             timings["restore"] = time.perf_counter() - mark
         mark = time.perf_counter()
+        found_again = _found_again(model, inspection, framed)
+        if found_again is not None:
+            inspection, framed = found_again
         located: FaceBox | None = None
         if framed.face is not None and inspection.kind == "face":
             located = model.dense_landmarks(framed.image, framed.face)
@@ -897,6 +909,69 @@ def _likeness(
     scaled = _scale_face(face, still.shape, shape)
     assert scaled is not None
     return Likeness(model, reference, scaled)
+
+
+def _found_again(
+    model: FaceModel, inspection: Inspection, framed: Framed
+) -> tuple[Inspection, Framed] | None:
+    """A face only the second detector found in the photo, found again by HOG in the framed
+    picture (the face larger, its surroundings cut away, an old scan cleaned): the inspection
+    and framing with HOG's face instead, so it blinks and gets a likeness score; None when HOG
+    still misses it (or the face is not a second-detector face). HOG's face must overlap the
+    second detector's by ``REFOUND_OVERLAP`` (intersection over union)."""
+    chosen = inspection.face
+    if (
+        inspection.kind != "face"
+        or chosen is None
+        or chosen.detector != "blazeface"
+        or framed.face is None
+    ):
+        return None
+    face = _hog_face_over(model, framed.image, framed.face)
+    if face is None:
+        return None
+    x0, y0, x1, y1 = framed.crop
+    sx = framed.image.shape[1] / (x1 - x0)
+    sy = framed.image.shape[0] / (y1 - y0)
+    in_photo = face.scaled(1 / sx, 1 / sy, x0, y0)
+    faces = list(inspection.faces)
+    assert inspection.chosen is not None
+    faces[inspection.chosen] = in_photo
+    warnings = tuple(w for w in inspection.warnings if not w.startswith(SECOND_DETECTOR_WARNING))
+    refound = dataclasses.replace(inspection, faces=tuple(faces), warnings=warnings)
+    return refound, dataclasses.replace(framed, face=face)
+
+
+def _hog_face_over(model: FaceModel, picture: NDArray[np.uint8], target: FaceBox) -> FaceBox | None:
+    """HOG's face in ``picture`` that overlaps ``target`` most (``REFOUND_OVERLAP`` at least),
+    with its landmarks in ``picture``'s pixels, or None. Searched at HOG's working size (a
+    smaller picture enlarged to it) and, when that finds none, at the picture's own size: a
+    damaged face sits near HOG's threshold, where the scale decides."""
+    height, width = picture.shape[:2]
+    up = DETECT_LONG_SIDE / max(height, width)
+    searches = [up, 1.0] if up > 1.0 else [1.0]
+    for scale in searches:
+        work = picture
+        if scale != 1.0:
+            size = (round(width * scale), round(height * scale))
+            work = np.asarray(cv2.resize(picture, size, interpolation=cv2.INTER_CUBIC), np.uint8)
+        found = model.find_faces_hog(work)
+        if scale != 1.0:
+            found = [model.landmarks(picture, f.scaled(1 / scale, 1 / scale)) for f in found]
+        best = max(found, key=lambda f: _iou(f, target), default=None)
+        if best is not None and _iou(best, target) >= REFOUND_OVERLAP:
+            return best
+    return None
+
+
+def _iou(a: FaceBox, b: FaceBox) -> float:
+    """Intersection over union of two boxes."""
+    w = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
+    h = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return inter / float(a.w * a.h + b.w * b.h - inter)
 
 
 def _profile(face: FaceBox) -> FaceBox:

@@ -282,6 +282,11 @@ class FaceModel:
             found = animals.result() if animals is not None else []
         return ("animal", found) if found else ("none", [])
 
+    def find_faces_hog(self, rgb: NDArray[np.uint8]) -> list[FaceBox]:
+        """HOG's first pass alone (``find_faces`` without the passes that follow a miss): faces
+        with their 5 landmarks, left to right."""
+        return self._find_faces_at(rgb, DETECT_LONG_SIDE)
+
     def _find_faces_second(self, rgb: NDArray[np.uint8]) -> list[FaceBox]:
         """Faces only the second detector finds (``generation.blazeface``: stretched, strongly
         lit or drawn faces HOG misses), so a photo of a person is still treated as one

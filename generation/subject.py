@@ -22,6 +22,9 @@ from generation.faces import MIN_FACE_PX, FaceModel
 from livingphoto.errors import UsageError
 from livingphoto.resample import halve_towards
 
+# How the warning about a face only the second detector found begins (``choose``).
+SECOND_DETECTOR_WARNING = "the face was found only by the second face detector"
+
 __all__ = ["Subject", "SubjectKind", "choose", "find_subject", "salient_centre"]
 
 _KINDS = frozenset(get_args(SubjectKind))
@@ -118,7 +121,7 @@ def choose(subject: Subject, face: int | None) -> Subject:
         )
     elif picked.detector == "blazeface":
         warnings.append(
-            "the face was found only by the second face detector (an unusual shape, angle or "
+            f"{SECOND_DETECTOR_WARNING} (an unusual shape, angle or "
             "light): no blink and no likeness score; head and body motion only"
         )
     elif not picked.frontal:

@@ -11,12 +11,16 @@ import cv2
 import images
 import numpy as np
 import pytest
+import scan_damage
 from skimage import data as skdata
 from test_animate_cli import animate, assert_one_line_error
 
 from generation import blazeface
+from generation.animator import AnimateOptions, Animator
+from generation.backends import make_backend
 from generation.faces import FaceModel
 from generation.subject import Subject, find_subject
+from moderation.intake import load_image
 
 
 def _photo(name: str) -> np.ndarray:
@@ -197,3 +201,49 @@ def test_a_big_photo_is_searched_on_a_copy_and_its_boxes_come_back_in_its_pixels
     for got, want in ((found.w, expected.w), (found.h, expected.h)):
         assert abs(got - 3 * want) <= 3 * 8
     assert abs(found.score - expected.score) < 0.1
+
+
+def _damaged_astronaut(seed: int) -> np.ndarray:
+    """The astronaut as an old scan (tests/scan_damage.py): toned, grainy, scratched."""
+    rng = np.random.default_rng(seed)
+    aged = scan_damage.age(load_image(images.astronaut_bytes()).rgb, rng)
+    return scan_damage.damage(aged, rng, scan_damage.DamageSpec.random(rng))
+
+
+def test_a_face_found_by_the_second_detector_is_found_again_in_the_framed_scan(
+    model: FaceModel, tmp_path: Path
+) -> None:
+    # On this damaged scan HOG misses the face in the whole photo and the second detector finds
+    # it; cropped around the face and cleaned, HOG finds it again: it then blinks and gets a
+    # likeness score like any face HOG found.
+    scan = _damaged_astronaut(2)
+    kind, faces = model.find_heads(scan)
+    assert kind == "face" and faces[0].detector == "blazeface"  # what this test is about
+    ok, png = cv2.imencode(".png", cv2.cvtColor(scan, cv2.COLOR_RGB2BGR))
+    assert ok
+    options = AnimateOptions(variations=2, seconds=1.0, fps=8, size=512, seed=1)
+    result = Animator(make_backend("warp")).animate(
+        png.tobytes(), "subtle blink", options, tmp_path / "out"
+    )
+    assert result.restoration["restored"]
+    assert not any("second face detector" in w for w in result.warnings), result.warnings
+    assert all(v.info["blink_peak"] is not None for v in result.variations)
+    # The face reported is HOG's, in the photo's pixels, over the second detector's.
+    x, y, w, h = result.subject["faces"][0]
+    second = faces[0]
+    assert abs((x + w / 2) - (second.x + second.w / 2)) < second.w / 2
+    assert abs((y + h / 2) - (second.y + second.h / 2)) < second.h / 2
+
+
+def test_a_face_hog_found_in_the_photo_is_not_searched_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def unexpected(self: FaceModel, rgb: np.ndarray) -> list[object]:
+        raise AssertionError("searched again")
+
+    monkeypatch.setattr(FaceModel, "find_faces_hog", unexpected)
+    options = AnimateOptions(variations=1, seconds=1.0, fps=8, size=256, seed=1)
+    result = Animator(make_backend("warp")).animate(
+        images.astronaut_bytes(), "subtle blink", options, tmp_path / "out"
+    )
+    assert result.variations[0].info["blink_peak"] is not None
