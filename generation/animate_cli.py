@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from livingphoto.errors import ConsentRequired, GenerationFailed, LivingPhotoError, UsageError
+from livingphoto.errors import ConsentRequired, GenerationFailed, LivingPhotoError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -166,22 +166,6 @@ def _verdict(
     return verdict
 
 
-def cli_data_dir() -> Path:
-    """Where the CLI keeps its moderation audit: ``LIVINGPHOTO_DATA_DIR`` if set, else the
-    user's state directory (never the current folder)."""
-    configured = os.environ.get("LIVINGPHOTO_DATA_DIR", "").strip()
-    if configured:
-        path = Path(configured)
-    else:
-        state = os.environ.get("XDG_STATE_HOME", "").strip()
-        path = (Path(state) if state else Path.home() / ".local" / "state") / "livingphoto"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UsageError(f"cannot create the data directory {path}: {error.strerror}") from None
-    return path
-
-
 class ProgressBar:
     """A one-line progress bar on a terminal; silent elsewhere."""
 
@@ -259,6 +243,7 @@ def _run_animate(args: argparse.Namespace) -> int:
     # passes over them (~80 of them, ~10 ms) are skipped until the imports are done.
     gc.disable()
     try:
+        from livingphoto.data_dir import cli_data_dir
         from moderation.cli_check import CheckProcess
 
         data_dir = cli_data_dir()

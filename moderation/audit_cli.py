@@ -2,12 +2,15 @@
 
 Usage::
 
-    livingphoto audit                          # the 20 newest refusals, data dir from LIVINGPHOTO_DATA_DIR
+    livingphoto audit                          # the 20 newest refusals where `animate` records them
     livingphoto audit --data-dir data --limit 50
     livingphoto audit --json                   # {"refusals": [{"at": …, "category": …, …}]}
     livingphoto audit --deletions              # what was deleted (forget, revoke, retention)
 
-The log is opened read-only, so this is safe while the service runs.
+The log is opened read-only, so this is safe while the service runs. Without ``--data-dir`` it
+is the command-line tools' data directory (``livingphoto.data_dir.cli_data_dir``:
+``LIVINGPHOTO_DATA_DIR``, else the user's state directory), where ``livingphoto animate`` records
+its refusals; the service's log is in the service's data directory.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from livingphoto.data_dir import cli_data_dir
 from livingphoto.errors import UsageError
 from moderation.audit import AUDIT_DB, AuditLog
 
@@ -30,7 +34,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         description="List recent moderation refusals (or deletions) from the audit log.",
     )
     parser.add_argument(
-        "--data-dir", type=Path, default=None, help="data directory (default: LIVINGPHOTO_DATA_DIR)"
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="data directory (default: LIVINGPHOTO_DATA_DIR, else where `livingphoto animate` "
+        "records: $XDG_STATE_HOME/livingphoto or ~/.local/state/livingphoto)",
     )
     parser.add_argument("--limit", type=_positive, default=20, help="rows to show (default 20)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -41,7 +49,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    data_dir: Path = args.data_dir if args.data_dir is not None else _default_data_dir()
+    data_dir: Path = args.data_dir if args.data_dir is not None else cli_data_dir(create=False)
     if not data_dir.is_dir():
         raise UsageError(f"data directory {data_dir} does not exist")
     kind = "deletions" if args.deletions else "refusals"
@@ -85,12 +93,6 @@ def run(args: argparse.Namespace) -> int:
             ],
         )
     return 0
-
-
-def _default_data_dir() -> Path:
-    from livingphoto.settings import Settings
-
-    return Settings.from_env().service.data_dir
 
 
 def _positive(raw: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -99,3 +100,26 @@ def test_without_consent_a_photo_of_a_person_never_reaches_the_moderation_check(
         timeout=60,
     )
     assert audit.returncode == 0 and "no refusals recorded" in audit.stdout
+
+
+def test_audit_without_a_data_dir_lists_what_animate_just_refused(tmp_path: Path) -> None:
+    # No LIVINGPHOTO_DATA_DIR and no --data-dir: both commands use the user's state directory
+    # (run from a folder without a .env file).
+    env = {k: v for k, v in os.environ.items() if k != "LIVINGPHOTO_DATA_DIR"}
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    work = tmp_path / "work"
+    work.mkdir()
+    refused = subprocess.run(
+        [sys.executable, "-m", "livingphoto", "animate", str(PORTRAIT),
+         "make her take off her shirt", "--consent", "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120, env=env, cwd=work,
+    )  # fmt: skip
+    assert refused.returncode == 3, refused.stderr
+    audit = subprocess.run(
+        [sys.executable, "-m", "livingphoto", "audit", "--json"],
+        capture_output=True, text=True, timeout=60, env=env, cwd=work,
+    )  # fmt: skip
+    assert audit.returncode == 0, audit.stderr
+    (row,) = json.loads(audit.stdout)["refusals"]
+    assert row["platform"] == "cli" and "sexual" in row["category"]
+    assert (tmp_path / "state" / "livingphoto").is_dir() and list(work.iterdir()) == []
