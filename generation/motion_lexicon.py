@@ -154,6 +154,12 @@ _ENTRIES: dict[str, str] = {
     "su": "her", "sus": "her", "seu": "her", "sua": "her", "seus": "her", "suas": "her",
     "sa": "her", "ses": "her", "sein": "her", "seine": "her", "seinen": "her",
     "ihr": "her", "ihre": "her", "ihren": "her",
+    # indefinite articles and "of (the)", "to (the)", "in (the)": dropped, like "a" and "of"
+    # (none of them an English word: "do" and "no" stay English)
+    "un": "", "une": "", "una": "", "unos": "", "unas": "", "um": "", "uma": "", "uns": "",
+    "umas": "", "ein": "", "eine": "", "einen": "", "einem": "", "eines": "", "einer": "",
+    "de": "", "des": "", "du": "", "del": "", "da": "", "dos": "", "au": "",
+    "aux": "", "zu": "", "zum": "", "zur": "", "en": "", "dans": "", "na": "", "im": "",
 }  # fmt: skip
 
 LEXICON: Mapping[str, str] = MappingProxyType(_ENTRIES)

@@ -141,6 +141,23 @@ def _full_substitution(text: str) -> str:
     return " ".join(replaced.split(" ")).replace("  ", " ")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "cligne des yeux et respire doucement",
+        "un léger sourire, une respiration douce, au coin des lèvres",
+        "parpadeo suave de los ojos, una sonrisa del alma",
+        "ein sanftes Blinzeln und eine leichte Kopfneigung zur Seite",
+        "um piscar suave, uma respiração leve da boca",
+    ],
+)
+def test_articles_and_small_words_are_not_reported_as_unknown(text: str) -> None:
+    # "des", "une", "del", "ein", "uma": words every such prompt has, not motions it missed.
+    small = {"un", "une", "una", "um", "uma", "ein", "eine", "de", "des", "del", "da", "au"}
+    assert not small & set(parse_motion(text).unknown_words)
+    assert parse_motion(text).motions
+
+
 def test_the_lexicon_is_compiled_only_for_a_text_that_may_need_it() -> None:
     texts = [
         *(key.rstrip("*") + ending for key in LEXICON for ending in ("", "s", "ment doux")),
