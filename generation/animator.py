@@ -199,8 +199,13 @@ class Inspection:
     def of(
         cls, image: SanitizedImage, subject: Subject, damage: DamageReport | None = None
     ) -> Inspection:
-        """The inspection of ``image`` whose subject is ``subject`` (``find_subject``)."""
-        return cls(image, subject.kind, subject.faces, subject.chosen, subject.warnings, damage)
+        """The inspection of ``image`` whose subject is ``subject`` (``find_subject`` of
+        ``image.rgb``): its heads are kept in source pixels, also when ``image.rgb`` is the
+        photo decoded smaller (``image.reduction``)."""
+        faces = subject.faces
+        if image.reduction != 1:
+            faces = tuple(f.scaled(image.reduction, image.reduction) for f in faces)
+        return cls(image, subject.kind, faces, subject.chosen, subject.warnings, damage)
 
     @property
     def shows_person(self) -> bool:
@@ -224,7 +229,14 @@ class Inspection:
         """This inspection with head ``face`` chosen; ``UsageError`` when out of range."""
         if face is None:
             return self
-        return Inspection.of(self.image, choose(self.subject, face), self.damage)
+        chosen = choose(self.subject, face)
+        return dataclasses.replace(
+            self,
+            kind=chosen.kind,
+            faces=chosen.faces,
+            chosen=chosen.chosen,
+            warnings=chosen.warnings,
+        )
 
 
 class Animator:
@@ -364,7 +376,14 @@ class Animator:
         progress(0.04, "detect")
         model = self._faces()
         usable = inspection.subject.animatable
-        framed = frame_subject(image.rgb, usable, crop=options.crop, size=options.size)
+        framed = frame_subject(
+            image.rgb,
+            usable,
+            crop=options.crop,
+            size=options.size,
+            reduction=image.reduction,
+            finer=image.finer,
+        )
         timings["detect"] = time.perf_counter() - mark
         restoration: dict[str, Any] = {}
         if options.restore != "off":

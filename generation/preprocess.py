@@ -7,6 +7,7 @@ whole frame. Both then resize so the long side is ``size`` and both sides are ev
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -63,15 +64,32 @@ def crop_box(width: int, height: int, face: FaceBox, size: int) -> tuple[int, in
 
 
 def frame_subject(
-    rgb: NDArray[np.uint8], face: FaceBox | None, *, crop: CropMode, size: int
+    rgb: NDArray[np.uint8],
+    face: FaceBox | None,
+    *,
+    crop: CropMode,
+    size: int,
+    reduction: int = 1,
+    finer: Callable[[float], tuple[NDArray[np.uint8], int]] | None = None,
 ) -> Framed:
-    """Crop (``auto``: around ``face`` if any) and resize ``rgb`` to long side ``size``."""
+    """Crop (``auto``: around ``face`` if any) and resize ``rgb`` to long side ``size``.
+
+    ``rgb`` may be the photo at 1/``reduction`` of its size (``SanitizedImage.reduction``);
+    ``face`` and the returned ``crop`` and ``scale`` are in source pixels all the same, so the
+    framing does not depend on how the photo was decoded. When the crop holds fewer than
+    ``size`` pixels of ``rgb`` along its long side, ``finer(wanted)`` (``SanitizedImage.finer``:
+    the photo with ``wanted`` times the pixels per side, and its reduction) gives it more.
+    """
     height, width = rgb.shape[:2]
+    source_w, source_h = width * reduction, height * reduction
     if crop == "auto" and face is not None:
-        x0, y0, x1, y1 = crop_box(width, height, face, size)
+        x0, y0, x1, y1 = crop_box(source_w, source_h, face, size)
     else:
-        x0, y0, x1, y1 = 0, 0, width, height
-    region = rgb[y0:y1, x0:x1]
+        x0, y0, x1, y1 = 0, 0, source_w, source_h
+    pixels, at = rgb, reduction
+    if reduction > 1 and finer is not None and max(x1 - x0, y1 - y0) / reduction < size:
+        pixels, at = finer(size * reduction / max(x1 - x0, y1 - y0))
+    region = pixels[y0 // at : -(-y1 // at), x0 // at : -(-x1 // at)]
     out_w, out_h = even_size(x1 - x0, y1 - y0, size)
     scale_x = out_w / (x1 - x0)
     scale_y = out_h / (y1 - y0)
@@ -82,7 +100,7 @@ def frame_subject(
             cv2.resize(
                 region,
                 (out_w, out_h),
-                interpolation=cv2.INTER_AREA if scale_x < 1.0 else cv2.INTER_CUBIC,
+                interpolation=cv2.INTER_AREA if out_w < region.shape[1] else cv2.INTER_CUBIC,
             ),
             dtype=np.uint8,
         )

@@ -15,7 +15,11 @@ Everything a user uploads passes through here first (CLI, service, bots). The ru
 - the orientation is applied (EXIF, and HEIF's own ``irot``/``imir`` transforms, which libheif
   applies while decoding), then only the pixels are kept: no EXIF, GPS, XMP, ICC or comments
   survive (``SanitizedImage.rgb`` is a bare array; ``to_png`` re-encodes from it);
-- images that are too small or too elongated to animate are refused.
+- images that are too small or too elongated to animate are refused;
+- a caller that works on fewer pixels (``working_side``) gets a big JPEG decoded at a half,
+  quarter or eighth of its size by libjpeg's DCT scaling (much less work than decoding every
+  pixel and shrinking), and can decode it again finer where it needs detail
+  (``SanitizedImage.finer``); the pixel limit then applies to the pixels decoded.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 import io
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +42,8 @@ if TYPE_CHECKING:  # numpy is imported where pixels are made: the HEIC child nev
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
+# JPEG DCT scaling decodes at 1/2, 1/4 or 1/8 of the stored size.
+JPEG_REDUCTIONS = (2, 4, 8)
 MIN_SHORT_SIDE = 64
 MAX_ASPECT = 4.0
 
@@ -83,6 +89,12 @@ class SanitizedImage:
     format: str  # "JPEG" | "PNG" | "WEBP" | "GIF" | "HEIC" | "AVIF" (sniffed, not the file name)
     original_size: tuple[int, int]  # (width, height) as stored, before orientation
     warnings: tuple[str, ...] = ()
+    # ``rgb`` is the photo at 1/reduction of its size (a big JPEG, decoded for a caller that
+    # gave a ``working_side``): source pixel (x, y) is near ``rgb`` pixel (x, y) / reduction.
+    reduction: int = 1
+    # The file, kept only when ``reduction`` > 1, for ``finer``.
+    data: bytes | None = field(default=None, repr=False, compare=False)
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     @property
     def width(self) -> int:
@@ -91,6 +103,25 @@ class SanitizedImage:
     @property
     def height(self) -> int:
         return int(self.rgb.shape[0])
+
+    def finer(self, wanted: float) -> tuple[NDArray[np.uint8], int]:
+        """The photo with at least ``wanted`` times ``rgb``'s pixels per side where it can:
+        ``(pixels, reduction)``, decoded again at the coarsest JPEG scale that gives them (down
+        to full size, and within the pixel limit), or ``(rgb, reduction)`` when ``rgb`` is
+        already that fine or cannot get finer. Raises ``UsageError`` if the decode fails."""
+        finest = self.reduction
+        while (
+            finest > 1
+            and self.reduction / finest < wanted
+            and _pixels(self.original_size, finest // 2) <= self.max_pixels
+        ):
+            finest //= 2
+        if finest == self.reduction or self.data is None:
+            return self.rgb, self.reduction
+        image, _, _, decoded = open_first_frame(
+            self.data, self.format, _pixels(self.original_size, finest), reduction=finest
+        )
+        return to_rgb(image, self.format), decoded
 
     def to_png(self) -> bytes:
         """The pixels re-encoded as a metadata-free PNG."""
@@ -166,8 +197,14 @@ def load_image(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    working_side: int | None = None,
 ) -> SanitizedImage:
-    """Decode untrusted ``data`` into a sanitised RGB image; raise ``UsageError`` if unusable."""
+    """Decode untrusted ``data`` into a sanitised RGB image; raise ``UsageError`` if unusable.
+
+    ``working_side``: the caller needs no more than this many pixels along the long side, so
+    a JPEG at least twice that long is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that
+    keeps its long side at or above it (``SanitizedImage.reduction``); ``max_pixels`` then
+    limits the pixels decoded. Other formats are decoded at full size."""
     if not data:
         raise UsageError("the photo is empty (0 bytes)")
     if len(data) > max_bytes:
@@ -185,12 +222,27 @@ def load_image(
 
         rgb, (width, height), notes = decode_in_child(data, kind, max_pixels)
     else:
-        rgb, (width, height), notes = decode_pixels(data, kind, max_pixels)
+        rgb, (width, height), notes, reduction = decode_pixels(data, kind, max_pixels, working_side)
+        out_h, out_w = rgb.shape[:2]
+        _check_shape(out_w, out_h)
+        return SanitizedImage(
+            rgb=rgb,
+            format=kind,
+            original_size=(width, height),
+            warnings=tuple(notes),
+            reduction=reduction,
+            data=data if reduction > 1 else None,
+            max_pixels=max_pixels,
+        )
 
     out_h, out_w = rgb.shape[:2]
     _check_shape(out_w, out_h)
     return SanitizedImage(
-        rgb=rgb, format=kind, original_size=(width, height), warnings=tuple(notes)
+        rgb=rgb,
+        format=kind,
+        original_size=(width, height),
+        warnings=tuple(notes),
+        max_pixels=max_pixels,
     )
 
 
@@ -207,19 +259,40 @@ def _register_heif() -> None:
 
 
 def decode_pixels(
-    data: bytes, kind: str, max_pixels: int
-) -> tuple[NDArray[np.uint8], tuple[int, int], list[str]]:
-    """Decode sniffed ``kind`` in this process: (RGB pixels, stored (width, height), notes).
+    data: bytes, kind: str, max_pixels: int, working_side: int | None = None
+) -> tuple[NDArray[np.uint8], tuple[int, int], list[str], int]:
+    """Decode sniffed ``kind`` in this process: (RGB pixels, stored (width, height), notes,
+    reduction).
 
     ``open_first_frame`` then ``to_rgb``; raises ``UsageError`` for anything unusable. A plain
-    JPEG goes the quicker way of ``decode_jpeg`` (the same pixels).
+    JPEG that is decoded at full size goes the quicker way of ``decode_jpeg`` (the same
+    pixels); one at least twice ``working_side`` long is decoded smaller (``load_image``).
     """
     if kind == "JPEG":
-        quick = decode_jpeg(data, max_pixels)
+        quick = decode_jpeg(data, max_pixels, working_side)
         if quick is not None:
-            return quick
-    image, size, notes = open_first_frame(data, kind, max_pixels)
-    return to_rgb(image, kind), size, notes
+            return (*quick, 1)
+    image, size, notes, reduction = open_first_frame(
+        data, kind, max_pixels, working_side=working_side
+    )
+    return to_rgb(image, kind), size, notes, reduction
+
+
+def jpeg_reduction(size: tuple[int, int], working_side: int | None) -> int:
+    """The DCT scale divisor (1, 2, 4 or 8) at which a JPEG of ``size`` (width, height) keeps a
+    long side of at least ``working_side`` (1 without one)."""
+    reduction = 1
+    if working_side is None:
+        return reduction
+    for candidate in JPEG_REDUCTIONS:
+        if max(size) // candidate >= working_side:
+            reduction = candidate
+    return reduction
+
+
+def _pixels(size: tuple[int, int], reduction: int) -> int:
+    """Pixels of a picture of ``size`` decoded at 1/``reduction`` (rounded up, as libjpeg)."""
+    return -(-size[0] // reduction) * -(-size[1] // reduction)
 
 
 # EXIF orientation (tag 0x0112) -> how OpenCV turns the stored pixels upright, as Pillow's
@@ -242,7 +315,7 @@ _TURNS = frozenset(range(2, 9))
 
 
 def decode_jpeg(
-    data: bytes, max_pixels: int
+    data: bytes, max_pixels: int, working_side: int | None = None
 ) -> tuple[NDArray[np.uint8], tuple[int, int], list[str]] | None:
     """A plain JPEG (one RGB or grey picture, ending at its end-of-image marker) decoded by
     OpenCV straight into an array, then turned upright as its EXIF orientation says:
@@ -257,7 +330,9 @@ def decode_jpeg(
     this saves is Pillow's full-size decode and its copy of the picture into a packed buffer
     and then into numpy: about 0.07 s for a 12 MP phone photo. None (CMYK, several pictures,
     data after the end marker, a damaged or oversized file, a failed decode) sends the caller
-    to ``open_first_frame``, which decodes the rest and words every refusal. So does a stream
+    to ``open_first_frame``, which decodes the rest and words every refusal, and so does a
+    photo to be decoded smaller for ``working_side`` (Pillow decodes it at once at that scale,
+    its check included: there is no full-size decode to save). So does a stream
     that OpenCV's libjpeg warns about ("Corrupt JPEG data: ..."): the warning is caught
     (``livingphoto.stderr_capture``), never shown, and Pillow decodes that photo as before."""
     if not data.endswith(b"\xff\xd9"):
@@ -272,6 +347,7 @@ def decode_jpeg(
                 image.mode not in ("RGB", "L")
                 or int(getattr(image, "n_frames", 1)) > 1
                 or width * height > max_pixels
+                or jpeg_reduction((width, height), working_side) > 1
             ):
                 return None
             exif = image.getexif()
@@ -322,10 +398,17 @@ def decode_jpeg(
 
 
 def open_first_frame(
-    data: bytes, kind: str, max_pixels: int
-) -> tuple[Image.Image, tuple[int, int], list[str]]:
+    data: bytes,
+    kind: str,
+    max_pixels: int,
+    *,
+    working_side: int | None = None,
+    reduction: int | None = None,
+) -> tuple[Image.Image, tuple[int, int], list[str], int]:
     """Open sniffed ``kind`` with Pillow: (the first frame, decoded and oriented, the stored
-    (width, height), notes). Applies our pixel limit before decoding and makes Pillow's bomb
+    (width, height), notes, the reduction it was decoded at). A JPEG is decoded at
+    1/``reduction`` of its size when given, else at ``jpeg_reduction(size, working_side)``.
+    Applies our pixel limit (to the pixels decoded) before decoding and makes Pillow's bomb
     warning an error; raises ``UsageError`` for anything unusable. Needs Pillow only."""
     if kind == "HEIC":
         _register_heif()
@@ -338,7 +421,10 @@ def open_first_frame(
             # Not closed here: a closed image loses its pixels, and the data is in memory anyway.
             im = Image.open(io.BytesIO(data), formats=[_DECODERS[kind]])
             width, height = im.size
-            if width * height > max_pixels:
+            scale = 1
+            if kind == "JPEG":
+                scale = reduction or jpeg_reduction((width, height), working_side)
+            if _pixels((width, height), scale) > max_pixels:
                 raise UsageError(
                     f"the photo has too many pixels ({width}x{height}); "
                     f"the limit is {max_pixels / 1e6:.0f} megapixels"
@@ -349,6 +435,9 @@ def open_first_frame(
                 im.seek(0)
                 what = "a burst or sequence" if kind == "HEIC" else "animated"
                 notes.append(f"the photo is {what} ({frames} frames); the first frame was used")
+            if scale > 1:
+                # libjpeg's DCT scaling: the decoder makes the smaller picture directly.
+                im.draft(None, (-(-width // scale), -(-height // scale)))
             im.load()
             # Turned as its EXIF orientation says, in place: no copy of a photo that is upright.
             ImageOps.exif_transpose(im, in_place=True)
@@ -373,7 +462,8 @@ def open_first_frame(
             raise UsageError(f"the photo is a corrupt {kind} file ({_short(error)})") from None
     if caught:
         notes.append("the photo's metadata was damaged and has been ignored")
-    return oriented, (width, height), notes
+    decoded = max(1, round(max(width, height) / max(oriented.size)))
+    return oriented, (width, height), notes, decoded
 
 
 def to_rgb(image: Image.Image, kind: str) -> NDArray[np.uint8]:
@@ -389,8 +479,10 @@ def load_image_file(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    working_side: int | None = None,
 ) -> SanitizedImage:
-    """Read and sanitise the photo at ``path``; every failure is a one-line ``UsageError``."""
+    """Read and sanitise the photo at ``path`` (``load_image``); every failure is a one-line
+    ``UsageError``."""
     p = Path(path)
     try:
         if not p.exists():
@@ -411,7 +503,7 @@ def load_image_file(
         raise UsageError(f"cannot read {p}: permission denied") from None
     except OSError as error:
         raise UsageError(f"cannot read {p}: {error.strerror or _short(error)}") from None
-    return load_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    return load_image(data, max_bytes=max_bytes, max_pixels=max_pixels, working_side=working_side)
 
 
 def _check_shape(width: int, height: int) -> None:

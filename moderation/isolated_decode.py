@@ -88,7 +88,7 @@ def _child(argv: list[str]) -> int:
     data = sys.stdin.buffer.read()
     out = sys.stdout.buffer
     try:
-        image, (width, height), notes = open_first_frame(data, kind, max_pixels)
+        image, (width, height), notes, _ = open_first_frame(data, kind, max_pixels)
         if image.mode not in _MODES or "transparency" in image.info:
             has_alpha = "A" in image.mode or "transparency" in image.info
             image = image.convert("RGBA" if has_alpha else "RGB")

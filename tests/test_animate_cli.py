@@ -221,7 +221,7 @@ def test_an_interrupt_during_an_import_is_an_interrupt(
     import moderation.intake
     from livingphoto.errors import GenerationFailed
 
-    def interrupted_import(*_: object) -> None:
+    def interrupted_import(*_: object, **__: object) -> None:
         try:
             raise KeyboardInterrupt
         except KeyboardInterrupt as interrupt:

@@ -211,7 +211,7 @@ def test_mangled_phone_photos_never_escape_as_other_errors(
 
 def _pillow_decode(data: bytes) -> np.ndarray:
     """What Pillow alone makes of ``data`` (``open_first_frame`` and ``to_rgb``)."""
-    image, _, _ = open_first_frame(data, "JPEG", DEFAULT_MAX_PIXELS)
+    image, _, _, _ = open_first_frame(data, "JPEG", DEFAULT_MAX_PIXELS)
     return to_rgb(image, "JPEG")
 
 
