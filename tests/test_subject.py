@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
+from typing import Any
+
 import images
 import numpy as np
 import pytest
@@ -119,19 +122,26 @@ def test_the_finer_pass_finds_a_small_face_in_a_phone_photo_in_grey(
     detector = model._detector
 
     class Spy:
-        def run(self, image: np.ndarray, *args: object) -> object:  # type: ignore[type-arg]
-            searched.append(image.shape)
-            return detector.run(image, *args)
+        def __init__(self, name: str, real: Any) -> None:
+            self.name, self.real = name, real
 
-    monkeypatch.setattr(model, "_detector", Spy())
+        def run(self, image: np.ndarray, *args: object) -> object:  # type: ignore[type-arg]
+            searched.append((self.name, *image.shape))
+            return self.real.run(image, *args)
+
+    # A dlib detector runs one search at a time: the strips each have their own.
+    monkeypatch.setattr(model, "_detector", Spy("detector", detector))
+    monkeypatch.setattr(model, "_spare", Spy("copy", pickle.loads(pickle.dumps(detector))))
     (face,) = model.find_faces(np.asarray(photo))
     assert face.detector == "hog" and face.frontal and face.score >= 0.6
     # The astronaut's face (x 175-266, y 76-167 of 512) where it was pasted.
     scale = 793 / 512
     assert abs(face.x + face.w / 2 - (2600 + 220 * scale)) < 0.3 * face.w
     assert abs(face.y + face.h / 2 - (1100 + 121 * scale)) < 0.3 * face.h
-    # The first pass in colour at 640 px found nothing; the second, at 1280 px, in grey.
-    assert searched == [(480, 640, 3), (960, 1280)]
+    # The first pass in colour at 640 px found nothing; the second, at 1280 px, in grey, as two
+    # strips of 800 px (overlapping by 320 px) side by side, each on its own detector.
+    assert searched[0] == ("detector", 480, 640, 3)
+    assert sorted(searched[1:]) == [("copy", 960, 800), ("detector", 960, 800)]
 
 
 def restyled(picture: np.ndarray) -> dict[str, np.ndarray]:  # type: ignore[type-arg]
@@ -219,10 +229,12 @@ def test_after_a_miss_the_searches_run_side_by_side_and_find_what_they_found_in_
         FaceModel.find_cats,
     )
 
-    def at(self: FaceModel, rgb: np.ndarray, long_side: int, grey: bool = False) -> list:  # type: ignore[type-arg]
+    def at(
+        self: FaceModel, rgb: np.ndarray, long_side: int, grey: bool = False, pool: Any = None
+    ) -> list:  # type: ignore[type-arg]
         if grey:
             finer_saw.update({k: e.wait(timeout=30) for k, e in started.items()})
-        return real_at(self, rgb, long_side, grey)
+        return real_at(self, rgb, long_side, grey, pool)
 
     def second(self: FaceModel, rgb: np.ndarray) -> list:  # type: ignore[type-arg]
         started["second"].set()
@@ -238,3 +250,39 @@ def test_after_a_miss_the_searches_run_side_by_side_and_find_what_they_found_in_
     kind, found = model.find_heads(pictures["big cat"])
     assert (kind, [f.detector for f in found]) == ("animal", ["cat-cascade"])
     assert finer_saw == {"second": True, "cats": True}
+
+
+@pytest.mark.parametrize("size", [(2000, 1500), (1500, 2000)])
+def test_the_finer_pass_searches_two_strips_side_by_side_and_finds_each_face_once(
+    model: FaceModel, size: tuple[int, int]
+) -> None:
+    """A small face before, inside and after the strips' overlap (across the long side of a
+    landscape and of a portrait photo) is found once, where one search of the whole finds it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from skimage import data as skdata
+
+    person = Image.open(images.EXAMPLES / "astronaut.jpg").convert("RGB").resize((300, 300))
+    backdrop = Image.fromarray(skdata.coffee()).resize(size)  # type: ignore[no-untyped-call]
+    long = max(size)
+    for where in (0.2, 0.5, 0.8):  # the overlap spans 0.375-0.625 of the long side
+        photo = backdrop.copy()
+        along = round(where * long) - 150
+        photo.paste(person, (along, 200) if size[0] > size[1] else (200, along))
+        rgb = np.asarray(photo)
+        whole = model._find_faces_at(rgb, 1280, grey=True)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            strips = model._find_faces_at(rgb, 1280, grey=True, pool=pool)
+        assert len(whole) == len(strips) == 1, where
+        (a,), (b,) = whole, strips
+        assert abs(a.x - b.x) < 0.2 * a.w and abs(a.y - b.y) < 0.2 * a.w, where
+        assert b.score > 0.5
+
+
+def test_boxes_of_the_two_strips_are_one_face_when_they_overlap_or_nest() -> None:
+    from generation.faces import _same_face
+
+    assert _same_face((0, 0, 100, 100), (10, 5, 110, 105))  # shifted a little
+    assert _same_face((0, 0, 140, 140), (20, 15, 118, 113))  # found at two scales
+    assert not _same_face((0, 0, 100, 100), (80, 0, 180, 100))  # neighbours in a group
+    assert not _same_face((0, 0, 100, 100), (200, 200, 300, 300))
